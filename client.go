@@ -1,0 +1,161 @@
+package sse
+
+import (
+	"sync"
+	"time"
+)
+
+// Reasons a stream ends, as counted in Stats.Disconnects.
+const (
+	ReasonClientGone = "client_gone" // the client closed the connection
+	ReasonOverflow   = "overflow"    // its buffer was full (OverflowDisconnect)
+	ReasonWriteError = "write_error" // a write failed or stalled past ClientTimeout
+	ReasonEvicted    = "evicted"     // a newer connection of the user took its place
+	ReasonRotated    = "rotated"     // it reached its MaxStreamAge
+	ReasonShutdown   = "shutdown"    // the hub closed
+	ReasonBroker     = "broker"      // the broker could not replay its history
+)
+
+// entry is one queued frame with the id it carries, so that the catch-up
+// after a replay can drop what the replay already wrote.
+type entry struct {
+	id    string
+	frame []byte
+}
+
+// client is one registered stream. The hub enqueues into it from the
+// broker's delivery; the stream's own goroutine drains it. Nothing here
+// touches the socket.
+type client struct {
+	id      string
+	user    string // "" for an anonymous connection
+	created time.Time
+	slot    int // index in registry.all, guarded by the registry lock
+
+	wake chan struct{} // capacity 1: "the queue is not empty"
+	done chan struct{} // closed when the hub ends the stream
+
+	mu         sync.Mutex
+	queue      []entry
+	limit      int // BufferSize, once live
+	catchingUp bool // replay in progress: overflow means "replay again", not "disconnect"
+	overflowed bool
+	reason     string // why done was closed
+}
+
+func newClient(id, user string, limit int) *client {
+	return &client{
+		id:         id,
+		user:       user,
+		created:    time.Now(),
+		limit:      limit,
+		catchingUp: true,
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+}
+
+// catchUpLimit is how many live events a client may queue while its replay
+// runs, before the replay has to start over from where it got to.
+const catchUpLimit = 256
+
+// enqueueResult is what became of one frame offered to a client.
+type enqueueResult int
+
+const (
+	queued enqueueResult = iota
+	dropped
+	disconnected
+	ignored // the stream is ending or replaying over it
+)
+
+// enqueue offers e without ever blocking the publisher.
+func (c *client) enqueue(e entry, policy OverflowPolicy) enqueueResult {
+	c.mu.Lock()
+	switch {
+	case c.reason != "":
+		c.mu.Unlock()
+		return ignored
+	case c.catchingUp && len(c.queue) >= max(c.limit, catchUpLimit):
+		// The replay loop will fetch these from the history again.
+		c.overflowed = true
+		c.queue = c.queue[:0]
+		c.mu.Unlock()
+		return ignored
+	case len(c.queue) >= c.limit && policy == OverflowDrop:
+		c.mu.Unlock()
+		return dropped
+	case len(c.queue) >= c.limit:
+		c.endLocked(ReasonOverflow)
+		c.mu.Unlock()
+		return disconnected
+	}
+	c.queue = append(c.queue, e)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return queued
+}
+
+// take swaps the queue out, handing the caller its entries; spare is an
+// emptied earlier result to reuse as the next queue.
+func (c *client) take(spare []entry) []entry {
+	c.mu.Lock()
+	q := c.queue
+	c.queue = spare[:0]
+	c.mu.Unlock()
+	return q
+}
+
+// endCatchUp finishes a replay that wrote everything up to last: it returns
+// false if live events overflowed meanwhile (replay again from last), and
+// otherwise drops the queued events the replay already covered and
+// switches the client to live delivery.
+func (c *client) endCatchUp(last string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.overflowed {
+		c.overflowed = false
+		return false
+	}
+	c.catchingUp = false
+	if last == "" {
+		return true
+	}
+	keep := c.queue[:0]
+	for _, e := range c.queue {
+		if CompareIDs(e.id, last) > 0 {
+			keep = append(keep, e)
+		}
+	}
+	clear(c.queue[len(keep):])
+	c.queue = keep
+	return true
+}
+
+// end closes the stream for reason; the first reason wins. It reports
+// whether this call ended it.
+func (c *client) end(reason string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endLocked(reason)
+}
+
+func (c *client) endLocked(reason string) bool {
+	if c.reason != "" {
+		return false
+	}
+	c.reason = reason
+	c.queue = nil
+	close(c.done)
+	return true
+}
+
+// endReason returns why the hub ended the stream, or "".
+func (c *client) endReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}

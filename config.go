@@ -1,0 +1,155 @@
+package sse
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// OverflowPolicy says what the hub does when a connection's buffer is full.
+type OverflowPolicy int
+
+const (
+	// OverflowDisconnect ends the stream of a client that cannot keep up.
+	// Its EventSource reconnects with Last-Event-ID and the broker replays
+	// what it missed, so nothing is lost. The default.
+	OverflowDisconnect OverflowPolicy = iota
+	// OverflowDrop skips the event for that client and keeps the stream
+	// open: the client silently misses it. Counted in Stats.Dropped.
+	OverflowDrop
+)
+
+// Config tunes a Hub. The zero value of every field means its default;
+// DefaultConfig spells the defaults out.
+type Config struct {
+	// BufferSize is how many events may wait for one connection's writer
+	// before the OverflowPolicy applies. Defaults to 10.
+	BufferSize int
+
+	// ClientTimeout is how long one write to a connection may stall before
+	// the connection is closed, so that a peer that stopped reading cannot
+	// pin a goroutine. Defaults to 5m.
+	ClientTimeout time.Duration
+
+	// HeartbeatInterval is how long a stream may stay silent before the hub
+	// writes a heartbeat event. Defaults to 30s. Negative disables.
+	HeartbeatInterval time.Duration
+
+	// MaxClients caps concurrent connections on this hub; the next one gets
+	// a retry hint and its stream ends before it is registered. Defaults to
+	// 1000. Negative means unlimited.
+	MaxClients int
+
+	// MaxClientsPerUser caps one user's concurrent connections; a new one
+	// closes that user's oldest. Defaults to 5. Negative means unlimited.
+	MaxClientsPerUser int
+
+	// HistorySize bounds how many events the in-memory broker keeps for
+	// replay. Defaults to 1000. Ignored when Broker is set.
+	HistorySize int
+
+	// HistoryAge bounds how old a kept event may be. Defaults to 10m.
+	// Ignored when Broker is set.
+	HistoryAge time.Duration
+
+	// MaxEventSize bounds an event's encoded type and data, in bytes; a
+	// larger send fails with ErrEventTooLarge. Defaults to 64 KiB.
+	MaxEventSize int
+
+	// Overflow is what happens when a connection's buffer is full.
+	// Defaults to OverflowDisconnect.
+	Overflow OverflowPolicy
+
+	// MaxStreamAge ends a stream once it is this old (each stream draws its
+	// own age between 80 % and 100 % of it, so a fleet of clients does not
+	// reconnect at once); the client resumes where it was. Defaults to 1h.
+	// Negative disables.
+	MaxStreamAge time.Duration
+
+	// RetryInterval is the reconnection delay the hub asks browsers for (the
+	// retry field). Streams refused for load get a jittered 1–2× of it.
+	// Defaults to 3s.
+	RetryInterval time.Duration
+
+	// Broker carries events between publishers and hubs and keeps their
+	// history. Defaults to an in-memory broker sized by HistorySize and
+	// HistoryAge, which the hub closes with itself; a Broker given here is
+	// the caller's to close, after the hub.
+	Broker Broker
+
+	// Logger receives the hub's rare warnings (a failing broker, a replay
+	// error). Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults: BufferSize 10, ClientTimeout 5m,
+// HeartbeatInterval 30s, MaxClients 1000, MaxClientsPerUser 5.
+func DefaultConfig() Config {
+	return Config{
+		BufferSize:        10,
+		ClientTimeout:     5 * time.Minute,
+		HeartbeatInterval: 30 * time.Second,
+		MaxClients:        1000,
+		MaxClientsPerUser: 5,
+		HistorySize:       1000,
+		HistoryAge:        10 * time.Minute,
+		MaxEventSize:      64 << 10,
+		MaxStreamAge:      time.Hour,
+		RetryInterval:     3 * time.Second,
+	}
+}
+
+// withDefaults fills the zero fields and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.BufferSize == 0 {
+		c.BufferSize = d.BufferSize
+	}
+	if c.ClientTimeout == 0 {
+		c.ClientTimeout = d.ClientTimeout
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = d.MaxClients
+	}
+	if c.MaxClientsPerUser == 0 {
+		c.MaxClientsPerUser = d.MaxClientsPerUser
+	}
+	if c.HistorySize == 0 {
+		c.HistorySize = d.HistorySize
+	}
+	if c.HistoryAge == 0 {
+		c.HistoryAge = d.HistoryAge
+	}
+	if c.MaxEventSize == 0 {
+		c.MaxEventSize = d.MaxEventSize
+	}
+	if c.MaxStreamAge == 0 {
+		c.MaxStreamAge = d.MaxStreamAge
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = d.RetryInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.BufferSize < 0:
+		return c, fmt.Errorf("%w: BufferSize %d is negative", ErrInvalidConfig, c.BufferSize)
+	case c.ClientTimeout < 0:
+		return c, fmt.Errorf("%w: ClientTimeout %v is negative", ErrInvalidConfig, c.ClientTimeout)
+	case c.HistorySize < 0:
+		return c, fmt.Errorf("%w: HistorySize %d is negative", ErrInvalidConfig, c.HistorySize)
+	case c.HistoryAge < 0:
+		return c, fmt.Errorf("%w: HistoryAge %v is negative", ErrInvalidConfig, c.HistoryAge)
+	case c.MaxEventSize < 0:
+		return c, fmt.Errorf("%w: MaxEventSize %d is negative", ErrInvalidConfig, c.MaxEventSize)
+	case c.RetryInterval < 0:
+		return c, fmt.Errorf("%w: RetryInterval %v is negative", ErrInvalidConfig, c.RetryInterval)
+	case c.Overflow != OverflowDisconnect && c.Overflow != OverflowDrop:
+		return c, fmt.Errorf("%w: unknown Overflow policy %d", ErrInvalidConfig, c.Overflow)
+	}
+	return c, nil
+}

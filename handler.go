@@ -1,0 +1,87 @@
+package sse
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// HandlerOptions configures Hub.Handler.
+type HandlerOptions struct {
+	// Authenticate returns the user id of r: "" for an anonymous client,
+	// or an error to refuse the request with 401. Nil treats every request
+	// as anonymous.
+	Authenticate func(r *http.Request) (userID string, err error)
+
+	// RequireAuth refuses anonymous requests with 401.
+	RequireAuth bool
+}
+
+// Handler returns the event stream as a plain http.Handler, for net/http's
+// ServeMux, chi or any router. A request it refuses gets a 401 with a JSON
+// error body and no stream: the only status that tells a browser's
+// EventSource to stop for good, and so the only one the hub uses.
+func (h *Hub) Handler(opts HandlerOptions) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the event stream is read with GET")
+			return
+		}
+		var user string
+		if opts.Authenticate != nil {
+			u, err := opts.Authenticate(r)
+			if err != nil {
+				WriteError(w, http.StatusUnauthorized, "unauthorized", err.Error())
+				return
+			}
+			user = u
+		}
+		if user == "" && opts.RequireAuth {
+			WriteError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
+			return
+		}
+		h.ServeStream(w, r, user)
+	})
+}
+
+// Status is the body of the status endpoint.
+type Status struct {
+	Status         string `json:"status"`
+	ConnectedUsers int    `json:"connected_users"`
+	TotalClients   int    `json:"total_clients"`
+}
+
+// Status reports the hub's connections; Status is "closed" after Shutdown.
+func (h *Hub) Status() Status {
+	clients, users := h.reg.counts()
+	st := "operational"
+	if h.closing.Load() {
+		st = "closed"
+	}
+	return Status{Status: st, ConnectedUsers: users, TotalClients: clients}
+}
+
+// StatusHandler serves Status as JSON.
+func (h *Hub) StatusHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, h.Status())
+	})
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// WriteError writes status with an ErrorBody.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, ErrorBody{Error: code, Message: message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,297 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Hub routes events to the connections it serves: to one user (all of that
+// user's connections), several users, one connection, or everyone. Sends go
+// through the Broker, which numbers them and keeps their history; the hub
+// hears every message back from its broker subscription and enqueues the
+// frame, encoded once, to each addressed connection.
+//
+// The hub starts no goroutine of its own beyond what its broker's
+// subscription needs; each stream runs on its request's goroutine. Close
+// or Shutdown ends every stream and the subscription. All methods are safe
+// for concurrent use.
+type Hub struct {
+	cfg        Config
+	broker     Broker
+	ownsBroker bool
+	reg        *registry
+	stats      stats
+
+	cancelSub context.CancelFunc
+	mu        sync.Mutex // orders streams.Add against Shutdown's Wait
+	streams   sync.WaitGroup
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Target addresses a Publish: the listed users and clients; both empty
+// means everyone.
+type Target struct {
+	Users   []string
+	Clients []string
+}
+
+// New returns a running hub, or an error wrapping ErrInvalidConfig, or the
+// broker's error if the subscription cannot start.
+func New(cfg Config) (*Hub, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, broker: cfg.Broker, reg: newRegistry(), closed: make(chan struct{})}
+	if h.broker == nil {
+		h.broker = NewMemoryBroker(cfg.HistorySize, cfg.HistoryAge)
+		h.ownsBroker = true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := h.broker.Subscribe(ctx, h.deliver); err != nil {
+		cancel()
+		return nil, fmt.Errorf("sse: subscribe: %w", err)
+	}
+	h.cancelSub = cancel
+	return h, nil
+}
+
+// NewHub is New for configurations known to be valid, as in the Quick
+// Start; it panics on an invalid Config, like regexp.MustCompile.
+func NewHub(cfg Config) *Hub {
+	h, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// Broker returns the hub's broker.
+func (h *Hub) Broker() Broker { return h.broker }
+
+// Publish validates and encodes ev once, hands it to the broker and
+// returns the id the broker gave it. It fails with ErrInvalidEvent or
+// ErrEventTooLarge (nothing is sent), ErrHubClosed, or the broker's error
+// (nothing is sent either: a publish is never silently lost).
+func (h *Hub) Publish(ctx context.Context, to Target, ev Event) (string, error) {
+	if h.closing.Load() {
+		return "", ErrHubClosed
+	}
+	p, err := encode(ev, h.cfg.MaxEventSize)
+	if err != nil {
+		return "", err
+	}
+	m := Message{Users: sortedSet(to.Users), Clients: sortedSet(to.Clients), Type: p.typ, Data: p.data}
+	id, err := h.broker.Publish(ctx, m)
+	if err != nil {
+		if errors.Is(err, ErrBrokerClosed) {
+			return "", ErrHubClosed
+		}
+		return "", fmt.Errorf("sse: publish: %w", err)
+	}
+	h.stats.published(p.typ)
+	return id, nil
+}
+
+// sortedSet returns ss sorted without repeats and without empty ids (an
+// empty user id would otherwise mean "anonymous").
+func sortedSet(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := slices.DeleteFunc(slices.Clone(ss), func(s string) bool { return s == "" })
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// SendToUser sends ev to every connection of the user.
+func (h *Hub) SendToUser(userID uuid.UUID, ev Event) error {
+	_, err := h.Publish(context.Background(), Target{Users: []string{userID.String()}}, ev)
+	return err
+}
+
+// SendToUsers sends ev to every connection of each of the users, once per
+// connection. An empty list sends nothing.
+func (h *Hub) SendToUsers(userIDs []uuid.UUID, ev Event) error {
+	if len(userIDs) == 0 {
+		return nil
+	}
+	users := make([]string, len(userIDs))
+	for i, u := range userIDs {
+		users[i] = u.String()
+	}
+	_, err := h.Publish(context.Background(), Target{Users: users}, ev)
+	return err
+}
+
+// SendToAll sends ev to every connection, with or without a user.
+func (h *Hub) SendToAll(ev Event) error {
+	_, err := h.Publish(context.Background(), Target{}, ev)
+	return err
+}
+
+// SendToClient sends ev to one connection, by the client_id of its
+// connected event. A new connection of the same browser is a new client:
+// client-addressed events are not replayed to it.
+func (h *Hub) SendToClient(clientID string, ev Event) error {
+	if clientID == "" {
+		return fmt.Errorf("%w: empty client id", ErrInvalidEvent)
+	}
+	_, err := h.Publish(context.Background(), Target{Clients: []string{clientID}}, ev)
+	return err
+}
+
+// deliver is the broker subscription: it frames m once and offers the same
+// bytes to every addressed client without blocking.
+func (h *Hub) deliver(m Message) {
+	var fr []byte
+	n := 0
+	h.reg.each(&m, func(c *client) {
+		if fr == nil {
+			fr = appendFrame(make([]byte, 0, frameSize(m.ID, m.Type, m.Data)), m.ID, m.Type, m.Data)
+		}
+		switch c.enqueue(entry{id: m.ID, frame: fr}, h.cfg.Overflow) {
+		case queued:
+			n++
+		case dropped:
+			h.stats.dropped.Add(1)
+		case disconnected:
+			h.stats.disconnect(ReasonOverflow)
+		}
+	})
+	h.stats.delivered(m.Type, n)
+}
+
+// GetConnectedUsers returns the users with at least one connection whose
+// id is a UUID; ConnectedUserIDs returns them all.
+func (h *Hub) GetConnectedUsers() []uuid.UUID {
+	ids := h.reg.users()
+	out := make([]uuid.UUID, 0, len(ids))
+	for _, id := range ids {
+		if u, err := uuid.Parse(id); err == nil {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// ConnectedUserIDs returns the ids of the users with at least one
+// connection.
+func (h *Hub) ConnectedUserIDs() []string { return h.reg.users() }
+
+// GetUserClientCount returns how many connections the user has.
+func (h *Hub) GetUserClientCount(userID uuid.UUID) int { return h.reg.userCount(userID.String()) }
+
+// UserClientCount returns how many connections the user id has.
+func (h *Hub) UserClientCount(userID string) int { return h.reg.userCount(userID) }
+
+// GetTotalClientCount returns how many connections the hub serves.
+func (h *Hub) GetTotalClientCount() int {
+	n, _ := h.reg.counts()
+	return n
+}
+
+// Run blocks until ctx is done, then closes the hub. The hub works without
+// it; it is there for code written against the seed module, which had to
+// start its hub loop.
+func (h *Hub) Run(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		h.Close()
+	case <-h.closed:
+	}
+}
+
+// Close ends every stream at once and waits for them; see Shutdown.
+func (h *Hub) Close() error {
+	return h.Shutdown(context.Background())
+}
+
+// Shutdown stops the hub the way http.Server.Shutdown stops a server: new
+// streams are turned away with a retry hint and sends fail with
+// ErrHubClosed; every open stream is ended cleanly (its client reconnects,
+// elsewhere or later, and resumes); then Shutdown waits for the streams'
+// goroutines to return. Given a ctx with a deadline, it spreads the closes
+// over the first half of the time left, so that a fleet of clients does not
+// reconnect at once. It returns ctx.Err() if ctx is done first; the streams
+// still end. The subscription stops, and a broker the hub made is closed.
+//
+// An SSE stream is never idle, so http.Server.Shutdown waits for ever
+// unless the hub ends its streams: register srv.RegisterOnShutdown(func()
+// { hub.Close() }), as the Echo module does.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closing.Store(true)
+	h.mu.Unlock()
+	clients := h.reg.snapshot()
+	var spread time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		spread = time.Until(dl) / 2
+	}
+	if spread > 0 && len(clients) > 1 {
+		step := spread / time.Duration(len(clients))
+		t := time.NewTimer(step)
+		defer t.Stop()
+		for i, c := range clients {
+			h.endStream(c, ReasonShutdown)
+			if i == len(clients)-1 {
+				break
+			}
+			select {
+			case <-t.C:
+				t.Reset(step)
+			case <-ctx.Done():
+				// Out of time: end the rest at once.
+				for _, c := range clients[i+1:] {
+					h.endStream(c, ReasonShutdown)
+				}
+				clients = nil
+			}
+			if clients == nil {
+				break
+			}
+		}
+	} else {
+		for _, c := range clients {
+			h.endStream(c, ReasonShutdown)
+		}
+	}
+	h.closeOnce.Do(func() {
+		h.cancelSub()
+		close(h.closed)
+	})
+	waited := make(chan struct{})
+	go func() {
+		h.streams.Wait()
+		close(waited)
+	}()
+	var err error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if h.ownsBroker {
+		if mb, ok := h.broker.(interface{ Close() error }); ok {
+			mb.Close()
+		}
+	}
+	return err
+}
+
+// endStream ends c's stream for reason and unregisters it at once.
+func (h *Hub) endStream(c *client, reason string) {
+	if c.end(reason) {
+		h.stats.disconnect(reason)
+	}
+	h.reg.remove(c)
+}

@@ -1,0 +1,322 @@
+package sse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// errCatchUp ends a stream whose replay could not catch up with live
+// events; the client reconnects from the last id it received.
+var errCatchUp = errors.New("sse: replay could not catch up with live events")
+
+// maxCatchUpPasses bounds the replays one connection may run back to back.
+const maxCatchUpPasses = 8
+
+// flushAt is how much replayed data is gathered before a write.
+const flushAt = 32 << 10
+
+
+// ServeStream serves one event stream on w for userID ("" for an anonymous
+// connection) and returns when it ends: the client went away, the hub ended
+// it (shutdown, overflow, eviction, rotation), or a write failed or stalled
+// for ClientTimeout. The caller has authenticated the request; Handler and
+// the Echo module do that before they call it.
+//
+// The stream resumes after the Last-Event-ID header, or the lastEventId
+// query parameter for clients that cannot set headers.
+func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	s := &stream{hub: h, w: w, rc: http.NewResponseController(w)}
+	defer s.rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
+
+	h.mu.Lock()
+	if h.closing.Load() {
+		h.mu.Unlock()
+		s.refuse()
+		return
+	}
+	h.streams.Add(1)
+	h.mu.Unlock()
+	defer h.streams.Done()
+
+	c := newClient(uuid.NewString(), userID, h.cfg.BufferSize)
+	evicted, ok := h.reg.add(c, h.cfg.MaxClients, h.cfg.MaxClientsPerUser)
+	if !ok {
+		s.refuse()
+		return
+	}
+	if evicted != nil {
+		h.endStream(evicted, ReasonEvicted)
+	}
+	if h.closing.Load() { // Shutdown's snapshot may have missed c
+		h.endStream(c, ReasonShutdown)
+	}
+	s.c = c
+	// The first reason to end a stream wins: when the hub ended it, run's
+	// answer only repeats it.
+	h.endStream(c, s.run(r.Context(), lastEventID(r)))
+}
+
+// lastEventID returns where the client asks to resume, "" for a fresh
+// stream.
+func lastEventID(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	return r.URL.Query().Get("lastEventId")
+}
+
+// stream is one connection's writer; it lives on the request goroutine and
+// is the only thing that touches w.
+type stream struct {
+	hub *Hub
+	c   *client
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf []byte // frames gathered for the next write
+}
+
+// refuse ends a stream that is not served (hub full or closing) with a
+// jittered retry hint: a 503 would make a browser give up for good.
+func (s *stream) refuse() {
+	s.hub.stats.rejected.Add(1)
+	s.buf = appendRetry(s.buf[:0], s.hub.jitteredRetry())
+	s.write()
+}
+
+// jitteredRetry returns 1–2× RetryInterval in milliseconds.
+func (h *Hub) jitteredRetry() int64 {
+	ms := h.cfg.RetryInterval.Milliseconds()
+	return ms + rand.Int64N(ms+1)
+}
+
+// run writes the opening, the replay and then live events until the stream
+// ends; it returns why it ended.
+func (s *stream) run(ctx context.Context, resumeFrom string) string {
+	h := s.hub
+	s.buf = appendRetry(s.buf, h.cfg.RetryInterval.Milliseconds())
+	var err error
+	if resumeFrom == "" {
+		head, herr := h.broker.Head(ctx)
+		if herr != nil {
+			// Without a position the client could not resume later without
+			// a gap: send it away to come back when the broker answers.
+			h.cfg.Logger.Warn("sse: broker head failed; stream refused", "err", herr)
+			return s.endWithRetry(ReasonBroker)
+		}
+		s.appendConnected(head, false)
+		err = s.catchUp(ctx, head, nil)
+	} else {
+		err = s.catchUp(ctx, resumeFrom, s.appendConnected)
+	}
+	switch {
+	case errors.Is(err, errWrite):
+		return ReasonWriteError
+	case errors.Is(err, errCatchUp):
+		return s.endWithRetry(ReasonOverflow)
+	case ctx.Err() != nil:
+		return ReasonClientGone
+	case err != nil:
+		h.cfg.Logger.Warn("sse: replay failed; stream ended", "err", err)
+		return s.endWithRetry(ReasonBroker)
+	}
+	return s.live(ctx)
+}
+
+// appendConnected appends the connected event. A fresh stream's carries
+// the broker's head as its id, so that a browser that reconnects before any
+// event arrived still resumes from there; a resumed stream's carries none,
+// so that it does not skip the replay.
+func (s *stream) appendConnected(id string, resumed bool) {
+	data, _ := json.Marshal(struct {
+		ClientID  string `json:"client_id"`
+		Timestamp string `json:"timestamp"`
+		Resumed   bool   `json:"resumed"`
+	}{s.c.id, time.Now().UTC().Format(time.RFC3339Nano), resumed})
+	if resumed {
+		id = ""
+	}
+	s.buf = appendFrame(s.buf, id, TypeConnected, data)
+}
+
+// catchUp replays the history after from, writing what is addressed to
+// this client, then hands over to live delivery without a gap or a
+// duplicate: live events queued meanwhile that the replay already wrote
+// are dropped, and if they overflowed, the replay runs again from where it
+// got to. opening, if not nil, is called before the first frame with the
+// resume position and whether the broker knew it.
+func (s *stream) catchUp(ctx context.Context, from string, opening func(id string, resumed bool)) error {
+	h, c := s.hub, s.c
+	resynced := false
+	for pass := 0; pass < maxCatchUpPasses; pass++ {
+		last := from
+		err := h.broker.Replay(ctx, from, func(m Message) error {
+			if opening != nil {
+				opening(from, true)
+				opening = nil
+			}
+			last = m.ID
+			if !m.addressedTo(c.user, c.id) {
+				return nil
+			}
+			s.buf = appendFrame(s.buf, m.ID, m.Type, m.Data)
+			h.stats.replayed.Add(1)
+			if len(s.buf) >= flushAt {
+				return s.write()
+			}
+			return nil
+		})
+		if errors.Is(err, ErrUnknownID) && !resynced {
+			if opening != nil {
+				opening(from, false)
+				opening = nil
+			}
+			head, herr := h.broker.Head(ctx)
+			if herr != nil {
+				return herr
+			}
+			s.appendResync(from, head)
+			resynced = true
+			from = head
+			pass--
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if opening != nil {
+			opening(from, true)
+			opening = nil
+		}
+		if err := s.write(); err != nil {
+			return err
+		}
+		if c.endCatchUp(last) {
+			return nil
+		}
+		from = last
+	}
+	return errCatchUp
+}
+
+// appendResync appends the resync event, whose id moves the client to the
+// head: what it missed is gone, and it should refetch its state.
+func (s *stream) appendResync(lastID, head string) {
+	data, _ := json.Marshal(struct {
+		Reason      string `json:"reason"`
+		LastEventID string `json:"last_event_id"`
+	}{"history_unavailable", lastID})
+	s.buf = appendFrame(s.buf, head, TypeResync, data)
+	s.hub.stats.resyncs.Add(1)
+}
+
+// live writes queued events as they come, a batch per wake-up, and
+// heartbeats when the stream has been silent for HeartbeatInterval.
+func (s *stream) live(ctx context.Context) string {
+	h, c := s.hub, s.c
+	lastWrite := time.Now()
+	// The heartbeat timer is re-armed from lastWrite when it fires rather
+	// than on every write, so busy streams pay nothing for it.
+	var beat <-chan time.Time
+	var beatTimer *time.Timer
+	if iv := h.cfg.HeartbeatInterval; iv > 0 {
+		beatTimer = time.NewTimer(iv)
+		defer beatTimer.Stop()
+		beat = beatTimer.C
+	}
+	var age <-chan time.Time
+	if max := h.cfg.MaxStreamAge; max > 0 {
+		// 80–100 % of the maximum, so that streams opened together do not
+		// all reconnect together.
+		t := time.NewTimer(max - time.Duration(rand.Int64N(int64(max)/5+1)))
+		defer t.Stop()
+		age = t.C
+	}
+	var spare []entry
+	for {
+		select {
+		case <-c.wake:
+			q := c.take(spare)
+			for _, e := range q {
+				s.buf = append(s.buf, e.frame...)
+			}
+			clear(q) // let written frames be collected
+			spare = q[:0]
+			if err := s.write(); err != nil {
+				return ReasonWriteError
+			}
+			lastWrite = time.Now()
+		case now := <-beat:
+			if silent := now.Sub(lastWrite); silent < h.cfg.HeartbeatInterval {
+				beatTimer.Reset(h.cfg.HeartbeatInterval - silent)
+				continue
+			}
+			s.appendHeartbeat(now)
+			if err := s.write(); err != nil {
+				return ReasonWriteError
+			}
+			lastWrite = now
+			beatTimer.Reset(h.cfg.HeartbeatInterval)
+		case <-age:
+			return s.endWithRetry(ReasonRotated)
+		case <-c.done:
+			return s.endWithRetry(c.endReason())
+		case <-ctx.Done():
+			return ReasonClientGone
+		}
+	}
+}
+
+// errWrite marks a failed or stalled write to the client.
+var errWrite = errors.New("sse: write to client failed")
+
+// write sends the gathered frames in one write and one flush, under a
+// write deadline of ClientTimeout, and empties the buffer.
+func (s *stream) write() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	// Not every ResponseWriter supports deadlines (http.ErrNotSupported);
+	// the write then has no stall bound, as with any plain handler.
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.ClientTimeout))
+	_, err := s.w.Write(s.buf)
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	if cap(s.buf) > flushAt*2 {
+		s.buf = nil // do not keep a replay-sized buffer on an idle stream
+	} else {
+		s.buf = s.buf[:0]
+	}
+	if err != nil {
+		return errors.Join(errWrite, err)
+	}
+	return nil
+}
+
+// endWithRetry ends a stream the hub closed with a jittered retry hint,
+// so that clients cut at once do not all come back at once.
+func (s *stream) endWithRetry(reason string) string {
+	s.buf = appendRetry(s.buf[:0], s.hub.jitteredRetry())
+	if s.write() != nil {
+		return ReasonWriteError
+	}
+	return reason
+}
+
+// heartbeatData is the heartbeat's payload prefix; the time is appended.
+func (s *stream) appendHeartbeat(now time.Time) {
+	s.buf = append(s.buf, "event: heartbeat\ndata: {\"timestamp\":\""...)
+	s.buf = now.UTC().AppendFormat(s.buf, time.RFC3339)
+	s.buf = append(s.buf, "\"}\n\n"...)
+}
