@@ -34,19 +34,23 @@ type client struct {
 
 	wake chan struct{} // capacity 1: "the queue is not empty"
 	done chan struct{} // closed when the hub ends the stream
+	// abort cuts a write that is blocked on the socket short, so that a
+	// stream the hub ends is not held by a peer that stopped reading.
+	abort func()
 
 	mu         sync.Mutex
 	queue      []entry
-	limit      int // BufferSize, once live
+	limit      int  // BufferSize, once live
 	catchingUp bool // replay in progress: overflow means "replay again", not "disconnect"
 	overflowed bool
 	reason     string // why done was closed
 }
 
-func newClient(id, user string, limit int) *client {
+func newClient(id, user string, limit int, abort func()) *client {
 	return &client{
 		id:         id,
 		user:       user,
+		abort:      abort,
 		created:    time.Now(),
 		limit:      limit,
 		catchingUp: true,
@@ -150,7 +154,17 @@ func (c *client) endLocked(reason string) bool {
 	c.reason = reason
 	c.queue = nil
 	close(c.done)
+	if c.abort != nil {
+		c.abort()
+	}
 	return true
+}
+
+// ending reports whether the stream has been ended.
+func (c *client) ending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason != ""
 }
 
 // endReason returns why the hub ended the stream, or "".

@@ -14,6 +14,10 @@ var (
 	// Config.MaxEventSize. Nothing was published.
 	ErrEventTooLarge = errors.New("sse: event too large")
 
+	// ErrInvalidTarget reports a send addressed to an empty user or client
+	// id. Nothing was published (an empty target list would mean everyone).
+	ErrInvalidTarget = errors.New("sse: invalid target")
+
 	// ErrHubClosed is returned by every send after Close or Shutdown.
 	ErrHubClosed = errors.New("sse: hub closed")
 

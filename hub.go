@@ -81,10 +81,14 @@ func (h *Hub) Broker() Broker { return h.broker }
 // Publish validates and encodes ev once, hands it to the broker and
 // returns the id the broker gave it. It fails with ErrInvalidEvent or
 // ErrEventTooLarge (nothing is sent), ErrHubClosed, or the broker's error
-// (nothing is sent either: a publish is never silently lost).
+// (nothing is sent either: a publish is never silently lost), or
+// ErrInvalidTarget for an empty id in to.
 func (h *Hub) Publish(ctx context.Context, to Target, ev Event) (string, error) {
 	if h.closing.Load() {
 		return "", ErrHubClosed
+	}
+	if slices.Contains(to.Users, "") || slices.Contains(to.Clients, "") {
+		return "", fmt.Errorf("%w: empty id in %+v", ErrInvalidTarget, to)
 	}
 	p, err := encode(ev, h.cfg.MaxEventSize)
 	if err != nil {
@@ -102,13 +106,12 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event) (string, error) 
 	return id, nil
 }
 
-// sortedSet returns ss sorted without repeats and without empty ids (an
-// empty user id would otherwise mean "anonymous").
+// sortedSet returns ss sorted and without repeats.
 func sortedSet(ss []string) []string {
 	if len(ss) == 0 {
 		return nil
 	}
-	out := slices.DeleteFunc(slices.Clone(ss), func(s string) bool { return s == "" })
+	out := slices.Clone(ss)
 	slices.Sort(out)
 	return slices.Compact(out)
 }
@@ -143,9 +146,6 @@ func (h *Hub) SendToAll(ev Event) error {
 // connected event. A new connection of the same browser is a new client:
 // client-addressed events are not replayed to it.
 func (h *Hub) SendToClient(clientID string, ev Event) error {
-	if clientID == "" {
-		return fmt.Errorf("%w: empty client id", ErrInvalidEvent)
-	}
 	_, err := h.Publish(context.Background(), Target{Clients: []string{clientID}}, ev)
 	return err
 }

@@ -18,9 +18,12 @@ var errCatchUp = errors.New("sse: replay could not catch up with live events")
 // maxCatchUpPasses bounds the replays one connection may run back to back.
 const maxCatchUpPasses = 8
 
+// endGrace is how long the last write of a stream the hub ended may take:
+// enough for its retry hint, not for a peer that stopped reading.
+const endGrace = time.Second
+
 // flushAt is how much replayed data is gathered before a write.
 const flushAt = 32 << 10
-
 
 // ServeStream serves one event stream on w for userID ("" for an anonymous
 // connection) and returns when it ends: the client went away, the hub ended
@@ -49,7 +52,9 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 	h.mu.Unlock()
 	defer h.streams.Done()
 
-	c := newClient(uuid.NewString(), userID, h.cfg.BufferSize)
+	c := newClient(uuid.NewString(), userID, h.cfg.BufferSize, func() {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
+	})
 	evicted, ok := h.reg.add(c, h.cfg.MaxClients, h.cfg.MaxClientsPerUser)
 	if !ok {
 		s.refuse()
@@ -289,6 +294,12 @@ func (s *stream) write() error {
 	// Not every ResponseWriter supports deadlines (http.ErrNotSupported);
 	// the write then has no stall bound, as with any plain handler.
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.ClientTimeout))
+	if s.c != nil && s.c.ending() {
+		// end() sets its short deadline after marking the client, so one
+		// of the two calls sees the other: this write cannot keep the long
+		// deadline of a stream the hub has ended.
+		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
+	}
 	_, err := s.w.Write(s.buf)
 	if err == nil {
 		err = s.rc.Flush()

@@ -1,0 +1,184 @@
+package sse_test
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssekit/sse"
+	"github.com/ssekit/sse/sseclient"
+)
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	d := sse.DefaultConfig()
+	if d.BufferSize != 10 || d.ClientTimeout != 5*time.Minute || d.HeartbeatInterval != 30*time.Second ||
+		d.MaxClients != 1000 || d.MaxClientsPerUser != 5 {
+		t.Fatalf("DefaultConfig = %+v, want the seed's defaults", d)
+	}
+	for _, bad := range []sse.Config{{BufferSize: -1}, {ClientTimeout: -1}, {Overflow: 7}, {MaxEventSize: -1}} {
+		if _, err := sse.New(bad); err == nil {
+			t.Errorf("New(%+v): no error", bad)
+		}
+	}
+}
+
+func TestMaxClientsTurnsAwayWithRetryAndNoRegistration(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{MaxClients: 2, RetryInterval: time.Second})
+	h.dial(t, "a", "").connected()
+	h.dial(t, "b", "").connected()
+
+	resp, err := http.Get(h.srv.URL + "?user=c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("refused stream: %d %q; a browser gives up for good on anything but 200 text/event-stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(resp.Body) // the stream ends by itself
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, ok := strings.CutPrefix(string(body), "retry: ")
+	if !ok || strings.Contains(string(body), "connected") {
+		t.Fatalf("refused stream body %q, want only a retry line", body)
+	}
+	ms, err := strconv.Atoi(strings.TrimSpace(retry))
+	if err != nil || ms < 1000 || ms > 2000 {
+		t.Fatalf("retry %q, want 1000–2000 ms (jittered RetryInterval)", retry)
+	}
+	if got := h.GetTotalClientCount(); got != 2 {
+		t.Fatalf("GetTotalClientCount = %d, want 2", got)
+	}
+	if got := h.Stats().Rejected; got != 1 {
+		t.Fatalf("Rejected = %d, want 1", got)
+	}
+}
+
+func TestMaxClientsPerUserClosesTheOldest(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{MaxClientsPerUser: 2})
+	oldest := h.dial(t, "u", "")
+	oldest.connected()
+	second := h.dial(t, "u", "")
+	second.connected()
+	third := h.dial(t, "u", "")
+	third.connected()
+
+	oldest.ended() // its HTTP response really ends
+	if got := h.UserClientCount("u"); got != 2 {
+		t.Fatalf("UserClientCount = %d, want 2", got)
+	}
+	h.SendToAll(sse.Event{Type: "after"})
+	for _, c := range []*conn{second, third} {
+		if got := c.nextOf().Type; got != "after" {
+			t.Fatalf("got %q, want after", got)
+		}
+	}
+	if got := h.Stats().Disconnects[sse.ReasonEvicted]; got != 1 {
+		t.Fatalf("evictions = %d, want 1", got)
+	}
+}
+
+// stalledReader opens a stream and does not read it, so that the server's
+// writes block once the socket buffers are full.
+func stalledReader(t *testing.T, h *testHub, user string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, h.srv.URL+"?user="+user, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// flood publishes big events to user until cond holds, at most max events.
+func flood(t *testing.T, h *testHub, user string, max int, cond func() bool) int {
+	t.Helper()
+	big := strings.Repeat("x", 200<<10)
+	for i := 1; i <= max; i++ {
+		if _, err := h.Publish(t.Context(), sse.Target{Users: []string{user}}, sse.Event{Type: "big", Data: map[string]any{"n": i, "pad": big}}); err != nil {
+			t.Fatal(err)
+		}
+		if cond() {
+			return i
+		}
+		if i > 40 {
+			// Past what the socket buffers hold: give the writer's deadline
+			// time to pass rather than piling up memory.
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Fatalf("condition not reached after %d events", max)
+	return 0
+}
+
+func TestFullBufferDisconnectsAndTheClientResumes(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{BufferSize: 2, MaxEventSize: 1 << 20, HistorySize: 200})
+	resp := stalledReader(t, h, "slow")
+	eventually(t, "registered", func() bool { return h.GetTotalClientCount() == 1 })
+	sent := flood(t, h, "slow", 600, func() bool { return h.Stats().Disconnects[sse.ReasonOverflow] == 1 })
+	eventually(t, "unregistered", func() bool { return h.GetTotalClientCount() == 0 })
+
+	// What reached the socket before the cut is read, then the stream ends.
+	dec := sseclient.NewDecoder(bufio.NewReaderSize(resp.Body, 1<<20))
+	dec.SetMaxEventSize(1 << 20)
+	last, n := "", 0
+	for {
+		ev, err := dec.Next()
+		if err != nil {
+			break
+		}
+		if ev.Type == "big" {
+			n++
+			last = ev.ID
+		}
+	}
+	if n >= sent {
+		t.Fatalf("read all %d events before the cut; the buffer never overflowed", n)
+	}
+	// Resuming from the last event read yields the rest, in order.
+	c := h.dial(t, "slow", last)
+	if d := c.connected(); !d.Resumed {
+		t.Fatal("resumed = false")
+	}
+	for want := n + 1; want <= sent; want++ {
+		ev := c.nextOf()
+		var d struct{ N int }
+		if err := ev.Decode(&d); err != nil || d.N != want {
+			t.Fatalf("resumed event n=%d (%v), want %d", d.N, err, want)
+		}
+	}
+}
+
+func TestDropPolicyKeepsTheStreamAndCounts(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{BufferSize: 2, MaxEventSize: 1 << 20, HistorySize: 50, Overflow: sse.OverflowDrop})
+	stalledReader(t, h, "slow")
+	eventually(t, "registered", func() bool { return h.GetTotalClientCount() == 1 })
+	flood(t, h, "slow", 600, func() bool { return h.Stats().Dropped > 0 })
+	if got := h.GetTotalClientCount(); got != 1 {
+		t.Fatalf("clients = %d, want the stream kept open", got)
+	}
+	if got := h.Stats().Disconnects[sse.ReasonOverflow]; got != 0 {
+		t.Fatalf("overflow disconnects = %d under OverflowDrop", got)
+	}
+}
+
+func TestClientTimeoutClosesAStalledConnection(t *testing.T) {
+	t.Parallel()
+	// A big buffer, so that the stall, not an overflow, ends the stream.
+	h := newTestHub(t, sse.Config{BufferSize: 1000, MaxEventSize: 1 << 20, HistorySize: 50, ClientTimeout: 200 * time.Millisecond})
+	stalledReader(t, h, "stuck")
+	eventually(t, "registered", func() bool { return h.GetTotalClientCount() == 1 })
+	flood(t, h, "stuck", 5000, func() bool { return h.Stats().Disconnects[sse.ReasonWriteError] == 1 })
+	eventually(t, "unregistered", func() bool { return h.GetTotalClientCount() == 0 })
+}

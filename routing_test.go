@@ -1,0 +1,214 @@
+package sse_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/ssekit/sse"
+)
+
+func TestSendToUserReachesEveryConnectionOfThatUserOnly(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{})
+	alice, bob := uuid.New(), uuid.New()
+	a1, a2 := h.dial(t, alice.String(), ""), h.dial(t, alice.String(), "")
+	b1 := h.dial(t, bob.String(), "")
+	anon := h.dial(t, "", "")
+	for _, c := range []*conn{a1, a2, b1, anon} {
+		c.connected()
+	}
+
+	if err := h.SendToUser(alice, sse.Event{Type: "notification", Data: map[string]any{"title": "for alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SendToAll(sse.Event{Type: "announcement", Data: "all"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*conn{a1, a2} {
+		if got := c.nextOf(); got.Type != "notification" || string(got.Data) != `{"title":"for alice"}` {
+			t.Fatalf("alice got %q %s, want notification", got.Type, got.Data)
+		}
+	}
+	// The broadcast is published after alice's event: when bob and the
+	// anonymous client see it first, they never got hers.
+	for _, c := range []*conn{a1, a2, b1, anon} {
+		if got := c.nextOf(); got.Type != "announcement" {
+			t.Fatalf("got %q, want announcement", got.Type)
+		}
+	}
+}
+
+func TestSendToUsersAndClient(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{})
+	u1, u2, u3 := uuid.New(), uuid.New(), uuid.New()
+	c1, c2, c3 := h.dial(t, u1.String(), ""), h.dial(t, u2.String(), ""), h.dial(t, u3.String(), "")
+	c1.connected()
+	c2.connected()
+	id3 := c3.connected().ClientID
+
+	// u1 listed twice still gets one copy.
+	if err := h.SendToUsers([]uuid.UUID{u1, u2, u1}, sse.Event{Type: "update", Data: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SendToClient(id3, sse.Event{Type: "direct", Data: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SendToUsers(nil, sse.Event{Type: "nobody", Data: 0}); err != nil {
+		t.Fatal(err)
+	}
+	h.SendToAll(sse.Event{Type: "end", Data: 3})
+	for _, c := range []*conn{c1, c2} {
+		if got := c.nextOf().Type; got != "update" {
+			t.Fatalf("got %q, want update", got)
+		}
+		if got := c.nextOf().Type; got != "end" {
+			t.Fatalf("got %q, want end (one copy of update only)", got)
+		}
+	}
+	if got := c3.nextOf().Type; got != "direct" {
+		t.Fatalf("client got %q, want direct", got)
+	}
+	if got := c3.nextOf().Type; got != "end" {
+		t.Fatalf("client got %q, want end", got)
+	}
+	if err := h.SendToClient("", sse.Event{Type: "x"}); !errors.Is(err, sse.ErrInvalidTarget) {
+		t.Fatalf("SendToClient(\"\"): %v, want ErrInvalidTarget", err)
+	}
+}
+
+func TestPublishToUsersAndClientsDeliversOncePerConnection(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{})
+	c := h.dial(t, "u1", "")
+	id := c.connected().ClientID
+	if _, err := h.Publish(t.Context(), sse.Target{Users: []string{"u1"}, Clients: []string{id}}, sse.Event{Type: "both"}); err != nil {
+		t.Fatal(err)
+	}
+	h.SendToAll(sse.Event{Type: "end"})
+	if got := c.nextOf().Type; got != "both" {
+		t.Fatalf("got %q, want both", got)
+	}
+	if got := c.nextOf().Type; got != "end" {
+		t.Fatalf("got %q, want end: the event addressed twice came twice", got)
+	}
+}
+
+func TestAnonymousGetsOnlyBroadcasts(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{})
+	anon := h.dial(t, "", "")
+	anon.connected()
+	if got := h.GetTotalClientCount(); got != 1 {
+		t.Fatalf("GetTotalClientCount = %d, want 1", got)
+	}
+	if got := len(h.GetConnectedUsers()); got != 0 {
+		t.Fatalf("anonymous counted as %d users", got)
+	}
+	if _, err := h.Publish(t.Context(), sse.Target{Users: []string{""}}, sse.Event{Type: "empty-user"}); !errors.Is(err, sse.ErrInvalidTarget) {
+		t.Fatalf("publish to user \"\": %v, want ErrInvalidTarget", err)
+	}
+	h.SendToUser(uuid.New(), sse.Event{Type: "someone"})
+	h.SendToAll(sse.Event{Type: "all"})
+	if got := anon.nextOf().Type; got != "all" {
+		t.Fatalf("anonymous got %q, want only the broadcast", got)
+	}
+}
+
+func TestCountsExactUnderConcurrentConnectsAndDisconnects(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{MaxClients: -1, MaxClientsPerUser: -1})
+	const users, perUser = 20, 3
+	ids := make([]uuid.UUID, users)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	var mu sync.Mutex
+	var kept []*conn
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range perUser * 2 {
+				c := h.dial(t, ids[i].String(), "")
+				c.connected()
+				if j%2 == 0 {
+					mu.Lock()
+					kept = append(kept, c)
+					mu.Unlock()
+				} else {
+					c.close() // a disconnect racing with the others' connects
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, "counts settle", func() bool { return h.GetTotalClientCount() == users*perUser })
+	if got := len(h.GetConnectedUsers()); got != users {
+		t.Fatalf("GetConnectedUsers: %d, want %d", got, users)
+	}
+	for _, u := range ids {
+		if got := h.GetUserClientCount(u); got != perUser {
+			t.Fatalf("GetUserClientCount(%v) = %d, want %d", u, got, perUser)
+		}
+	}
+	got := h.GetConnectedUsers()
+	slices.SortFunc(got, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	want := slices.Clone(ids)
+	slices.SortFunc(want, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	if !slices.Equal(got, want) {
+		t.Fatalf("GetConnectedUsers = %v, want %v", got, want)
+	}
+	for _, c := range kept {
+		c.close()
+	}
+	// A disconnect is unregistered at once: no send is needed to notice it.
+	eventually(t, "all unregistered", func() bool { return h.GetTotalClientCount() == 0 })
+	if got := len(h.GetConnectedUsers()); got != 0 {
+		t.Fatalf("GetConnectedUsers after disconnects: %d", got)
+	}
+}
+
+func TestManyClientsManyEventsInOrder(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{BufferSize: 256, MaxClientsPerUser: -1})
+	const clients, events = 16, 128
+	cs := make([]*conn, clients)
+	for i := range cs {
+		cs[i] = h.dial(t, fmt.Sprint("u", i%4), "")
+		cs[i].connected()
+	}
+	var wg sync.WaitGroup
+	for p := range 4 { // four publishers, each to one user
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range events {
+				if _, err := h.Publish(t.Context(), sse.Target{Users: []string{fmt.Sprint("u", p)}}, sse.Event{Type: "n", Data: i}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, c := range cs {
+		last := ""
+		for want := range events {
+			ev := c.nextOf()
+			if string(ev.Data) != fmt.Sprint(want) {
+				t.Fatalf("client %d: data %s, want %d", i, ev.Data, want)
+			}
+			if last != "" && sse.CompareIDs(ev.ID, last) <= 0 {
+				t.Fatalf("client %d: id %s after %s", i, ev.ID, last)
+			}
+			last = ev.ID
+		}
+	}
+}

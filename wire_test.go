@@ -1,0 +1,114 @@
+package sse_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssekit/sse"
+)
+
+func TestStreamHeadersAndOpening(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{RetryInterval: 2500 * time.Millisecond})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, h.srv.URL, nil)
+	req.Header.Set("X-User", "u1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for k, want := range map[string]string{
+		"Content-Type":      "text/event-stream",
+		"Cache-Control":     "no-cache",
+		"X-Accel-Buffering": "no",
+	} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	// The opening arrives with no event published: it was flushed at once.
+	raw := rawUntil(t, resp.Body, "event: connected")
+	if !strings.HasPrefix(raw, "retry: 2500\n\n") {
+		t.Fatalf("stream starts %q, want the retry line first", raw)
+	}
+	if strings.HasPrefix(raw, "\xef\xbb\xbf") {
+		t.Fatal("stream starts with a BOM")
+	}
+	lines := strings.Split(strings.TrimSpace(strings.TrimPrefix(raw, "retry: 2500\n\n")), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "id: ") || lines[1] != "event: connected" || !strings.HasPrefix(lines[2], "data: ") {
+		t.Fatalf("connected frame %q, want id, event and data lines", lines)
+	}
+	var d connectedData
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(lines[2], "data: ")), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.ClientID == "" || d.Timestamp == "" || d.Resumed {
+		t.Fatalf("connected data %+v, want client_id, timestamp, resumed=false", d)
+	}
+
+	id, err := h.Publish(t.Context(), sse.Target{Users: []string{"u1"}}, sse.Event{Type: "notification", Data: map[string]any{"title": "Hi", "n": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := rawUntil(t, resp.Body, "event: notification")
+	want := "id: " + id + "\nevent: notification\ndata: {\"n\":1,\"title\":\"Hi\"}\n\n"
+	if frame != want {
+		t.Fatalf("frame %q, want %q", frame, want)
+	}
+}
+
+func TestInvalidEventsAreRejectedAndNothingIsWritten(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{MaxEventSize: 100})
+	c := h.dial(t, "u1", "")
+	c.connected()
+	cases := []struct {
+		name string
+		ev   sse.Event
+		want error
+	}{
+		{"LF in type", sse.Event{Type: "a\nb"}, sse.ErrInvalidEvent},
+		{"CR in type", sse.Event{Type: "a\rdata: x"}, sse.ErrInvalidEvent},
+		{"NUL in type", sse.Event{Type: "a\x00"}, sse.ErrInvalidEvent},
+		{"LF in id", sse.Event{ID: "1\n2", Type: "t"}, sse.ErrInvalidEvent},
+		{"caller id", sse.Event{ID: "42", Type: "t"}, sse.ErrInvalidEvent},
+		{"unmarshallable data", sse.Event{Type: "t", Data: make(chan int)}, sse.ErrInvalidEvent},
+		{"NaN data", sse.Event{Type: "t", Data: math.NaN()}, sse.ErrInvalidEvent},
+		{"invalid raw JSON", sse.Event{Type: "t", Data: json.RawMessage(`{"a":`)}, sse.ErrInvalidEvent},
+		{"too large", sse.Event{Type: "t", Data: strings.Repeat("x", 200)}, sse.ErrEventTooLarge},
+	}
+	for _, tc := range cases {
+		_, err := h.Publish(context.Background(), sse.Target{}, tc.ev)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
+		}
+		if err := h.SendToAll(tc.ev); !errors.Is(err, tc.want) {
+			t.Errorf("%s: SendToAll err %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if got := h.Stats().Published; got != 0 {
+		t.Fatalf("Published = %d after rejected sends", got)
+	}
+	// Raw JSON with line breaks is compacted onto one data line.
+	h.SendToAll(sse.Event{Type: "ok", Data: json.RawMessage("{\n  \"a\": 1\n}")})
+	if ev := c.nextOf(); ev.Type != "ok" || string(ev.Data) != `{"a":1}` {
+		t.Fatalf("first event after the rejected ones: %q %s, want ok {\"a\":1}", ev.Type, ev.Data)
+	}
+}
+
+func TestEmptyTypeIsAMessageEvent(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{})
+	c := h.dial(t, "", "")
+	c.connected()
+	h.SendToAll(sse.Event{Data: "plain"})
+	if ev := c.nextOf(); ev.Type != "message" || string(ev.Data) != `"plain"` {
+		t.Fatalf("got %q %s, want message \"plain\"", ev.Type, ev.Data)
+	}
+}
