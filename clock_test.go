@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -141,5 +142,39 @@ func TestStreamsRotateBetween80And100PercentOfMaxAge(t *testing.T) {
 			t.Fatalf("rotated = %d, want %d", got, n)
 		}
 		hub.Close()
+	})
+}
+
+func TestHistoryAgeExpiresEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := sse.NewHub(sse.Config{HistoryAge: time.Minute, HeartbeatInterval: -1, MaxStreamAge: -1})
+		defer hub.Close()
+		first, _ := hub.Publish(t.Context(), sse.Target{}, sse.Event{Type: "n", Data: 1})
+		hub.Publish(t.Context(), sse.Target{}, sse.Event{Type: "n", Data: 2})
+		if err := hub.Broker().Replay(t.Context(), first, func(sse.Message) error { return nil }); err != nil {
+			t.Fatalf("replay within HistoryAge: %v", err)
+		}
+		time.Sleep(time.Minute + time.Second)
+		err := hub.Broker().Replay(t.Context(), first, func(sse.Message) error { return nil })
+		if !errors.Is(err, sse.ErrUnknownID) {
+			t.Fatalf("replay of an expired id: %v, want ErrUnknownID", err)
+		}
+
+		// A stream resuming from there is told to resync.
+		ctx, cancel := context.WithCancel(context.Background())
+		rec := newRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+		req.Header.Set("Last-Event-ID", first)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			hub.ServeStream(rec, req, "u")
+		}()
+		synctest.Wait()
+		if !strings.Contains(rec.String(), "event: resync") {
+			t.Fatalf("stream %q, want a resync event", rec.String())
+		}
+		cancel()
+		<-done
 	})
 }

@@ -1,0 +1,205 @@
+package sse_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ssekit/sse"
+)
+
+func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+func TestCloseEndsEveryStreamAndRefusesNewOnes(t *testing.T) {
+	t.Parallel()
+	hub := sse.NewHub(sse.Config{})
+	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{Authenticate: headerUser}))
+	defer srv.Close()
+	th := &testHub{Hub: hub, srv: srv}
+	var cs []*conn
+	for _, u := range []string{"a", "b", ""} {
+		c := th.dial(t, u, "")
+		c.connected()
+		cs = append(cs, c)
+	}
+	if err := hub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		c.ended()
+	}
+	if got := hub.GetTotalClientCount(); got != 0 {
+		t.Fatalf("%d clients after Close", got)
+	}
+	if got := hub.Stats().Disconnects[sse.ReasonShutdown]; got != 3 {
+		t.Fatalf("shutdown disconnects = %d, want 3", got)
+	}
+	if err := hub.SendToAll(sse.Event{Type: "x"}); !errors.Is(err, sse.ErrHubClosed) {
+		t.Fatalf("send after Close: %v", err)
+	}
+	// A stream opened after Close gets 200 and a retry hint, then ends.
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "retry: ") || strings.Contains(string(body), "connected") {
+		t.Fatalf("after Close: %d %q, want 200 with only a retry line", resp.StatusCode, body)
+	}
+	if got := hub.Status().Status; got != "closed" {
+		t.Fatalf("status %q after Close", got)
+	}
+	hub.Close() // idempotent
+}
+
+func TestShutdownSpreadsClosesWithinItsDeadline(t *testing.T) {
+	t.Parallel()
+	hub := sse.NewHub(sse.Config{MaxClientsPerUser: -1})
+	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{}))
+	defer srv.Close()
+	th := &testHub{Hub: hub, srv: srv}
+	const n = 10
+	cs := make([]*conn, n)
+	for i := range cs {
+		cs[i] = th.dial(t, "", "")
+		cs[i].connected()
+	}
+	// With time to drain, the closes are spread: right after Shutdown
+	// starts, some streams are still open.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- hub.Shutdown(ctx) }()
+	eventually(t, "the first stream closed", func() bool { return hub.GetTotalClientCount() < n })
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for _, c := range cs {
+		c.ended()
+	}
+}
+
+func TestPlainNetHTTPMux(t *testing.T) {
+	t.Parallel()
+	hub := sse.NewHub(sse.Config{})
+	mux := http.NewServeMux()
+	mux.Handle("GET /events", hub.Handler(sse.HandlerOptions{RequireAuth: true, Authenticate: headerUser}))
+	mux.Handle("GET /status", hub.StatusHandler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { hub.Close(); srv.Close() })
+
+	c := dialURL(t, srv.URL+"/events", "u1", "")
+	c.connected()
+	hub.Publish(t.Context(), sse.Target{Users: []string{"u1"}}, sse.Event{Type: "hello"})
+	if got := c.nextOf().Type; got != "hello" {
+		t.Fatalf("got %q", got)
+	}
+	for _, tc := range []struct {
+		name, user string
+		want       int
+	}{{"anonymous", "", 401}, {"bad credentials", "bad", 401}} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/events", nil)
+		if tc.user != "" {
+			req.Header.Set("X-User", tc.user)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || !strings.Contains(string(body), `"error":"unauthorized"`) {
+			t.Errorf("%s: %d %s, want %d JSON", tc.name, resp.StatusCode, body, tc.want)
+		}
+	}
+	resp, err := http.Post(srv.URL+"/events", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST: %d, want 405", resp.StatusCode)
+	}
+}
+
+// failingBroker is the memory broker with a switch that makes every call
+// fail, as a dead Redis would.
+type failingBroker struct {
+	*sse.MemoryBroker
+	down atomic.Bool
+}
+
+var errDown = errors.New("broker down")
+
+func (b *failingBroker) Publish(ctx context.Context, m sse.Message) (string, error) {
+	if b.down.Load() {
+		return "", errDown
+	}
+	return b.MemoryBroker.Publish(ctx, m)
+}
+
+func (b *failingBroker) Head(ctx context.Context) (string, error) {
+	if b.down.Load() {
+		return "", errDown
+	}
+	return b.MemoryBroker.Head(ctx)
+}
+
+func (b *failingBroker) Replay(ctx context.Context, after string, fn func(sse.Message) error) error {
+	if b.down.Load() {
+		return errDown
+	}
+	return b.MemoryBroker.Replay(ctx, after, fn)
+}
+
+func TestDeadBrokerIsLoud(t *testing.T) {
+	t.Parallel()
+	b := &failingBroker{MemoryBroker: sse.NewMemoryBroker(100, 0)}
+	defer b.Close()
+	h := newTestHub(t, sse.Config{Broker: b})
+	c := h.dial(t, "u", "")
+	c.connected()
+	h.SendToAll(sse.Event{Type: "n", Data: 1})
+	last := c.nextOf().ID
+
+	b.down.Store(true)
+	// The caller learns the event was not sent.
+	if err := h.SendToAll(sse.Event{Type: "n", Data: 2}); !errors.Is(err, errDown) {
+		t.Fatalf("send with the broker down: %v, want its error", err)
+	}
+	// New and resuming streams are sent away with a retry hint: serving
+	// them without a position would lose events silently.
+	for _, lastID := range []string{"", last} {
+		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"?user=v", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "retry: ") {
+			t.Fatalf("stream with broker down: %d %q, want 200 ending with a retry hint", resp.StatusCode, body)
+		}
+	}
+	// The open stream stays open and gets what is published once the
+	// broker is back.
+	b.down.Store(false)
+	h.SendToAll(sse.Event{Type: "n", Data: 3})
+	if got := seqOf(t, c.nextOf().Data); got != 3 {
+		t.Fatalf("after recovery got %d, want 3", got)
+	}
+	if got := h.Stats().Disconnects[sse.ReasonBroker]; got != 2 {
+		t.Fatalf("broker disconnects = %d, want 2", got)
+	}
+}

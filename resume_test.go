@@ -1,0 +1,188 @@
+package sse_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ssekit/sse"
+)
+
+// seqOf returns the sequence number in an event's data.
+func seqOf(t *testing.T, data []byte) int {
+	t.Helper()
+	n, err := strconv.Atoi(string(data))
+	if err != nil {
+		t.Fatalf("data %q is not a sequence number", data)
+	}
+	return n
+}
+
+func TestResumeReplaysWhatWasMissedThenLive(t *testing.T) {
+	t.Parallel()
+	for _, via := range []string{"header", "query"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			h := newTestHub(t, sse.Config{})
+			c := h.dial(t, "u", "")
+			c.connected()
+			h.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 1})
+			last := c.nextOf().ID
+			c.close()
+
+			// While away: two events for u, one for someone else, one for all.
+			h.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 2})
+			h.Publish(t.Context(), sse.Target{Users: []string{"other"}}, sse.Event{Type: "n", Data: 99})
+			h.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 3})
+			h.SendToAll(sse.Event{Type: "n", Data: 4})
+
+			var r *conn
+			if via == "header" {
+				r = h.dial(t, "u", last)
+			} else {
+				r = dialURL(t, h.srv.URL+"?user=u&lastEventId="+last, "", "")
+			}
+			if d := r.connected(); !d.Resumed {
+				t.Fatal("connected.resumed = false on a known id")
+			}
+			for _, want := range []int{2, 3, 4} {
+				if got := seqOf(t, r.nextOf().Data); got != want {
+					t.Fatalf("replayed %d, want %d", got, want)
+				}
+			}
+			h.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 5})
+			if got := seqOf(t, r.nextOf().Data); got != 5 {
+				t.Fatalf("live %d, want 5", got)
+			}
+			if got := h.Stats().Replayed; got != 3 {
+				t.Fatalf("Replayed = %d, want 3", got)
+			}
+		})
+	}
+}
+
+func TestFreshStreamResumesFromItsConnectedID(t *testing.T) {
+	t.Parallel()
+	// A client that disconnects before any event arrived still resumes:
+	// the connected event's id is where it joined.
+	h := newTestHub(t, sse.Config{})
+	h.SendToAll(sse.Event{Type: "n", Data: 0}) // before the client: not for it
+	c := h.dial(t, "u", "")
+	opening := c.next()
+	if opening.Type != sse.TypeConnected || opening.ID == "" {
+		t.Fatalf("opening %q with id %q, want connected with an id", opening.Type, opening.ID)
+	}
+	c.close()
+	h.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 1})
+	r := h.dial(t, "u", opening.ID)
+	r.connected()
+	if got := seqOf(t, r.nextOf().Data); got != 1 {
+		t.Fatalf("got %d, want the event published while away, and only it", got)
+	}
+}
+
+func TestUnknownOrExpiredIDGetsResync(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{HistorySize: 3})
+	var ids []string
+	for i := range 5 {
+		id, err := h.Publish(t.Context(), sse.Target{}, sse.Event{Type: "n", Data: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	epoch, _, _ := strings.Cut(ids[0], "-")
+	cases := map[string]string{
+		"trimmed":        ids[0], // ids[1] is gone from the history of 3
+		"malformed":      "not-an-id",
+		"other process":  "1-1",
+		"future":         epoch + "-99",
+		"oversized":      strings.Repeat("1", 4096),
+		"empty field":    "1--1",
+		"negative":       "-5",
+	}
+	for name, last := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := h.dial(t, "u", last)
+			if d := c.connected(); d.Resumed {
+				t.Fatal("resumed = true on an unknown id")
+			}
+			ev := c.nextOf()
+			if ev.Type != sse.TypeResync || ev.ID != ids[4] {
+				t.Fatalf("got %q id %q, want resync with the head id %q", ev.Type, ev.ID, ids[4])
+			}
+			var d struct {
+				Reason      string `json:"reason"`
+				LastEventID string `json:"last_event_id"`
+			}
+			if err := ev.Decode(&d); err != nil || d.Reason == "" {
+				t.Fatalf("resync data %s (%v), want a reason", ev.Data, err)
+			}
+		})
+	}
+	// The oldest kept position still resumes without a resync.
+	c := h.dial(t, "u", ids[1])
+	if d := c.connected(); !d.Resumed {
+		t.Fatal("resumed = false from the oldest kept position")
+	}
+	for _, want := range []int{2, 3, 4} {
+		if got := seqOf(t, c.nextOf().Data); got != want {
+			t.Fatalf("replayed %d, want %d", got, want)
+		}
+	}
+	if got := h.Stats().Resyncs; got != uint64(len(cases)) {
+		t.Fatalf("Resyncs = %d, want %d", got, len(cases))
+	}
+}
+
+func TestNoGapNoDuplicateWhilePublishingDuringReconnects(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{HistorySize: 10000, BufferSize: 64})
+	const total = 3000
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	first := h.dial(t, "u", "")
+	first.connected()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; i <= total && ctx.Err() == nil; i++ {
+			if _, err := h.Publish(ctx, sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: i}); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond) // let reconnects interleave with publishing
+			}
+		}
+	}()
+
+	// Read a few events, hang up, reconnect with the last id, again and
+	// again, while the publisher runs.
+	want, last := 1, ""
+	for reconnects := 0; want <= total; reconnects++ {
+		c := first
+		if reconnects > 0 {
+			c = h.dial(t, "u", last)
+			c.connected()
+		}
+		for range 1 + reconnects%40 {
+			if want > total {
+				break
+			}
+			ev := c.nextOf()
+			if got := seqOf(t, ev.Data); got != want {
+				t.Fatalf("after %d reconnects: got %d, want %d (gap or duplicate)", reconnects, got, want)
+			}
+			last = ev.ID
+			want++
+		}
+		c.close()
+	}
+	wg.Wait()
+}
