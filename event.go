@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Event is what the hub sends to clients: a type (the EventSource listener
@@ -61,8 +62,8 @@ func encode(ev Event, maxSize int) (payload, error) {
 	var data []byte
 	switch d := ev.Data.(type) {
 	case json.RawMessage:
-		if !json.Valid(d) {
-			return payload{}, fmt.Errorf("%w: Data is not valid JSON", ErrInvalidEvent)
+		if !json.Valid(d) || !utf8.Valid(d) {
+			return payload{}, fmt.Errorf("%w: Data is not valid UTF-8 JSON", ErrInvalidEvent)
 		}
 		data = compact(d)
 	default:
@@ -88,10 +89,14 @@ func compact(raw []byte) []byte {
 	return b.Bytes()
 }
 
-// checkField rejects what would break the framing of an event stream.
+// checkField rejects what would break the framing of an event stream, and
+// bytes a browser would decode to something else (invalid UTF-8).
 func checkField(name, v string) error {
 	if i := strings.IndexAny(v, "\r\n\x00"); i >= 0 {
 		return fmt.Errorf("%w: %s %q contains %q", ErrInvalidEvent, name, v, v[i])
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalidEvent, name, v)
 	}
 	return nil
 }

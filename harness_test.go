@@ -3,6 +3,7 @@ package sse_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -226,3 +227,5 @@ func rawUntil(t *testing.T, body io.Reader, want string) string {
 		}
 	}
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }

@@ -54,7 +54,10 @@ func NewMemoryBroker(size int, maxAge time.Duration) *MemoryBroker {
 // Publish numbers m, keeps it and hands it to every subscriber before it
 // returns; holding the lock across the hand-off is what keeps every
 // subscriber's view in id order.
-func (b *MemoryBroker) Publish(_ context.Context, m Message) (string, error) {
+func (b *MemoryBroker) Publish(ctx context.Context, m Message) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -81,6 +84,9 @@ func (b *MemoryBroker) Subscribe(ctx context.Context, fn func(Message)) error {
 	defer b.mu.Unlock()
 	if b.closed {
 		return ErrBrokerClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	key := &fn
 	b.subs[key] = struct{}{}

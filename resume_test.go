@@ -97,13 +97,13 @@ func TestUnknownOrExpiredIDGetsResync(t *testing.T) {
 	}
 	epoch, _, _ := strings.Cut(ids[0], "-")
 	cases := map[string]string{
-		"trimmed":        ids[0], // ids[1] is gone from the history of 3
-		"malformed":      "not-an-id",
-		"other process":  "1-1",
-		"future":         epoch + "-99",
-		"oversized":      strings.Repeat("1", 4096),
-		"empty field":    "1--1",
-		"negative":       "-5",
+		"trimmed":       ids[0], // ids[1] is gone from the history of 3
+		"malformed":     "not-an-id",
+		"other process": "1-1",
+		"future":        epoch + "-99",
+		"oversized":     strings.Repeat("1", 4096),
+		"empty field":   "1--1",
+		"negative":      "-5",
 	}
 	for name, last := range cases {
 		t.Run(name, func(t *testing.T) {
