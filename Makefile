@@ -1,0 +1,34 @@
+# The targets .ci/run and the README use. `make test` installs nothing
+# system-wide except what e2e/run.sh needs for the browser test (Debian's
+# chromium, npm packages from e2e/package-lock.json).
+
+GO ?= go
+
+.PHONY: run test test-go test-e2e lint bench bench-peers fuzz
+
+## run: the standalone hub with the in-memory broker and the demo page on :8080
+run:
+	$(GO) run ./cmd/ssehub
+
+## test: every test — Go (race detector on) then the browser and Node clients
+test: test-go test-e2e
+
+test-go:
+	$(GO) test -race -count=1 ./...
+
+test-e2e:
+	bash e2e/run.sh
+
+## lint: gofmt and go vet must be silent
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: the Go micro-benchmarks (encode, SendToUser, SendToAll, parser)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: each fuzz target for FUZZTIME (default 20s)
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) .
