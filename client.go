@@ -1,9 +1,6 @@
 package sse
 
-import (
-	"sync"
-	"time"
-)
+import "sync"
 
 // Reasons a stream ends, as counted in Stats.Disconnects.
 const (
@@ -27,10 +24,9 @@ type entry struct {
 // broker's delivery; the stream's own goroutine drains it. Nothing here
 // touches the socket.
 type client struct {
-	id      string
-	user    string // "" for an anonymous connection
-	created time.Time
-	slot    int // index in registry.all, guarded by the registry lock
+	id   string
+	user string // "" for an anonymous connection
+	slot int    // index in registry.all, guarded by the registry lock
 
 	wake chan struct{} // capacity 1: "the queue is not empty"
 	done chan struct{} // closed when the hub ends the stream
@@ -51,7 +47,6 @@ func newClient(id, user string, limit int, abort func()) *client {
 		id:         id,
 		user:       user,
 		abort:      abort,
-		created:    time.Now(),
 		limit:      limit,
 		catchingUp: true,
 		wake:       make(chan struct{}, 1),
@@ -125,9 +120,6 @@ func (c *client) endCatchUp(last string) bool {
 		return false
 	}
 	c.catchingUp = false
-	if last == "" {
-		return true
-	}
 	keep := c.queue[:0]
 	for _, e := range c.queue {
 		if CompareIDs(e.id, last) > 0 {

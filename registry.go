@@ -18,41 +18,24 @@ func newRegistry() *registry {
 }
 
 // add registers c unless the hub is full (maxClients < 0: no limit). When
-// c's user is at maxPerUser, the user's oldest client is unregistered and
-// returned so that the caller can end its stream.
+// c's user is at maxPerUser, the user's oldest client is unregistered, which
+// makes room, and returned so that the caller can end its stream.
 func (r *registry) add(c *client, maxClients, maxPerUser int) (evicted *client, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.user != "" && maxPerUser > 0 && len(r.byUser[c.user]) >= maxPerUser {
 		evicted = r.byUser[c.user][0]
 		r.removeLocked(evicted)
-	}
-	if maxClients > 0 && len(r.all) >= maxClients {
-		if evicted != nil { // undo: the newcomer is not served after all
-			r.insertLocked(evicted)
-			r.sortUser(evicted.user)
-		}
+	} else if maxClients > 0 && len(r.all) >= maxClients {
 		return nil, false
 	}
-	r.insertLocked(c)
-	return evicted, true
-}
-
-func (r *registry) insertLocked(c *client) {
 	c.slot = len(r.all)
 	r.all = append(r.all, c)
 	r.byID[c.id] = c
 	if c.user != "" {
 		r.byUser[c.user] = append(r.byUser[c.user], c)
 	}
-}
-
-// sortUser restores oldest-first order after an undone eviction.
-func (r *registry) sortUser(user string) {
-	cs := r.byUser[user]
-	for i := len(cs) - 1; i > 0 && cs[i].created.Before(cs[i-1].created); i-- {
-		cs[i], cs[i-1] = cs[i-1], cs[i]
-	}
+	return evicted, true
 }
 
 // remove unregisters c; it reports false if c was not registered.
