@@ -102,36 +102,16 @@ func DefaultConfig() Config {
 // withDefaults fills the zero fields and checks the rest.
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
-	if c.BufferSize == 0 {
-		c.BufferSize = d.BufferSize
-	}
-	if c.ClientTimeout == 0 {
-		c.ClientTimeout = d.ClientTimeout
-	}
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = d.HeartbeatInterval
-	}
-	if c.MaxClients == 0 {
-		c.MaxClients = d.MaxClients
-	}
-	if c.MaxClientsPerUser == 0 {
-		c.MaxClientsPerUser = d.MaxClientsPerUser
-	}
-	if c.HistorySize == 0 {
-		c.HistorySize = d.HistorySize
-	}
-	if c.HistoryAge == 0 {
-		c.HistoryAge = d.HistoryAge
-	}
-	if c.MaxEventSize == 0 {
-		c.MaxEventSize = d.MaxEventSize
-	}
-	if c.MaxStreamAge == 0 {
-		c.MaxStreamAge = d.MaxStreamAge
-	}
-	if c.RetryInterval == 0 {
-		c.RetryInterval = d.RetryInterval
-	}
+	orDefault(&c.BufferSize, d.BufferSize)
+	orDefault(&c.ClientTimeout, d.ClientTimeout)
+	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
+	orDefault(&c.MaxClients, d.MaxClients)
+	orDefault(&c.MaxClientsPerUser, d.MaxClientsPerUser)
+	orDefault(&c.HistorySize, d.HistorySize)
+	orDefault(&c.HistoryAge, d.HistoryAge)
+	orDefault(&c.MaxEventSize, d.MaxEventSize)
+	orDefault(&c.MaxStreamAge, d.MaxStreamAge)
+	orDefault(&c.RetryInterval, d.RetryInterval)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -152,4 +132,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: unknown Overflow policy %d", ErrInvalidConfig, c.Overflow)
 	}
 	return c, nil
+}
+
+// orDefault sets *v to d when *v is its zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
