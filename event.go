@@ -23,7 +23,9 @@ type Event struct {
 	Type string `json:"type"`
 
 	// Data is marshalled with encoding/json once per event, whoever the
-	// recipients are. A json.RawMessage or []byte of valid JSON is sent as is.
+	// recipients are. A json.RawMessage of valid JSON is sent as is
+	// (compacted onto one line); a []byte is marshalled like any value, to a
+	// base64 JSON string.
 	Data any `json:"data"`
 }
 

@@ -186,3 +186,27 @@ func TestNoGapNoDuplicateWhilePublishingDuringReconnects(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestClientIDsAreNeverWrittenBack(t *testing.T) {
+	t.Parallel()
+	// The query parameter, unlike a header, can carry line breaks: an id
+	// the hub did not issue must not reach the wire, or a crafted link
+	// could inject events into a victim's stream.
+	h := newTestHub(t, sse.Config{})
+	head, _ := h.Broker().Head(t.Context())
+	c := dialURL(t, h.srv.URL+"?user=u&lastEventId=x%0Aevent:%20evil%0Adata:%20pwned%0A%0A", "", "")
+	var types []string
+	for range 2 {
+		ev := c.next()
+		types = append(types, ev.Type)
+		if ev.Type == sse.TypeResync && ev.ID != head {
+			t.Fatalf("resync id %q, want the head %q", ev.ID, head)
+		}
+		if ev.Type == sse.TypeResync && strings.Contains(string(ev.Data), "evil") {
+			t.Fatalf("resync data echoes the bogus id: %s", ev.Data)
+		}
+	}
+	if types[0] != sse.TypeConnected || types[1] != sse.TypeResync {
+		t.Fatalf("events %q, want connected then resync", types)
+	}
+}

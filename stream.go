@@ -122,7 +122,7 @@ func (s *stream) run(ctx context.Context, resumeFrom string) string {
 		s.appendConnected(head, false)
 		err = s.catchUp(ctx, head, nil)
 	} else {
-		err = s.catchUp(ctx, resumeFrom, s.appendConnected)
+		err = s.catchUp(ctx, resumeFrom, func(resumed bool) { s.appendConnected("", resumed) })
 	}
 	switch {
 	case errors.Is(err, errWrite):
@@ -140,17 +140,15 @@ func (s *stream) run(ctx context.Context, resumeFrom string) string {
 
 // appendConnected appends the connected event. A fresh stream's carries
 // the broker's head as its id, so that a browser that reconnects before any
-// event arrived still resumes from there; a resumed stream's carries none,
-// so that it does not skip the replay.
+// event arrived still resumes from there; a resuming stream's carries none
+// (id is ""), so that it moves the client's position only through the
+// events replayed to it, or through a resync.
 func (s *stream) appendConnected(id string, resumed bool) {
 	data, _ := json.Marshal(struct {
 		ClientID  string `json:"client_id"`
 		Timestamp string `json:"timestamp"`
 		Resumed   bool   `json:"resumed"`
 	}{s.c.id, time.Now().UTC().Format(time.RFC3339Nano), resumed})
-	if resumed {
-		id = ""
-	}
 	s.buf = appendFrame(s.buf, id, TypeConnected, data)
 }
 
@@ -158,16 +156,22 @@ func (s *stream) appendConnected(id string, resumed bool) {
 // this client, then hands over to live delivery without a gap or a
 // duplicate: live events queued meanwhile that the replay already wrote
 // are dropped, and if they overflowed, the replay runs again from where it
-// got to. opening, if not nil, is called before the first frame with the
-// resume position and whether the broker knew it.
-func (s *stream) catchUp(ctx context.Context, from string, opening func(id string, resumed bool)) error {
+// got to. opening, if not nil, is called before the first frame with
+// whether the broker knew from. A from that is not an id of the broker form
+// is unknown without asking the broker: it came from the client and is
+// never trusted, let alone written back.
+func (s *stream) catchUp(ctx context.Context, from string, opening func(resumed bool)) error {
 	h, c := s.hub, s.c
 	resynced := false
 	for pass := 0; pass < maxCatchUpPasses; pass++ {
 		last := from
-		err := h.broker.Replay(ctx, from, func(m Message) error {
+		replay := h.broker.Replay
+		if !ValidID(from) {
+			replay = unknownID
+		}
+		err := replay(ctx, from, func(m Message) error {
 			if opening != nil {
-				opening(from, true)
+				opening(true)
 				opening = nil
 			}
 			last = m.ID
@@ -183,7 +187,7 @@ func (s *stream) catchUp(ctx context.Context, from string, opening func(id strin
 		})
 		if errors.Is(err, ErrUnknownID) && !resynced {
 			if opening != nil {
-				opening(from, false)
+				opening(false)
 				opening = nil
 			}
 			head, herr := h.broker.Head(ctx)
@@ -200,7 +204,7 @@ func (s *stream) catchUp(ctx context.Context, from string, opening func(id strin
 			return err
 		}
 		if opening != nil {
-			opening(from, true)
+			opening(true)
 			opening = nil
 		}
 		if err := s.write(); err != nil {
@@ -214,9 +218,16 @@ func (s *stream) catchUp(ctx context.Context, from string, opening func(id strin
 	return errCatchUp
 }
 
+// unknownID is Replay for an id that cannot be the broker's.
+func unknownID(context.Context, string, func(Message) error) error { return ErrUnknownID }
+
 // appendResync appends the resync event, whose id moves the client to the
-// head: what it missed is gone, and it should refetch its state.
+// head: what it missed is gone, and it should refetch its state. The
+// client's id is echoed only when it has the form of an id.
 func (s *stream) appendResync(lastID, head string) {
+	if !ValidID(lastID) {
+		lastID = ""
+	}
 	data, _ := json.Marshal(struct {
 		Reason      string `json:"reason"`
 		LastEventID string `json:"last_event_id"`
