@@ -229,3 +229,14 @@ func rawUntil(t *testing.T, body io.Reader, want string) string {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// newServer serves h on a real loopback server, closing the hub first.
+func newServer(t *testing.T, hub *sse.Hub, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		hub.Close()
+		srv.Close()
+	})
+	return srv
+}
