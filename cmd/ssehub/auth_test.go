@@ -1,0 +1,146 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TestStreamRefusesBadTokens checks that every kind of bad subscriber
+// token gets a 401 with a JSON error, never a stream.
+func TestStreamRefusesBadTokens(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, testConfig(t, "--jwt-issuer", "https://auth.example.com"), nil)
+	user := newUser()
+	now := time.Now()
+	valid := func(extra jwt.MapClaims) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": user, "exp": now.Add(time.Hour).Unix(), "iss": "https://auth.example.com"}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return c
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs256, err := jwt.NewWithClaims(jwt.SigningMethodRS256, valid(nil)).SignedString(rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, valid(nil)).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs256 := func(c jwt.MapClaims) string { return signHS(t, jwt.SigningMethodHS256, testSecret, c) }
+	cases := []struct {
+		name string
+		edit func(*http.Request)
+	}{
+		{"no token", nil},
+		{"expired", bearerAuth(hs256(valid(jwt.MapClaims{"exp": now.Add(-time.Hour).Unix()})))},
+		{"not yet valid", bearerAuth(hs256(valid(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()})))},
+		{"no exp", bearerAuth(hs256(jwt.MapClaims{"sub": user, "iss": "https://auth.example.com"}))},
+		{"wrong key", bearerAuth(signHS(t, jwt.SigningMethodHS256, testSecret+"-other", valid(nil)))},
+		{"alg none", bearerAuth(none)},
+		{"RS256", bearerAuth(rs256)},
+		{"HS512 with the right secret", bearerAuth(signHS(t, jwt.SigningMethodHS512, testSecret, valid(nil)))},
+		{"sub not a uuid", bearerAuth(hs256(valid(jwt.MapClaims{"sub": "alice"})))},
+		{"no sub", bearerAuth(hs256(jwt.MapClaims{"exp": now.Add(time.Hour).Unix(), "iss": "https://auth.example.com"}))},
+		{"wrong issuer", bearerAuth(hs256(valid(jwt.MapClaims{"iss": "https://evil.example.com"})))},
+		{"garbage", bearerAuth("not.a.jwt")},
+		{"basic scheme", func(r *http.Request) { r.Header.Set("Authorization", "Basic dXNlcjpwYXNz") }},
+		{"bad cookie", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tokenCookie, Value: "x.y.z"}) }},
+		{"bad query", func(r *http.Request) { r.URL.RawQuery = "access_token=x.y.z" }},
+		{"good cookie, bad header", func(r *http.Request) {
+			r.AddCookie(&http.Cookie{Name: tokenCookie, Value: token(t, user)})
+			r.Header.Set("Authorization", "Bearer x.y.z")
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+"/sse/stream", nil)
+			if tc.edit != nil {
+				tc.edit(req)
+			}
+			status, body := doJSON(t, req)
+			if status != http.StatusUnauthorized || body["error"] != "unauthorized" || body["message"] == "" {
+				t.Errorf("got %d %v, want 401 with a JSON error", status, body)
+			}
+		})
+	}
+	if got := ta.hub.Stats().Clients; got != 0 {
+		t.Errorf("Clients = %d after refusals, want 0", got)
+	}
+}
+
+// TestStreamTokenSources checks the three places a token may come from,
+// and that the stream belongs to the token's user.
+func TestStreamTokenSources(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, testConfig(t), nil)
+	cases := []struct {
+		name string
+		edit func(tok string) func(*http.Request)
+	}{
+		{"header", bearerAuth},
+		{"lower-case scheme", func(tok string) func(*http.Request) {
+			return func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }
+		}},
+		{"cookie", func(tok string) func(*http.Request) {
+			return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tokenCookie, Value: tok}) }
+		}},
+		{"query", func(tok string) func(*http.Request) {
+			return func(r *http.Request) { r.URL.RawQuery = url.Values{"access_token": {tok}}.Encode() }
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			user := newUser()
+			// An upper-case sub must still match the canonical user id.
+			s := openStream(t, ta.srv.URL+"/sse/stream", tc.edit(token(t, strings.ToUpper(user))))
+			s.nextOf(t, "connected")
+			status, body := publish(t, ta.srv.URL, testKey, mustJSON(map[string]any{"users": []string{user}, "type": "hello", "data": tc.name}))
+			if status != http.StatusOK {
+				t.Fatalf("publish: %d %v", status, body)
+			}
+			ev := s.nextOf(t, "hello")
+			if got, want := ev.ID, body["id"]; got != want {
+				t.Errorf("event id %q, want the publish's %q", got, want)
+			}
+		})
+	}
+}
+
+func TestVerifierMintRoundTrip(t *testing.T) {
+	t.Parallel()
+	v := newVerifier(testSecret, "", "")
+	user := newUser()
+	tok, exp, err := v.mint(user, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.After(time.Now()) {
+		t.Errorf("exp %v is not in the future", exp)
+	}
+	got, err := v.userID(tok)
+	if err != nil || got != user {
+		t.Fatalf("userID = %q, %v; want %q", got, err, user)
+	}
+}
+
+func TestKeyChecker(t *testing.T) {
+	t.Parallel()
+	k := newKeyChecker(testKey)
+	for key, want := range map[string]bool{testKey: true, testKey + "x": false, "": false, testKey[:5]: false} {
+		if got := k.ok(key); got != want {
+			t.Errorf("ok(%q) = %v, want %v", key, got, want)
+		}
+	}
+}

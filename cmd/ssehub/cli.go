@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+// cliEnv are the flags of the publish command that its environment may
+// set: the same variables as the server's, so that one environment serves
+// both. The event itself comes from flags only.
+var cliEnv = map[string]bool{"url": true, "prefix": true, "publish-key": true}
+
+// publishCommand is `ssehub publish`: a client of POST <prefix>/publish,
+// so that a shell script or a cron job publishes without writing HTTP.
+// It prints the event id on stdout.
+func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("ssehub publish", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	hubURL := fs.String("url", "http://localhost:8080", "base URL of the hub")
+	prefix := fs.String("prefix", "/sse", "route prefix of the hub")
+	key := fs.String("publish-key", "", "the hub's publish key (required)")
+	typ := fs.String("type", "", "event type (required), e.g. notification")
+	data := fs.String("data", "null", "event data, any JSON value")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub")
+	var users, clients listFlag
+	fs.Var(&users, "user", "user uuid to send to; repeat or comma-separate for several; with no --user and no --client, everyone")
+	fs.Var(&clients, "client", "client id (from a connected event) to send to; repeatable")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE [--user UUID]… [--client ID]… [--data JSON] [flags]\n\nPublishes one event through a running hub and prints its id.\n\nFlags:\n")
+			printFlags(stdout, fs, func(name string) bool { return cliEnv[name] })
+			return nil
+		}
+		return fmt.Errorf("publish: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("publish: unexpected argument %q", fs.Arg(0))
+	}
+	// Flags win over the environment.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, p := range map[string]*string{"url": hubURL, "prefix": prefix, "publish-key": key} {
+		if v := getenv(envName(name)); v != "" && !set[name] && cliEnv[name] {
+			*p = v
+		}
+	}
+	switch {
+	case *key == "":
+		return errors.New("publish: --publish-key (SSEHUB_PUBLISH_KEY) is required")
+	case *typ == "":
+		return errors.New("publish: --type is required")
+	case !json.Valid([]byte(*data)):
+		return fmt.Errorf("publish: --data %q is not valid JSON", *data)
+	case *timeout <= 0:
+		return errors.New("publish: --timeout must be positive")
+	}
+	u, err := url.Parse(*hubURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("publish: --url %q is not an http(s) URL", *hubURL)
+	}
+	body, _ := json.Marshal(publishRequest{Users: users, Clients: clients, Type: *typ, Data: json.RawMessage(*data)})
+	endpoint := strings.TrimSuffix(u.String(), "/") + strings.TrimSuffix(*prefix, "/") + "/publish"
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+*key)
+	req.Header.Set("Content-Type", "application/json")
+	// A client of its own, so that its connection is closed when done.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("publish: read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error, Message string }
+		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
+			return fmt.Errorf("publish: %s: %s", resp.Status, e.Message)
+		}
+		return fmt.Errorf("publish: %s", resp.Status)
+	}
+	var ok publishResponse
+	if err := json.Unmarshal(raw, &ok); err != nil || ok.ID == "" {
+		return fmt.Errorf("publish: unexpected answer %.200q", raw)
+	}
+	fmt.Fprintln(stdout, ok.ID)
+	return nil
+}

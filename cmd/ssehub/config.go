@@ -1,0 +1,390 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// envPrefix starts the name of every environment variable ssehub reads.
+const envPrefix = "SSEHUB_"
+
+// Minimum lengths of the secrets, so that a weak one is refused at start-up
+// rather than discovered later: RFC 7518 asks for an HS256 key of at least
+// 256 bits.
+const (
+	minSecretLen     = 32
+	minPublishKeyLen = 16
+)
+
+// config is every setting of the server, after flags, environment and
+// defaults have been applied and checked.
+type config struct {
+	Addr        string
+	Prefix      string
+	RedisURL    string
+	JWTSecret   string
+	PublishKey  string
+	JWTIssuer   string
+	JWTAudience string
+	CORSOrigins []string
+
+	HistorySize       int
+	HistoryAge        time.Duration
+	MaxClients        int // 0: unlimited
+	MaxClientsPerUser int // 0: unlimited
+	BufferSize        int
+	Overflow          string // "disconnect" or "drop"
+	MaxEventSize      int
+	MaxPublishBytes   int
+	Heartbeat         time.Duration // 0: disabled
+	ClientTimeout     time.Duration
+	MaxStreamAge      time.Duration // 0: disabled
+	Retry             time.Duration
+	DevTokenTTL       time.Duration
+
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+
+	// Dev is true when no JWT secret was given: the secret and, unless
+	// given, the publish key were generated for this run, and the demo page
+	// may mint tokens.
+	Dev bool
+	// GeneratedKey is true when the publish key was generated (dev mode).
+	GeneratedKey bool
+}
+
+// errHelp is returned by parseConfig when --help was asked for; the usage
+// has been written and the program should exit 0.
+var errHelp = errors.New("help requested")
+
+// envName returns the environment variable of a flag: SSEHUB_ and the flag
+// name in upper case with '_' for '-'.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// newServeFlags declares every server setting on a new FlagSet, writing
+// into c, which holds the defaults.
+func newServeFlags(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("ssehub", flag.ContinueOnError)
+	str := func(p *string, name, usage string) { fs.StringVar(p, name, *p, usage) }
+	num := func(p *int, name, usage string) { fs.IntVar(p, name, *p, usage) }
+	dur := func(p *time.Duration, name, usage string) { fs.DurationVar(p, name, *p, usage) }
+
+	str(&c.Addr, "addr", "listen address, host:port")
+	str(&c.Prefix, "prefix", "route prefix of the stream, publish and status endpoints")
+	str(&c.RedisURL, "redis-url", "Redis URL for cluster mode (redis://…); empty runs in memory on one node")
+	str(&c.JWTSecret, "jwt-secret", fmt.Sprintf("HS256 secret that subscriber tokens are signed with, at least %d bytes; empty starts dev mode with a generated one", minSecretLen))
+	str(&c.PublishKey, "publish-key", fmt.Sprintf("API key publishers send as Authorization: Bearer, at least %d bytes; generated in dev mode, required otherwise", minPublishKeyLen))
+	str(&c.JWTIssuer, "jwt-issuer", "if set, subscriber tokens must have this iss claim")
+	str(&c.JWTAudience, "jwt-audience", "if set, subscriber tokens must have this aud claim")
+	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port]) whose pages may subscribe and publish with credentials; empty allows same-origin only", func(s string) error {
+		origins, err := parseOrigins(s)
+		if err != nil {
+			return err
+		}
+		c.CORSOrigins = origins
+		return nil
+	})
+	num(&c.HistorySize, "history-size", "events kept for replay on reconnect (in-memory mode)")
+	dur(&c.HistoryAge, "history-age", "how long an event is kept for replay (in-memory mode)")
+	num(&c.MaxClients, "max-clients", "concurrent streams on this node; 0 for no limit")
+	num(&c.MaxClientsPerUser, "max-clients-per-user", "concurrent streams of one user, a new one closes the oldest; 0 for no limit")
+	num(&c.BufferSize, "buffer-size", "events queued per stream before the overflow policy applies")
+	str(&c.Overflow, "overflow", "what a full stream buffer does: disconnect (the client reconnects and replays) or drop (the client misses the event)")
+	num(&c.MaxEventSize, "max-event-size", "largest event type + data, in bytes")
+	num(&c.MaxPublishBytes, "max-publish-bytes", "largest publish request body, in bytes")
+	dur(&c.Heartbeat, "heartbeat", "heartbeat interval of an idle stream; 0 disables")
+	dur(&c.ClientTimeout, "client-timeout", "how long a write to a stream may stall before the stream is closed")
+	dur(&c.MaxStreamAge, "max-stream-age", "streams are rotated (closed, and resumed by the client) after about this long; 0 disables")
+	dur(&c.Retry, "retry", "reconnection delay sent to clients (the SSE retry field)")
+	dur(&c.DevTokenTTL, "dev-token-ttl", "lifetime of the tokens the demo page gets in dev mode")
+	dur(&c.ReadHeaderTimeout, "read-header-timeout", "time to read a request's headers, against slow clients (slowloris)")
+	dur(&c.ReadTimeout, "read-timeout", "time to read a whole request, body included (streams, which have no body, are not cut by it)")
+	dur(&c.IdleTimeout, "idle-timeout", "how long an idle keep-alive connection stays open")
+	dur(&c.ShutdownTimeout, "shutdown-timeout", "on SIGTERM, time to end the streams (spread over its first half) and drain before exiting")
+	fs.Func("log-level", "log level: debug, info, warn or error (default info)", func(s string) error {
+		return c.LogLevel.UnmarshalText([]byte(s))
+	})
+	str(&c.LogFormat, "log-format", "log format: text or json")
+	return fs
+}
+
+// defaultConfig returns the settings before flags and environment.
+func defaultConfig() config {
+	return config{
+		Addr:              ":8080",
+		Prefix:            "/sse",
+		HistorySize:       1000,
+		HistoryAge:        10 * time.Minute,
+		MaxClients:        1000,
+		MaxClientsPerUser: 5,
+		BufferSize:        10,
+		Overflow:          "disconnect",
+		MaxEventSize:      64 << 10,
+		MaxPublishBytes:   1 << 20,
+		Heartbeat:         30 * time.Second,
+		ClientTimeout:     time.Minute,
+		MaxStreamAge:      time.Hour,
+		Retry:             3 * time.Second,
+		DevTokenTTL:       12 * time.Hour,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ShutdownTimeout:   10 * time.Second,
+		LogLevel:          slog.LevelInfo,
+		LogFormat:         "text",
+	}
+}
+
+// parseConfig reads the settings from args (flags win), then getenv (for
+// every flag not on the command line), then the defaults, and checks them.
+// Its errors are one line naming the setting. For --help it writes the
+// usage to usage and returns errHelp.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
+	c := defaultConfig()
+	fs := newServeFlags(&c)
+	fs.SetOutput(io.Discard) // errors are returned as one line, not printed with the usage
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printServeUsage(usage, fs)
+			return c, errHelp
+		}
+		return c, flagError(fs, err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (subcommands: publish)", fs.Arg(0))
+	}
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if envErr != nil || onCommandLine[f.Name] {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = valueError(f, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := c.check(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// flagErrRe matches the flag package's error for a bad value.
+var flagErrRe = regexp.MustCompile(`^invalid value "(.*)" for flag -([a-z-]+): `)
+
+// flagError rewrites the flag package's error for a bad value in the form
+// of the other setting errors, which name the flag and its variable.
+func flagError(fs *flag.FlagSet, err error) error {
+	m := flagErrRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err // an unknown flag, a missing value: already one line
+	}
+	f := fs.Lookup(m[2])
+	if f == nil {
+		return err
+	}
+	v, _ := strconv.Unquote(`"` + m[1] + `"`)
+	// The flag package formats the Value's error with %v: keep its text.
+	return valueError(f, v, errors.New(strings.TrimPrefix(err.Error(), m[0])))
+}
+
+// valueError is the error for value v of setting f.
+func valueError(f *flag.Flag, v string, err error) error {
+	msg := "invalid"
+	if err != nil {
+		msg = err.Error()
+	}
+	if g, ok := f.Value.(flag.Getter); ok {
+		// The flag package's own types only say "parse error".
+		switch g.Get().(type) {
+		case time.Duration:
+			msg = "want a duration like 30s, 5m or 1h"
+		case int:
+			msg = "want a whole number"
+		}
+	}
+	return fmt.Errorf("--%s (%s): invalid value %q: %s", f.Name, envName(f.Name), v, msg)
+}
+
+// prefixRe is what a route prefix may be: path segments of unreserved
+// characters (ServeMux patterns give meaning to others, like '{').
+var prefixRe = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)*$`)
+
+// check validates c and derives dev mode. Each error names its setting.
+func (c *config) check() error {
+	bad := func(name, format string, args ...any) error {
+		return fmt.Errorf("--%s (%s): %s", name, envName(name), fmt.Sprintf(format, args...))
+	}
+	c.Prefix = strings.TrimSuffix(c.Prefix, "/")
+	if !prefixRe.MatchString(c.Prefix) {
+		return bad("prefix", "%q is not a path like /sse", c.Prefix)
+	}
+	if c.Prefix == "/assets" || strings.HasPrefix(c.Prefix, "/assets/") {
+		return bad("prefix", "%q is taken by the demo page's files", c.Prefix)
+	}
+	if c.Addr == "" {
+		return bad("addr", "must not be empty")
+	}
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			return bad("redis-url", "%q is not a redis://, rediss:// or unix:// URL", redact(c.RedisURL))
+		}
+	}
+	c.Dev = c.JWTSecret == ""
+	switch {
+	case !c.Dev && len(c.JWTSecret) < minSecretLen:
+		return bad("jwt-secret", "too short: %d bytes, need at least %d", len(c.JWTSecret), minSecretLen)
+	case !c.Dev && c.PublishKey == "":
+		return bad("publish-key", "required when a JWT secret is set (set neither for dev mode)")
+	case c.PublishKey != "" && len(c.PublishKey) < minPublishKeyLen:
+		return bad("publish-key", "too short: %d bytes, need at least %d", len(c.PublishKey), minPublishKeyLen)
+	}
+	positive := []struct {
+		name string
+		v    int
+	}{{"history-size", c.HistorySize}, {"buffer-size", c.BufferSize}, {"max-event-size", c.MaxEventSize}, {"max-publish-bytes", c.MaxPublishBytes}}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return bad(p.name, "must be positive, got %d", p.v)
+		}
+	}
+	if c.MaxClients < 0 {
+		return bad("max-clients", "must be 0 (no limit) or positive, got %d", c.MaxClients)
+	}
+	if c.MaxClientsPerUser < 0 {
+		return bad("max-clients-per-user", "must be 0 (no limit) or positive, got %d", c.MaxClientsPerUser)
+	}
+	if c.MaxEventSize > c.MaxPublishBytes {
+		return bad("max-event-size", "%d is larger than --max-publish-bytes %d, so no such event could be published", c.MaxEventSize, c.MaxPublishBytes)
+	}
+	durations := []struct {
+		name      string
+		v         time.Duration
+		zeroValid bool
+	}{
+		{"history-age", c.HistoryAge, false},
+		{"heartbeat", c.Heartbeat, true},
+		{"client-timeout", c.ClientTimeout, false},
+		{"max-stream-age", c.MaxStreamAge, true},
+		{"retry", c.Retry, false},
+		{"dev-token-ttl", c.DevTokenTTL, false},
+		{"read-header-timeout", c.ReadHeaderTimeout, false},
+		{"read-timeout", c.ReadTimeout, false},
+		{"idle-timeout", c.IdleTimeout, false},
+		{"shutdown-timeout", c.ShutdownTimeout, false},
+	}
+	for _, d := range durations {
+		switch {
+		case d.v < 0:
+			return bad(d.name, "must not be negative, got %v", d.v)
+		case d.v == 0 && !d.zeroValid:
+			return bad(d.name, "must be positive")
+		}
+	}
+	if c.Retry < time.Millisecond {
+		return bad("retry", "must be at least 1ms, got %v", c.Retry)
+	}
+	if c.Overflow != "disconnect" && c.Overflow != "drop" {
+		return bad("overflow", "%q is not disconnect or drop", c.Overflow)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// parseOrigins parses a comma-separated list of origins. "*" is refused:
+// the hub allows credentials (cookies), which browsers never combine with
+// a wildcard, and reflecting any origin would let every site read a
+// user's stream.
+func parseOrigins(s string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o == "*" {
+			return nil, errors.New(`"*" cannot be combined with credentials: list the origins`)
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("%q is not an origin like https://app.example.com", o)
+		}
+		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out, nil
+}
+
+// redact hides the password of a URL, for error messages and logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return u.Redacted()
+}
+
+// printServeUsage writes the help of the server command: every setting
+// with its environment variable and default.
+func printServeUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `ssehub — a Server-Sent Events hub that any backend publishes to over HTTP.
+
+Usage:
+  ssehub [flags]             serve (every flag can also be set by its env var)
+  ssehub publish [flags]     publish one event through a running hub (ssehub publish --help)
+
+Endpoints:
+  GET  <prefix>/stream   subscribe: HS256 JWT (sub = user uuid) in Authorization: Bearer,
+                         the sse_token cookie or ?access_token=
+  POST <prefix>/publish  publish: Authorization: Bearer <publish key>,
+                         {"users":[…],"clients":[…],"type":"…","data":…}
+  GET  <prefix>/status, GET /metrics, GET /healthz, demo page at /
+
+Flags:
+`)
+	printFlags(w, fs, func(string) bool { return true })
+}
+
+// printFlags lists fs's flags with their non-empty default and, for those
+// hasEnv accepts, their environment variable.
+func printFlags(w io.Writer, fs *flag.FlagSet, hasEnv func(name string) bool) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s %s\n        %s\n", f.Name, typ, usage)
+		var notes []string
+		if hasEnv(f.Name) {
+			notes = append(notes, "env "+envName(f.Name))
+		}
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "[]" {
+			notes = append(notes, "default "+strconv.Quote(f.DefValue))
+		}
+		if len(notes) > 0 {
+			fmt.Fprintf(w, "        %s\n", strings.Join(notes, ", "))
+		}
+	})
+}

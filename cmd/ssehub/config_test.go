@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaultsAreDevMode(t *testing.T) {
+	t.Parallel()
+	c, err := parseConfig(nil, noEnv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Dev {
+		t.Errorf("Dev = false with no secret, want dev mode")
+	}
+	if got, want := c.Addr, ":8080"; got != want {
+		t.Errorf("Addr = %q, want %q", got, want)
+	}
+	if got, want := c.Prefix, "/sse"; got != want {
+		t.Errorf("Prefix = %q, want %q", got, want)
+	}
+	c.fillDevSecrets()
+	if len(c.JWTSecret) < minSecretLen || len(c.PublishKey) < minPublishKeyLen || !c.GeneratedKey {
+		t.Errorf("dev secrets not generated: secret %d bytes, key %d bytes", len(c.JWTSecret), len(c.PublishKey))
+	}
+}
+
+// TestConfigEverySetting sets every setting once as a flag and once as an
+// environment variable and checks it took effect.
+func TestConfigEverySetting(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		flag, value string
+		check       func(c config) bool
+	}{
+		{"addr", "127.0.0.1:9999", func(c config) bool { return c.Addr == "127.0.0.1:9999" }},
+		{"prefix", "/events/", func(c config) bool { return c.Prefix == "/events" }},
+		{"redis-url", "redis://localhost:6379/0", func(c config) bool { return c.RedisURL == "redis://localhost:6379/0" }},
+		{"jwt-secret", testSecret, func(c config) bool { return c.JWTSecret == testSecret && !c.Dev }},
+		{"publish-key", testKey, func(c config) bool { return c.PublishKey == testKey }},
+		{"jwt-issuer", "https://auth.example.com", func(c config) bool { return c.JWTIssuer == "https://auth.example.com" }},
+		{"jwt-audience", "ssehub", func(c config) bool { return c.JWTAudience == "ssehub" }},
+		{"cors-origins", "https://a.example.com, HTTP://LOCALHOST:3000", func(c config) bool {
+			return slices.Equal(c.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})
+		}},
+		{"history-size", "50", func(c config) bool { return c.HistorySize == 50 }},
+		{"history-age", "90s", func(c config) bool { return c.HistoryAge == 90*time.Second }},
+		{"max-clients", "0", func(c config) bool { return c.MaxClients == 0 && hubConfig(c, nil).MaxClients < 0 }},
+		{"max-clients-per-user", "2", func(c config) bool { return c.MaxClientsPerUser == 2 }},
+		{"buffer-size", "64", func(c config) bool { return c.BufferSize == 64 }},
+		{"overflow", "drop", func(c config) bool { return c.Overflow == "drop" }},
+		{"max-event-size", "1024", func(c config) bool { return c.MaxEventSize == 1024 }},
+		{"max-publish-bytes", "2097152", func(c config) bool { return c.MaxPublishBytes == 2<<20 }},
+		{"heartbeat", "0", func(c config) bool { return c.Heartbeat == 0 && hubConfig(c, nil).HeartbeatInterval < 0 }},
+		{"client-timeout", "15s", func(c config) bool { return c.ClientTimeout == 15*time.Second }},
+		{"max-stream-age", "30m", func(c config) bool { return c.MaxStreamAge == 30*time.Minute }},
+		{"retry", "500ms", func(c config) bool { return c.Retry == 500*time.Millisecond }},
+		{"dev-token-ttl", "1h", func(c config) bool { return c.DevTokenTTL == time.Hour }},
+		{"read-header-timeout", "2s", func(c config) bool { return c.ReadHeaderTimeout == 2*time.Second }},
+		{"read-timeout", "10s", func(c config) bool { return c.ReadTimeout == 10*time.Second }},
+		{"idle-timeout", "1m", func(c config) bool { return c.IdleTimeout == time.Minute }},
+		{"shutdown-timeout", "3s", func(c config) bool { return c.ShutdownTimeout == 3*time.Second }},
+		{"log-level", "debug", func(c config) bool { return c.LogLevel == slog.LevelDebug }},
+		{"log-format", "json", func(c config) bool { return c.LogFormat == "json" }},
+	}
+	// Every flag must be in the table, so that a new one gets a test.
+	var tested []string
+	for _, tc := range cases {
+		tested = append(tested, tc.flag)
+	}
+	dc := defaultConfig()
+	newServeFlags(&dc).VisitAll(func(f *flag.Flag) {
+		if !slices.Contains(tested, f.Name) {
+			t.Errorf("flag --%s has no case here", f.Name)
+		}
+	})
+	for _, tc := range cases {
+		t.Run(tc.flag, func(t *testing.T) {
+			// publish-key alone must be accompanied by a secret.
+			base := []string{"--jwt-secret", testSecret, "--publish-key", testKey}
+			if tc.flag == "jwt-secret" || tc.flag == "publish-key" {
+				base = nil
+			}
+			if tc.flag == "jwt-secret" {
+				base = []string{"--publish-key", testKey}
+			}
+			c, err := parseConfig(append(base, "--"+tc.flag, tc.value), noEnv, nil)
+			if err != nil {
+				t.Fatalf("flag: %v", err)
+			}
+			if !tc.check(c) {
+				t.Errorf("--%s %q did not take effect: %+v", tc.flag, tc.value, c)
+			}
+			env := map[string]string{envName(tc.flag): tc.value}
+			c, err = parseConfig(base, func(k string) string { return env[k] }, nil)
+			if err != nil {
+				t.Fatalf("env: %v", err)
+			}
+			if !tc.check(c) {
+				t.Errorf("%s=%q did not take effect: %+v", envName(tc.flag), tc.value, c)
+			}
+		})
+	}
+}
+
+func TestConfigFlagWinsOverEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"SSEHUB_ADDR": ":1111", "SSEHUB_PREFIX": "/from-env"}
+	c, err := parseConfig([]string{"--addr", ":2222"}, func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Addr, ":2222"; got != want {
+		t.Errorf("Addr = %q, want the flag's %q", got, want)
+	}
+	if got, want := c.Prefix, "/from-env"; got != want {
+		t.Errorf("Prefix = %q, want the env's %q", got, want)
+	}
+}
+
+// TestConfigInvalid checks that every invalid value stops start-up with
+// one line naming the setting, from a flag and from the environment.
+func TestConfigInvalid(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		flag, value string
+		extra       []string // other flags the case needs
+	}{
+		{"prefix", "sse", nil},
+		{"prefix", "/a b", nil},
+		{"prefix", "/{x}", nil},
+		{"prefix", "/assets", nil},
+		{"redis-url", "http://localhost:6379", nil},
+		{"jwt-secret", "too-short", []string{"--publish-key", testKey}},
+		{"publish-key", "short", nil},
+		{"cors-origins", "*", nil},
+		{"cors-origins", "https://a.example.com/path", nil},
+		{"cors-origins", "not an origin", nil},
+		{"history-size", "0", nil},
+		{"history-size", "many", nil},
+		{"history-age", "-1s", nil},
+		{"history-age", "ten", nil},
+		{"max-clients", "-1", nil},
+		{"max-clients-per-user", "-2", nil},
+		{"buffer-size", "0", nil},
+		{"overflow", "block", nil},
+		{"max-event-size", "0", nil},
+		{"max-event-size", "4194304", nil}, // over max-publish-bytes
+		{"max-publish-bytes", "-5", nil},
+		{"heartbeat", "-1s", nil},
+		{"heartbeat", "often", nil},
+		{"client-timeout", "0", nil},
+		{"max-stream-age", "-1m", nil},
+		{"retry", "0", nil},
+		{"dev-token-ttl", "0", nil},
+		{"read-header-timeout", "0", nil},
+		{"read-timeout", "-1s", nil},
+		{"idle-timeout", "0s", nil},
+		{"shutdown-timeout", "0", nil},
+		{"log-level", "loud", nil},
+		{"log-format", "xml", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.flag+"="+tc.value, func(t *testing.T) {
+			want := "--" + tc.flag + " (" + envName(tc.flag) + ")"
+			check := func(how string, err error) {
+				t.Helper()
+				if err == nil {
+					t.Fatalf("%s: no error", how)
+				}
+				if msg := err.Error(); !strings.Contains(msg, want) || strings.Contains(msg, "\n") {
+					t.Errorf("%s: error %q is not one line naming %s", how, msg, want)
+				}
+			}
+			_, err := parseConfig(append(slices.Clone(tc.extra), "--"+tc.flag, tc.value), noEnv, nil)
+			check("flag", err)
+			env := map[string]string{envName(tc.flag): tc.value}
+			_, err = parseConfig(tc.extra, func(k string) string { return env[k] }, nil)
+			check("env", err)
+		})
+	}
+}
+
+func TestConfigSecretWithoutKey(t *testing.T) {
+	t.Parallel()
+	_, err := parseConfig([]string{"--jwt-secret", testSecret}, noEnv, nil)
+	if err == nil || !strings.Contains(err.Error(), "--publish-key") {
+		t.Fatalf("err = %v, want one naming --publish-key", err)
+	}
+}
+
+func TestConfigUnknownFlagAndArgument(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--nope"}, {"serve-please"}} {
+		if _, err := parseConfig(args, noEnv, nil); err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: err = %v, want a one-line error", args, err)
+		}
+	}
+}
+
+// TestHelp checks that --help documents every setting with its variable,
+// and exits 0 (run returns nil).
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"--help"}, noEnv, &out, &out); err != nil {
+		t.Fatalf("run --help: %v", err)
+	}
+	dc := defaultConfig()
+	newServeFlags(&dc).VisitAll(func(f *flag.Flag) {
+		for _, want := range []string{"--" + f.Name + " ", envName(f.Name)} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("help lacks %q", want)
+			}
+		}
+	})
+	out.Reset()
+	if err := run(t.Context(), []string{"publish", "--help"}, noEnv, &out, &out); err != nil {
+		t.Fatalf("run publish --help: %v", err)
+	}
+	if !strings.Contains(out.String(), "--publish-key") {
+		t.Errorf("publish help lacks --publish-key:\n%s", out.String())
+	}
+}

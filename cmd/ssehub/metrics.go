@@ -1,0 +1,109 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	sse "github.com/ssekit/sse"
+)
+
+// hubCollector exports a hub's Stats as Prometheus metrics. It reads one
+// snapshot per scrape, so the hub pays nothing per event for metrics.
+type hubCollector struct {
+	hub *sse.Hub
+
+	clients, users             *prometheus.Desc
+	published, delivered       *prometheus.Desc
+	replayed, resyncs, dropped *prometheus.Desc
+	rejected, disconnects      *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*hubCollector)(nil)
+
+func newHubCollector(hub *sse.Hub) *hubCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("ssekit_"+name, help, labels, nil)
+	}
+	return &hubCollector{
+		hub:         hub,
+		clients:     d("connected_clients", "Event streams open on this node."),
+		users:       d("connected_users", "Users with at least one stream open on this node."),
+		published:   d("events_published_total", "Events published through this node, by event type.", "type"),
+		delivered:   d("events_delivered_total", "Event frames queued to streams of this node, by event type (a broadcast to n streams counts n).", "type"),
+		replayed:    d("events_replayed_total", "Events written from the history to resuming streams."),
+		resyncs:     d("resyncs_total", "Resync events sent to streams whose Last-Event-ID was no longer in the history."),
+		dropped:     d("events_dropped_total", "Events skipped for a stream whose buffer was full (overflow=drop).", "reason"),
+		rejected:    d("streams_rejected_total", "Streams turned away with a retry hint: node full or shutting down."),
+		disconnects: d("disconnects_total", "Streams ended, by reason.", "reason"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.clients, c.users, c.published, c.delivered, c.replayed, c.resyncs, c.dropped, c.rejected, c.disconnects} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.hub.Stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(c.clients, float64(st.Clients))
+	gauge(c.users, float64(st.Users))
+	for typ, ts := range st.ByType {
+		counter(c.published, ts.Published, typ)
+		counter(c.delivered, ts.Delivered, typ)
+	}
+	counter(c.replayed, st.Replayed)
+	counter(c.resyncs, st.Resyncs)
+	counter(c.dropped, st.Dropped, "overflow")
+	counter(c.rejected, st.Rejected)
+	for reason, n := range st.Disconnects {
+		counter(c.disconnects, n, reason)
+	}
+}
+
+// serverMetrics are what the server itself counts, beside the hub.
+type serverMetrics struct {
+	registry        *prometheus.Registry
+	authFailures    *prometheus.CounterVec
+	publishRejected *prometheus.CounterVec
+}
+
+// newServerMetrics returns a registry with the hub's metrics, the
+// server's, and the Go runtime and process collectors.
+func newServerMetrics(hub *sse.Hub) *serverMetrics {
+	m := &serverMetrics{
+		registry: prometheus.NewRegistry(),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ssekit_auth_failures_total",
+			Help: "Requests refused with 401, by endpoint (stream or publish).",
+		}, []string{"endpoint"}),
+		publishRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ssekit_publish_rejected_total",
+			Help: "Publish requests refused for their input, by HTTP status.",
+		}, []string{"code"}),
+	}
+	m.registry.MustRegister(
+		newHubCollector(hub),
+		m.authFailures,
+		m.publishRejected,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *serverMetrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}

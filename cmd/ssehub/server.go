@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	sse "github.com/ssekit/sse"
+)
+
+// healthTimeout bounds the cluster check of one /healthz request.
+const healthTimeout = 2 * time.Second
+
+// app is the server's routes over one hub. newApp builds it; serve runs it
+// behind an http.Server and shuts it down.
+type app struct {
+	cfg     config
+	log     *slog.Logger
+	hub     *sse.Hub
+	cluster cluster // nil in memory mode
+	verify  *verifier
+	metrics *serverMetrics
+	handler http.Handler
+}
+
+// newApp builds the hub (on the cluster's broker, when there is one) and
+// the routes. cfg must hold a JWT secret and a publish key (see
+// fillDevSecrets). The caller owns the result and stops it with close,
+// which also closes cl.
+func newApp(cfg config, log *slog.Logger, cl cluster) (*app, error) {
+	hc := hubConfig(cfg, log)
+	if cl != nil {
+		hc.Broker = cl.Broker()
+	}
+	hub, err := sse.New(hc)
+	if err != nil {
+		return nil, err
+	}
+	if cl != nil {
+		cl.Start(hub)
+	}
+	a := &app{
+		cfg:     cfg,
+		log:     log,
+		hub:     hub,
+		cluster: cl,
+		verify:  newVerifier(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience),
+		metrics: newServerMetrics(hub),
+	}
+	a.handler = a.routes()
+	return a, nil
+}
+
+// hubConfig translates the settings to the library's Config, whose zero
+// values mean "default" and negative ones "none": ssehub's flags say 0 for
+// "none", which is what a person typing a flag expects.
+func hubConfig(c config, log *slog.Logger) sse.Config {
+	none := func(v int) int {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	noneD := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	overflow := sse.OverflowDisconnect
+	if c.Overflow == "drop" {
+		overflow = sse.OverflowDrop
+	}
+	return sse.Config{
+		BufferSize:        c.BufferSize,
+		ClientTimeout:     c.ClientTimeout,
+		HeartbeatInterval: noneD(c.Heartbeat),
+		MaxClients:        none(c.MaxClients),
+		MaxClientsPerUser: none(c.MaxClientsPerUser),
+		HistorySize:       c.HistorySize,
+		HistoryAge:        c.HistoryAge,
+		MaxEventSize:      c.MaxEventSize,
+		Overflow:          overflow,
+		MaxStreamAge:      noneD(c.MaxStreamAge),
+		RetryInterval:     c.Retry,
+		Logger:            log,
+	}
+}
+
+// routes returns the server's handler.
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	p := a.cfg.Prefix
+	stream := a.hub.Handler(sse.HandlerOptions{Authenticate: a.authenticate, RequireAuth: true})
+	// ReadTimeout does not cut streams: net/http clears the read deadline
+	// once a request without a body is read (TestStreamOutlivesReadTimeout).
+	mux.Handle(p+"/stream", a.cors(stream))
+	mux.Handle(p+"/publish", a.cors(only(http.MethodPost, &publishHandler{
+		hub:     a.hub,
+		key:     newKeyChecker(a.cfg.PublishKey),
+		maxBody: int64(a.cfg.MaxPublishBytes),
+		log:     a.log,
+		metrics: a.metrics,
+	})))
+	mux.Handle(p+"/status", a.cors(only(http.MethodGet, http.HandlerFunc(a.status))))
+	mux.Handle("/metrics", only(http.MethodGet, a.metrics.handler()))
+	mux.Handle("/healthz", only(http.MethodGet, http.HandlerFunc(a.healthz)))
+	a.demoRoutes(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		sse.WriteError(w, http.StatusNotFound, "not_found", "no route "+r.URL.Path)
+	})
+	return secureHeaders(mux)
+}
+
+// authenticate is the stream's sse.HandlerOptions.Authenticate: the user
+// is the sub of a valid subscriber token.
+func (a *app) authenticate(r *http.Request) (string, error) {
+	token, source, err := requestToken(r)
+	if err == nil {
+		var user string
+		if user, err = a.verify.userID(token); err == nil {
+			a.log.Debug("stream authenticated", "user", user, "source", source)
+			return user, nil
+		}
+	}
+	a.metrics.authFailures.WithLabelValues("stream").Inc()
+	a.log.Info("stream refused", "err", err, "source", source, "remote", r.RemoteAddr)
+	return "", err
+}
+
+// status serves <prefix>/status: this node's hub, or with scope=cluster
+// the cluster's view.
+func (a *app) status(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Query().Get("scope") {
+	case "", "node":
+		a.hub.StatusHandler().ServeHTTP(w, r)
+	case "cluster":
+		if a.cluster == nil {
+			sse.WriteError(w, http.StatusNotFound, "not_found", "cluster mode is off (no --redis-url)")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		defer cancel()
+		st, err := a.cluster.Status(ctx)
+		if err != nil {
+			sse.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	default:
+		sse.WriteError(w, http.StatusBadRequest, "bad_request", "scope must be node or cluster")
+	}
+}
+
+// health is the body of /healthz.
+type health struct {
+	Status  string `json:"status"`
+	Failing string `json:"failing,omitempty"` // the dependency that failed
+	Error   string `json:"error,omitempty"`
+}
+
+// healthz answers 200 while this node can serve, 503 naming what fails:
+// the hub once it is shutting down, the cluster when it does not answer.
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	if a.hub.Status().Status == "closed" {
+		writeJSON(w, http.StatusServiceUnavailable, health{Status: "unavailable", Failing: "hub", Error: "shutting down"})
+		return
+	}
+	if a.cluster != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		defer cancel()
+		if err := a.cluster.Ping(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, health{Status: "unavailable", Failing: "cluster", Error: err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, health{Status: "ok"})
+}
+
+// close shuts the hub down within ctx, then closes the cluster, whose
+// broker the hub used until then.
+func (a *app) close(ctx context.Context) error {
+	err := a.hub.Shutdown(ctx)
+	if a.cluster != nil {
+		err = errors.Join(err, a.cluster.Close())
+	}
+	return err
+}
+
+// cors lets the configured origins call next with credentials (cookies),
+// and answers their preflights. Other origins get no CORS headers, so
+// their pages cannot read the response.
+func (a *app) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		allowed := origin != "" && slices.Contains(a.cfg.CORSOrigins, strings.ToLower(origin))
+		if allowed {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if allowed {
+				h.Set("Access-Control-Allow-Methods", "GET, POST")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, Cache-Control")
+				h.Set("Access-Control-Max-Age", "600")
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// only refuses every method but method (and HEAD for GET) with a JSON 405.
+func only(method string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", method)
+			sse.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// secureHeaders sets the headers every response should carry.
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		// Tokens may travel in the query string: never leak them onward.
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeJSON writes v as a JSON response with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// newHTTPServer returns the server for h, with the timeouts that keep slow
+// clients from holding connections.
+func newHTTPServer(c config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler: h,
+		// A client that trickles its headers (slowloris) is cut after this.
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		// No WriteTimeout: it would cut every stream. The hub bounds each
+		// write to a stream with a deadline of its own (client-timeout).
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

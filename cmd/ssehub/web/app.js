@@ -1,0 +1,358 @@
+// ssehub demo page: a real EventSource against this hub, plus a publish
+// form. Plain JavaScript so that the binary serves it with no build step.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+
+// Event types listened to from the start; a type published from the form
+// is added, since EventSource has no catch-all for named events.
+const KNOWN_TYPES = ["connected", "heartbeat", "resync", "notification", "badge_update", "new_item", "message"];
+
+const SAMPLE_DATA = {
+  notification: { type: "follow", title: "New follower!", message: "Ada Lovelace started following you." },
+  badge_update: { count: 3 },
+  new_item: { item_type: "post", item_id: "42", item: { title: "Hello, live world" } },
+  message: { text: "Hi there 👋" },
+  "": { anything: "goes" },
+};
+
+const state = {
+  cfg: null,
+  es: null,
+  user: "",
+  token: "",       // pasted token (debugger mode)
+  publishKey: "",
+  clientId: "",
+  lastId: "",
+  types: new Set(KNOWN_TYPES), // every type to listen to
+  listened: new Set(),         // the types the current EventSource listens to
+  opened: false,   // whether the current EventSource ever opened
+  recoverDelay: 1000,
+  recoverTimer: 0,
+  count: 0,
+};
+
+// ---- connection state ------------------------------------------------
+
+function setState(name, text) {
+  const pill = $("#state");
+  pill.dataset.state = name;
+  $("#state-text").textContent = text;
+}
+
+function setFact(id, value) {
+  $(id).textContent = value || "—";
+  $(id).title = value || "";
+}
+
+// connect opens a new EventSource. withCredentials sends the sse_token
+// cookie (dev mode); a pasted token goes in ?access_token=, since an
+// EventSource cannot set headers. resumeFrom resumes a new EventSource
+// where the last one stopped (its own reconnects send Last-Event-ID).
+function connect(resumeFrom) {
+  if (state.es) state.es.close();
+  clearTimeout(state.recoverTimer);
+  const params = new URLSearchParams();
+  if (!state.cfg.dev) params.set("access_token", state.token);
+  if (resumeFrom) params.set("lastEventId", resumeFrom);
+  const qs = params.toString();
+  const url = state.cfg.prefix + "/stream" + (qs ? "?" + qs : "");
+  const es = new EventSource(url, { withCredentials: true });
+  state.es = es;
+  state.opened = false;
+  state.listened = new Set();
+  setState("connecting", "Connecting");
+  es.onopen = () => {
+    state.opened = true;
+    state.recoverDelay = 1000;
+    setState("open", "Live");
+  };
+  es.onerror = () => {
+    if (es !== state.es) return;
+    if (es.readyState === EventSource.CONNECTING) {
+      // The browser reconnects by itself, with Last-Event-ID.
+      setState("reconnecting", "Reconnecting");
+      return;
+    }
+    // CLOSED: the hub refused the stream for good (401), e.g. a dev hub
+    // restarted with a new secret, or a bad pasted token.
+    setState("closed", "Closed");
+    if (state.cfg.dev) {
+      systemEntry("Stream refused; getting a new token and resuming…");
+      scheduleRecover();
+    } else {
+      systemEntry("Stream refused (401): the token is invalid or expired. Paste a new one.");
+    }
+  };
+  state.types.forEach(listen);
+}
+
+// listen adds a listener for one event type on the current EventSource.
+function listen(type) {
+  state.types.add(type);
+  if (!state.es || state.listened.has(type)) return;
+  state.listened.add(type);
+  state.es.addEventListener(type, (ev) => onEvent(type, ev));
+}
+
+// scheduleRecover gets a new token (dev mode) and opens a new EventSource
+// from the last id, backing off while it keeps failing.
+function scheduleRecover() {
+  clearTimeout(state.recoverTimer);
+  const delay = state.recoverDelay;
+  state.recoverDelay = Math.min(state.recoverDelay * 2, 30000);
+  state.recoverTimer = setTimeout(async () => {
+    try {
+      await mintToken(state.user);
+      connect(state.lastId);
+    } catch (err) {
+      systemEntry("Could not get a token: " + err.message);
+      scheduleRecover();
+    }
+  }, delay);
+}
+
+// ---- events ------------------------------------------------------------
+
+function onEvent(type, ev) {
+  if (ev.lastEventId) {
+    state.lastId = ev.lastEventId;
+    setFact("#fact-last", state.lastId);
+  }
+  let data = ev.data;
+  try { data = JSON.parse(ev.data); } catch (_) { /* shown as text */ }
+  switch (type) {
+    case "connected":
+      state.clientId = data && data.client_id;
+      setFact("#fact-client", state.clientId);
+      break;
+    case "notification":
+      toast(data);
+      break;
+    case "badge_update":
+      setBadge(data && data.count);
+      break;
+  }
+  addEntry(type, ev.lastEventId, data);
+}
+
+function addEntry(type, id, data) {
+  const li = document.createElement("li");
+  li.dataset.type = type;
+  const time = document.createElement("time");
+  time.textContent = new Date().toLocaleTimeString([], { hour12: false });
+  const chip = document.createElement("span");
+  chip.className = "type";
+  chip.textContent = type;
+  chip.title = type;
+  const body = document.createElement("div");
+  body.className = "body";
+  if (id) {
+    const idEl = document.createElement("div");
+    idEl.className = "id";
+    idEl.textContent = "id " + id;
+    body.append(idEl);
+  }
+  const pre = document.createElement("pre");
+  pre.textContent = typeof data === "string" ? data : JSON.stringify(data);
+  body.append(pre);
+  li.append(time, chip, body);
+  if (type === "heartbeat" && !$("#show-heartbeats").checked) li.hidden = true;
+  const log = $("#log");
+  log.prepend(li);
+  while (log.children.length > 300) log.lastElementChild.remove();
+  if (type !== "heartbeat") {
+    state.count++;
+    $("#count").textContent = state.count;
+    $("#empty").hidden = true;
+  }
+}
+
+function systemEntry(text) {
+  addEntry("system", "", text);
+}
+
+function toast(data) {
+  const t = document.createElement("div");
+  t.className = "toast";
+  t.setAttribute("role", "status");
+  const title = document.createElement("div");
+  title.className = "title";
+  title.textContent = (data && data.title) || "Notification";
+  const msg = document.createElement("div");
+  msg.className = "msg";
+  msg.textContent = (data && data.message) || "";
+  t.append(title, msg);
+  const box = $("#toasts");
+  box.append(t); // the stack sits at the bottom: newest last, nearest the corner
+  while (box.children.length > 4) box.firstElementChild.remove();
+  setTimeout(() => {
+    t.classList.add("leaving");
+    setTimeout(() => t.remove(), 400);
+  }, 7000);
+}
+
+function setBadge(count) {
+  const n = Number(count) || 0;
+  const b = $("#badge");
+  b.dataset.count = String(n);
+  b.textContent = n > 99 ? "99+" : String(n);
+  b.hidden = n <= 0;
+}
+
+// ---- tokens --------------------------------------------------------------
+
+// mintToken asks a dev-mode hub for a token for user ("" for a new user);
+// the hub sets it as the sse_token cookie.
+async function mintToken(user) {
+  const res = await fetch("/demo/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user }),
+  });
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.message || res.statusText);
+  state.user = body.user;
+  state.publishKey = body.publish_key;
+  $("#user").value = body.user;
+  setFact("#fact-user", body.user);
+  try { localStorage.setItem("ssehub.demo.user", body.user); } catch (_) { /* private mode */ }
+}
+
+// jwtSubject reads the sub of a token without verifying it: only to
+// show who the page subscribes as; the hub verifies.
+function jwtSubject(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part)).sub || "";
+  } catch (_) {
+    return "";
+  }
+}
+
+// ---- publish -------------------------------------------------------------
+
+function currentType() {
+  const sel = $("#type").value;
+  return sel || $("#custom-type").value.trim();
+}
+
+function onTypeChange() {
+  const custom = $("#type").value === "";
+  $("#custom-type").hidden = !custom;
+  $("#data").value = JSON.stringify(SAMPLE_DATA[$("#type").value] || {}, null, 2);
+}
+
+function onTargetChange() {
+  const to = document.querySelector('input[name="to"]:checked').value;
+  $("#to-user").hidden = to !== "user";
+}
+
+async function publish(ev) {
+  ev.preventDefault();
+  const out = $("#publish-result");
+  out.className = "result";
+  out.textContent = "";
+  const type = currentType();
+  let data;
+  try {
+    data = JSON.parse($("#data").value || "null");
+  } catch (err) {
+    return fail("Data is not JSON: " + err.message);
+  }
+  const body = { type, data };
+  const to = document.querySelector('input[name="to"]:checked').value;
+  if (to === "me") body.users = [state.user];
+  if (to === "user") body.users = [$("#to-user").value.trim()];
+  if (to === "client") body.clients = [state.clientId];
+  const key = state.cfg.dev ? state.publishKey : $("#key").value.trim();
+  if (!key) return fail("A publish key is needed to publish.");
+  listen(type);
+  $("#publish-btn").disabled = true;
+  try {
+    const res = await fetch(state.cfg.prefix + "/publish", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "Bearer " + key },
+      body: JSON.stringify(body),
+    });
+    const answer = await res.json().catch(() => ({}));
+    if (!res.ok) return fail(res.status + ": " + (answer.message || res.statusText));
+    out.className = "result ok";
+    out.textContent = "Published " + answer.id;
+  } catch (err) {
+    fail(err.message);
+  } finally {
+    $("#publish-btn").disabled = false;
+  }
+
+  function fail(msg) {
+    out.className = "result err";
+    out.textContent = msg;
+  }
+}
+
+// ---- start -----------------------------------------------------------------
+
+async function start() {
+  $("#publish").addEventListener("submit", publish);
+  $("#type").addEventListener("change", onTypeChange);
+  document.querySelectorAll('input[name="to"]').forEach((r) => r.addEventListener("change", onTargetChange));
+  $("#clear").addEventListener("click", () => {
+    $("#log").replaceChildren();
+    state.count = 0;
+    $("#count").textContent = "0";
+    $("#empty").hidden = false;
+  });
+  $("#show-heartbeats").addEventListener("change", (e) => {
+    document.querySelectorAll('#log li[data-type="heartbeat"]').forEach((li) => { li.hidden = !e.target.checked; });
+  });
+  onTypeChange();
+
+  try {
+    const res = await fetch("/demo/config");
+    state.cfg = await res.json();
+  } catch (err) {
+    setState("closed", "Hub unreachable");
+    return;
+  }
+  const mode = $("#mode");
+  mode.hidden = false;
+  if (state.cfg.dev) {
+    mode.textContent = "dev mode";
+    $("#dev-conn").hidden = false;
+    let saved = "";
+    try { saved = localStorage.getItem("ssehub.demo.user") || ""; } catch (_) { /* private mode */ }
+    try {
+      await mintToken(saved);
+    } catch (err) {
+      // A stored user the hub refuses: start as a new one.
+      await mintToken("");
+    }
+    connect("");
+    $("#reconnect").addEventListener("click", async () => {
+      try {
+        await mintToken($("#user").value.trim());
+        state.lastId = "";
+        setFact("#fact-last", "");
+        connect("");
+      } catch (err) {
+        systemEntry("Could not switch user: " + err.message);
+      }
+    });
+  } else {
+    mode.textContent = "debugger";
+    mode.classList.add("debugger");
+    $("#paste-conn").hidden = false;
+    setState("idle", "Paste a token");
+    $("#connect").addEventListener("click", () => {
+      state.token = $("#token").value.trim();
+      if (!state.token) return;
+      state.user = jwtSubject(state.token);
+      setFact("#fact-user", state.user);
+      state.lastId = "";
+      connect("");
+    });
+  }
+}
+
+start();

@@ -1,0 +1,124 @@
+// The demo page in a real browser (headless Chromium through
+// playwright-core): it connects with a real EventSource, shows events
+// published through the HTTP API, and reconnects by itself when the hub
+// is killed and restarted.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startHub, kill, freePort, signHS256, publish, newUser, SECRET, KEY, GUARD } from "./helpers.js";
+
+const SCREENSHOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../docs/demo.png");
+
+async function launch(t) {
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
+  page.setDefaultTimeout(GUARD);
+  // A page error is a test failure, not a silent console line.
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(err));
+  t.after(() => assert.deepEqual(errors, [], "the page threw"));
+  return page;
+}
+
+// logEntry waits for an entry of type in the page's event log whose text
+// has needle.
+function logEntry(page, type, needle) {
+  return page.locator(`#log li[data-type="${type}"]`, { hasText: needle }).first().waitFor();
+}
+
+test("demo page in dev mode: live events, toast, badge, publish form, survives a restart", async (t) => {
+  const port = await freePort();
+  // Dev mode (no secret); a fixed publish key so the test can publish.
+  const env = { SSEHUB_PUBLISH_KEY: KEY };
+  let hub = await startHub(port, { env });
+  t.after(() => kill(hub, "SIGTERM"));
+  const page = await launch(t);
+
+  await page.goto(hub.url + "/");
+  await page.locator('#state[data-state="open"]').waitFor();
+  assert.equal(await page.locator("#mode").textContent(), "dev mode");
+  const user = await page.locator("#user").inputValue();
+  assert.match(user, /^[0-9a-f-]{36}$/);
+  await logEntry(page, "connected", "client_id");
+
+  // Published by a backend through the HTTP API.
+  await publish(hub.url, { users: [user], type: "new_item", data: { item_type: "post", item_id: "42", item: { title: "Launch notes" } } });
+  await logEntry(page, "new_item", "Launch notes");
+  await publish(hub.url, { users: [user], type: "badge_update", data: { count: 3 } });
+  await page.locator('#badge[data-count="3"]').waitFor();
+  await publish(hub.url, { type: "message", data: { text: "Deploy finished for everyone" } });
+  await logEntry(page, "message", "Deploy finished");
+  // Not for this user: must not show up.
+  await publish(hub.url, { users: [newUser()], type: "message", data: { text: "someone else's" } });
+
+  // Published from the page's own form, to "me".
+  await page.selectOption("#type", "notification");
+  await page.fill("#data", JSON.stringify({ title: "Ada Lovelace followed you", message: "Say hello back!" }, null, 2));
+  await page.click("#publish-btn");
+  await page.locator(".toast", { hasText: "Ada Lovelace followed you" }).waitFor();
+  await logEntry(page, "notification", "Ada Lovelace");
+  assert.match(await page.locator("#publish-result").textContent(), /^Published \d+-\d+$/);
+  await publish(hub.url, { users: [user], type: "notification", data: { title: "Build #128 passed", message: "main is green: 412 tests in 38 s" } });
+  await page.locator(".toast", { hasText: "Build #128 passed" }).waitFor();
+  mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+  // Finished animations, so that the toasts are shown as a person sees them.
+  await page.screenshot({ path: SCREENSHOT, animations: "disabled" });
+  assert.equal(await page.locator("#log li", { hasText: "someone else's" }).count(), 0, "another user's event reached the page");
+
+  // Kill the hub (no goodbye) and start a new one on the same port. In dev
+  // mode the new one has a new secret, so the old cookie is refused (401);
+  // the page gets a new token by itself and resumes from its last id,
+  // which died with the in-memory history: it is told so with a resync.
+  await kill(hub, "SIGKILL");
+  await page.locator('#state[data-state="reconnecting"]').waitFor();
+  hub = await startHub(port, { env });
+  await logEntry(page, "resync", "history_unavailable");
+  await page.locator('#state[data-state="open"]').waitFor();
+  await publish(hub.url, { users: [user], type: "message", data: { text: "after the restart" } });
+  await logEntry(page, "message", "after the restart");
+});
+
+test("demo page outside dev mode: a pasted token, and the browser's own reconnect", async (t) => {
+  const port = await freePort();
+  const env = { SSEHUB_JWT_SECRET: SECRET, SSEHUB_PUBLISH_KEY: KEY };
+  let hub = await startHub(port, { env });
+  t.after(() => kill(hub, "SIGTERM"));
+  const page = await launch(t);
+
+  await page.goto(hub.url + "/");
+  assert.equal(await page.locator("#mode").textContent(), "debugger");
+  await page.locator("#token").waitFor();
+  const user = newUser();
+  await page.fill("#token", signHS256(user));
+  await page.fill("#key", KEY);
+  await page.click("#connect");
+  await page.locator('#state[data-state="open"]').waitFor();
+  assert.equal(await page.locator("#fact-user").textContent(), user);
+
+  const id = await publish(hub.url, { users: [user], type: "notification", data: { title: "Hello from curl" } });
+  await page.locator(".toast", { hasText: "Hello from curl" }).waitFor();
+  assert.equal(await page.locator("#fact-last").textContent(), id);
+
+  // Same secret after the restart: the EventSource reconnects by itself
+  // with Last-Event-ID, and gets a resync since the history is gone.
+  await kill(hub, "SIGKILL");
+  await page.locator('#state[data-state="reconnecting"]').waitFor();
+  hub = await startHub(port, { env });
+  await logEntry(page, "resync", id);
+  await page.locator('#state[data-state="open"]').waitFor();
+  await publish(hub.url, { users: [user], type: "notification", data: { title: "Back online" } });
+  await page.locator(".toast", { hasText: "Back online" }).waitFor();
+
+  // Publishing from the page uses the pasted key.
+  await page.check('input[name="to"][value="all"]');
+  await page.selectOption("#type", "message");
+  await page.click("#publish-btn");
+  await logEntry(page, "message", "Hi there");
+});
