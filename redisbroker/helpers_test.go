@@ -1,0 +1,106 @@
+package redisbroker_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ssekit/sse/redisbroker"
+)
+
+// redisAddr is the shared Redis the tests use: SSEKIT_REDIS_ADDR, or the
+// local default.
+func redisAddr() string {
+	if a := os.Getenv("SSEKIT_REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// unavailable skips the test, loudly, when a service it needs is not
+// there, or fails it when SSEKIT_REQUIRE_SERVICES=1 says it must be.
+func unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("SSEKIT_REQUIRE_SERVICES") == "1" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf("SKIPPED, SERVICE MISSING: "+format, args...)
+}
+
+// sharedRedis returns a client of the shared Redis, closed at cleanup, or
+// skips the test when it does not answer.
+func sharedRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), MaxRetries: 1, DialTimeout: 2 * time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		unavailable(t, "Redis at %s (SSEKIT_REDIS_ADDR) does not answer: %v", redisAddr(), err)
+	}
+	return rdb
+}
+
+// uniquePrefix returns a key prefix no other test or engineer uses, and
+// deletes every key under it at cleanup (the shared Redis is never
+// flushed).
+func uniquePrefix(t testing.TB, rdb redis.UniversalClient) string {
+	t.Helper()
+	p := make([]byte, 6)
+	_, _ = rand.Read(p)
+	prefix := "ssekit-test-" + hex.EncodeToString(p)
+	t.Cleanup(func() { deleteKeys(t, rdb, prefix) })
+	return prefix
+}
+
+// deleteKeys deletes the keys of one broker prefix.
+func deleteKeys(t testing.TB, rdb redis.UniversalClient, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	iter := rdb.Scan(ctx, 0, "{"+prefix+"}:*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if len(keys) > 0 {
+		if err := rdb.Del(ctx, keys...).Err(); err != nil {
+			t.Logf("cleanup of %s: %v", prefix, err)
+		}
+	}
+}
+
+// newBroker returns a broker on rdb under a fresh prefix, closed at
+// cleanup (before the client, since cleanups run last-in first-out).
+func newBroker(t testing.TB, rdb redis.UniversalClient, opts redisbroker.Options) *redisbroker.Broker {
+	t.Helper()
+	if opts.Prefix == "" {
+		opts.Prefix = uniquePrefix(t, rdb)
+	}
+	if opts.Block == 0 {
+		opts.Block = 200 * time.Millisecond
+	}
+	b, err := redisbroker.New(rdb, opts)
+	if err != nil {
+		t.Fatalf("redisbroker.New: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
