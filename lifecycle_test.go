@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -201,5 +202,30 @@ func TestDeadBrokerIsLoud(t *testing.T) {
 	}
 	if got := h.Stats().Disconnects[sse.ReasonBroker]; got != 2 {
 		t.Fatalf("broker disconnects = %d, want 2", got)
+	}
+}
+
+func TestRefuseAsksToComeBackLater(t *testing.T) {
+	t.Parallel()
+	hub := sse.NewHub(sse.Config{RetryInterval: time.Second})
+	srv := newServer(t, hub, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hub.Refuse(w, 10*time.Second) // e.g. a rate limit
+	}))
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	retry, ok := strings.CutPrefix(strings.TrimSpace(string(body)), "retry: ")
+	ms, err := strconv.Atoi(retry)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" || !ok || err != nil || ms < 10000 || ms > 20000 {
+		t.Fatalf("%d %q %q, want 200 text/event-stream with retry 10–20 s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra*1000 < ms {
+		t.Fatalf("Retry-After %q, want at least the retry field's %d ms", resp.Header.Get("Retry-After"), ms)
+	}
+	if got := hub.Stats().Rejected; got != 1 {
+		t.Fatalf("Rejected = %d", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,30 +35,23 @@ const flushAt = 32 << 10
 // The stream resumes after the Last-Event-ID header, or the lastEventId
 // query parameter for clients that cannot set headers.
 func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string) {
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	s := &stream{hub: h, w: w, rc: http.NewResponseController(w)}
-	defer s.rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
-
 	h.mu.Lock()
 	if h.closing.Load() {
 		h.mu.Unlock()
-		s.refuse()
+		h.Refuse(w, 0)
 		return
 	}
 	h.streams.Add(1)
 	h.mu.Unlock()
 	defer h.streams.Done()
 
+	s := &stream{hub: h, w: w, rc: http.NewResponseController(w)}
 	c := newClient(uuid.NewString(), userID, h.cfg.BufferSize, func() {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
 	})
 	evicted, ok := h.reg.add(c, h.cfg.MaxClients, h.cfg.MaxClientsPerUser)
 	if !ok {
-		s.refuse()
+		h.Refuse(w, 0)
 		return
 	}
 	if evicted != nil {
@@ -67,9 +61,36 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 		h.endStream(c, ReasonShutdown)
 	}
 	s.c = c
+	streamHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+	defer s.rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
 	// The first reason to end a stream wins: when the hub ended it, run's
 	// answer only repeats it.
 	h.endStream(c, s.run(r.Context(), lastEventID(r)))
+}
+
+// streamHeaders sets the headers of an event stream.
+func streamHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+}
+
+// Refuse answers a stream request that is not to be served now — over a
+// rate limit, say — the way the hub answers one over MaxClients or while
+// it shuts down: 200 text/event-stream with a retry field of 1–2× the
+// larger of after and RetryInterval, a Retry-After header for clients that
+// read it, and no stream. Any other status would make a browser's
+// EventSource give up for good. Counted in Stats.Rejected.
+func (h *Hub) Refuse(w http.ResponseWriter, after time.Duration) {
+	h.stats.rejected.Add(1)
+	ms := max(after, h.cfg.RetryInterval).Milliseconds()
+	ms += rand.Int64N(ms + 1)
+	streamHeaders(w.Header())
+	w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(appendRetry(nil, ms))
+	_ = http.NewResponseController(w).Flush()
 }
 
 // lastEventID returns where the client asks to resume, "" for a fresh
@@ -89,14 +110,6 @@ type stream struct {
 	w   http.ResponseWriter
 	rc  *http.ResponseController
 	buf []byte // frames gathered for the next write
-}
-
-// refuse ends a stream that is not served (hub full or closing) with a
-// jittered retry hint: a 503 would make a browser give up for good.
-func (s *stream) refuse() {
-	s.hub.stats.rejected.Add(1)
-	s.buf = appendRetry(s.buf[:0], s.hub.jitteredRetry())
-	s.write()
 }
 
 // jitteredRetry returns 1–2× RetryInterval in milliseconds.
