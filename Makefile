@@ -28,7 +28,14 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## fuzz: each fuzz target for FUZZTIME (default 20s)
+## fuzz: each fuzz target for FUZZTIME (default 20s); a failure leaves its
+## input under the package's testdata/fuzz/, to be committed with the fix
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzCompareIDs$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzLastEventID$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./sseclient
+	$(GO) test -run '^$$' -fuzz '^FuzzHubFrames$$' -fuzztime $(FUZZTIME) ./sseclient
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestToken$$' -fuzztime $(FUZZTIME) ./cmd/ssehub
+	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(FUZZTIME) ./cmd/ssehub

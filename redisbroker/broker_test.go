@@ -181,7 +181,7 @@ func TestPresence(t *testing.T) {
 	rdb := sharedRedis(t)
 	prefix := uniquePrefix(t, rdb)
 	opts := func(node string) redisbroker.Options {
-		return redisbroker.Options{Prefix: prefix, Node: node, PresenceInterval: 50 * time.Millisecond, PresenceTTL: 500 * time.Millisecond}
+		return redisbroker.Options{Prefix: prefix, Node: node, PresenceInterval: 100 * time.Millisecond, PresenceTTL: 2 * time.Second}
 	}
 	a, b, dead := newBroker(t, rdb, opts("a")), newBroker(t, rdb, opts("b")), newBroker(t, rdb, opts("dead"))
 	if err := a.StartPresence(t.Context(), fakeNode{users: []string{"u1", "u2"}, clients: 3}); err != nil {
@@ -198,21 +198,21 @@ func TestPresence(t *testing.T) {
 	if err := redisbroker.RefreshPresenceOnce(t.Context(), dead, fakeNode{users: []string{"u9"}, clients: 1}); err != nil {
 		t.Fatal(err)
 	}
+	var st redisbroker.ClusterStatus
 	status := func() redisbroker.ClusterStatus {
-		st, err := a.ClusterStatus(t.Context())
-		if err != nil {
+		var err error
+		if st, err = a.ClusterStatus(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		return st
 	}
+	// Three nodes, four distinct users (u2 is on two), six clients.
 	waitUntil(t, "three nodes", func() bool { return len(status().Nodes) == 3 })
-	st := status()
 	if st.Users != 4 || st.Clients != 6 {
 		t.Fatalf("cluster of three: users=%d clients=%d, want 4 distinct users, 6 clients: %+v", st.Users, st.Clients, st)
 	}
 	// The dead node stopped refreshing: it expires.
 	waitUntil(t, "the dead node to expire", func() bool { return len(status().Nodes) == 2 })
-	st = status()
 	if st.Users != 3 || st.Clients != 5 {
 		t.Fatalf("after the dead node expired: users=%d clients=%d, want 3, 5", st.Users, st.Clients)
 	}
@@ -222,7 +222,7 @@ func TestPresence(t *testing.T) {
 	// b stops cleanly: its keys go at once (well before they would expire).
 	stopB()
 	waitUntil(t, "b to leave", func() bool { return len(status().Nodes) == 1 })
-	if st := status(); st.Nodes[0].Node != "a" || st.Users != 2 || st.Clients != 3 {
+	if st.Nodes[0].Node != "a" || st.Users != 2 || st.Clients != 3 {
 		t.Fatalf("after b left: %+v", st)
 	}
 }

@@ -167,14 +167,40 @@ func TestFaultRedisPaused(t *testing.T) {
 	publishAll(1, 2, 3)
 
 	// DEBUG SLEEP stops the whole server past the nodes' 1s read timeout.
-	slept := make(chan error, 1)
-	go func() { slept <- ctl.Do(context.Background(), "DEBUG", "SLEEP", 2).Err() }()
+	// The publishes must start while it sleeps: on a loaded machine the
+	// sleep may be over before this goroutine looks, so try again.
 	probe := redis.NewClient(&redis.Options{Addr: srv.addr, MaxRetries: -1, ReadTimeout: 100 * time.Millisecond})
 	defer probe.Close()
-	waitUntil(t, "Redis to be asleep", func() bool { return probe.Ping(t.Context()).Err() != nil })
-	publishAll(4, 5, 6, 7)
-	if err := <-slept; err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		slept := make(chan error, 1)
+		go func() { slept <- ctl.Do(context.Background(), "DEBUG", "SLEEP", 2).Err() }()
+		asleep := false
+		for !asleep {
+			select {
+			case err := <-slept:
+				if err != nil {
+					t.Fatal(err)
+				}
+				slept = nil
+			default:
+			}
+			if slept == nil {
+				break
+			}
+			if asleep = probe.Ping(t.Context()).Err() != nil; !asleep {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if asleep {
+			publishAll(4, 5, 6, 7)
+			if err := <-slept; err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if attempt == 5 {
+			t.Fatal("never caught Redis asleep in DEBUG SLEEP")
+		}
 	}
 	publishAll(8, 9)
 

@@ -38,11 +38,14 @@ var clusterParams = map[string]string{
 	"max_len": "events kept for replay, approximately (default 10000)",
 	"max_age": "how long an event is kept for replay, e.g. 10m (default 10m)",
 	"node":    "this node's name in the cluster status (default host-pid-random)",
+	// A node that dies drops out of the status after presence_ttl.
+	"presence_interval": "how often a node refreshes its status report (default 5s)",
+	"presence_ttl":      "how long a report outlives its node's last refresh (default 3 intervals)",
 }
 
 // openCluster connects to the Redis at redisURL (redis://, rediss:// or
-// unix://, with go-redis's options and ssehub's own: prefix, max_len,
-// max_age, node) and makes the cluster's broker. It fails when Redis does
+// unix://, with go-redis's options and ssehub's own: see clusterParams)
+// and makes the cluster's broker. It fails when Redis does
 // not answer within ctx or 5s, so that a node never starts half-connected.
 func openCluster(ctx context.Context, redisURL string, log *slog.Logger) (cluster, error) {
 	ropts, bopts, err := parseClusterURL(redisURL)
@@ -93,12 +96,19 @@ func parseClusterURL(raw string) (*redis.Options, redisbroker.Options, error) {
 				return nil, bopts, fmt.Errorf("max_len=%q: want a positive number", v)
 			}
 			bopts.MaxLen = n
-		case "max_age":
+		case "max_age", "presence_interval", "presence_ttl":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
-				return nil, bopts, fmt.Errorf("max_age=%q: want a positive duration such as 10m", v)
+				return nil, bopts, fmt.Errorf("%s=%q: want a positive duration such as 10m", name, v)
 			}
-			bopts.MaxAge = d
+			switch name {
+			case "max_age":
+				bopts.MaxAge = d
+			case "presence_interval":
+				bopts.PresenceInterval = d
+			default:
+				bopts.PresenceTTL = d
+			}
 		}
 	}
 	u.RawQuery = q.Encode()

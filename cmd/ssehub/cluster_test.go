@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,8 +76,27 @@ type hubProc struct {
 	name string
 	url  string
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *procLog
 	done chan struct{}
+}
+
+// procLog is a process's output, written by exec's copying goroutine and
+// read by the test.
+type procLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *procLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *procLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // freePort returns a loopback port that was free a moment ago.
@@ -98,7 +118,7 @@ func startHub(t *testing.T, bin, name, redisURL string, extra ...string) *hubPro
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	args := append([]string{"--addr", addr, "--redis-url", redisURL,
 		"--jwt-secret", clusterSecret, "--publish-key", clusterKey, "--log-level", "warn"}, extra...)
-	p := &hubProc{t: t, name: name, url: "http://" + addr, cmd: exec.Command(bin, args...), logs: new(bytes.Buffer), done: make(chan struct{})}
+	p := &hubProc{t: t, name: name, url: "http://" + addr, cmd: exec.Command(bin, args...), logs: new(procLog), done: make(chan struct{})}
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no SSEHUB_* from the environment
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -300,23 +320,29 @@ func (s *sub) ended() {
 // client of node 1, which is then killed with SIGKILL, reconnects to node 2
 // with its Last-Event-ID and receives every event addressed to it that was
 // published on nodes 2 and 3 meanwhile, once, in order, then live events;
-// the cluster status of a surviving node lists the live nodes.
+// the cluster status of a surviving node lists the live nodes only, once
+// the dead one's report has expired.
 func TestClusterProcesses(t *testing.T) {
 	bin := ssehubBinary(t)
 	rdb := redis.NewClient(&redis.Options{Addr: clusterRedisAddr()})
-	defer rdb.Close()
+	// Closed after the key cleanup below, which runs after the processes
+	// are killed (cleanups run last-in first-out).
+	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(t.Context()).Err(); err != nil {
 		needService(t, "Redis at %s (SSEKIT_REDIS_ADDR) does not answer: %v", clusterRedisAddr(), err)
 	}
 	prefix := "ssekit-test-" + uuid.NewString()[:8]
 	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), "{"+prefix+"}:*").Result()
-		if len(keys) > 0 {
-			rdb.Del(context.Background(), keys...)
+		keys, err := rdb.Keys(context.Background(), "{"+prefix+"}:*").Result()
+		if err == nil && len(keys) > 0 {
+			err = rdb.Del(context.Background(), keys...).Err()
+		}
+		if err != nil {
+			t.Errorf("delete the test's keys under %s: %v", prefix, err)
 		}
 	})
 	url := func(node string) string {
-		return fmt.Sprintf("redis://%s/0?prefix=%s&node=%s", clusterRedisAddr(), prefix, node)
+		return fmt.Sprintf("redis://%s/0?prefix=%s&node=%s&presence_interval=200ms&presence_ttl=2s", clusterRedisAddr(), prefix, node)
 	}
 	n1 := startHub(t, bin, "node-1", url("node-1"))
 	n2 := startHub(t, bin, "node-2", url("node-2"))
@@ -374,8 +400,10 @@ func TestClusterProcesses(t *testing.T) {
 		for _, n := range st.Nodes {
 			names = append(names, n.Node)
 		}
-		// node-1 died without a goodbye: it stays until its report expires.
-		if slices.Contains(names, "node-2") && slices.Contains(names, "node-3") && st.TotalClients >= 2 && st.Scope == "cluster" {
+		// node-1 died without a goodbye: it drops out when its report
+		// expires, by itself.
+		slices.Sort(names)
+		if slices.Equal(names, []string{"node-2", "node-3"}) && st.TotalClients == 2 && st.Scope == "cluster" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -465,5 +493,35 @@ func TestClusterRedisDown(t *testing.T) {
 	s.expect("after", []string{after})
 	if strings.Contains(n.logs.String(), "panic") {
 		t.Fatalf("ssehub panicked:\n%s", n.logs)
+	}
+}
+
+// TestParseClusterURL: ssehub's own query parameters set the broker's
+// options and are taken off the URL before go-redis parses the rest;
+// bad values are errors that do not echo the URL.
+func TestParseClusterURL(t *testing.T) {
+	ropts, bopts, err := parseClusterURL("redis://:s3cret@127.0.0.1:6390/2?prefix=p&max_len=50&max_age=90s&node=n&presence_interval=1s&presence_ttl=4s&dial_timeout=2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ropts.Addr != "127.0.0.1:6390" || ropts.DB != 2 || ropts.Password != "s3cret" || ropts.DialTimeout != 2*time.Second {
+		t.Errorf("redis options %+v", ropts)
+	}
+	if bopts.Prefix != "p" || bopts.MaxLen != 50 || bopts.MaxAge != 90*time.Second || bopts.Node != "n" ||
+		bopts.PresenceInterval != time.Second || bopts.PresenceTTL != 4*time.Second {
+		t.Errorf("broker options %+v", bopts)
+	}
+	for _, bad := range []string{
+		"redis://:s3cret@127.0.0.1/0?max_len=-1",
+		"redis://:s3cret@127.0.0.1/0?max_age=soon",
+		"redis://:s3cret@127.0.0.1/0?presence_ttl=0s",
+		"redis://:s3cret@127.0.0.1/0?no_such_option=1",
+	} {
+		_, _, err := parseClusterURL(bad)
+		if err == nil {
+			t.Errorf("%s: no error", bad)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: error leaks the password: %v", bad, err)
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -55,6 +57,17 @@ type config struct {
 	IdleTimeout       time.Duration
 	ShutdownTimeout   time.Duration
 
+	// Rate limits (ratelimit.go): requests a second and burst; a rate of
+	// 0 is no limit.
+	StreamRateIP    float64
+	StreamBurstIP   int
+	StreamRateUser  float64
+	StreamBurstUser int
+	PublishRateIP   float64
+	PublishBurstIP  int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 
@@ -83,6 +96,7 @@ func newServeFlags(c *config) *flag.FlagSet {
 	str := func(p *string, name, usage string) { fs.StringVar(p, name, *p, usage) }
 	num := func(p *int, name, usage string) { fs.IntVar(p, name, *p, usage) }
 	dur := func(p *time.Duration, name, usage string) { fs.DurationVar(p, name, *p, usage) }
+	num64 := func(p *float64, name, usage string) { fs.Float64Var(p, name, *p, usage) }
 
 	str(&c.Addr, "addr", "listen address, host:port")
 	str(&c.Prefix, "prefix", "route prefix of the stream, publish and status endpoints")
@@ -116,6 +130,20 @@ func newServeFlags(c *config) *flag.FlagSet {
 	dur(&c.ReadTimeout, "read-timeout", "time to read a whole request, body included (streams, which have no body, are not cut by it)")
 	dur(&c.IdleTimeout, "idle-timeout", "how long an idle keep-alive connection stays open")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "on SIGTERM, time to end the streams (spread over its first half) and drain before exiting")
+	num64(&c.StreamRateIP, "stream-rate-ip", "streams a client address may open per second (an IPv6 client's /64); over it, a retry hint instead of a stream; 0 for no limit")
+	num(&c.StreamBurstIP, "stream-burst-ip", "streams a client address may open at once before --stream-rate-ip applies")
+	num64(&c.StreamRateUser, "stream-rate-user", "streams one user may open per second; over it, a retry hint instead of a stream; 0 for no limit")
+	num(&c.StreamBurstUser, "stream-burst-user", "streams one user may open at once before --stream-rate-user applies")
+	num64(&c.PublishRateIP, "publish-rate-ip", "publish requests a client address may make per second; over it, 429 with Retry-After; 0 for no limit")
+	num(&c.PublishBurstIP, "publish-burst-ip", "publish requests a client address may make at once before --publish-rate-ip applies")
+	fs.Func("trusted-proxies", "comma-separated CIDR prefixes of reverse proxies whose X-Forwarded-For names the client (the right-most untrusted hop); empty: the client is the TCP peer. Behind a proxy, set it, or every client shares the proxy's rate limit", func(s string) error {
+		p, err := parseTrustedProxies(s)
+		if err != nil {
+			return err
+		}
+		c.TrustedProxies = p
+		return nil
+	})
 	fs.Func("log-level", "log level: debug, info, warn or error (default info)", func(s string) error {
 		return c.LogLevel.UnmarshalText([]byte(s))
 	})
@@ -145,6 +173,12 @@ func defaultConfig() config {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ShutdownTimeout:   10 * time.Second,
+		StreamRateIP:      10,
+		StreamBurstIP:     20,
+		StreamRateUser:    2,
+		StreamBurstUser:   10,
+		PublishRateIP:     1000,
+		PublishBurstIP:    2000,
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
 	}
@@ -223,6 +257,8 @@ func valueError(f *flag.Flag, v string, err error) error {
 			msg = "want a duration like 30s, 5m or 1h"
 		case int:
 			msg = "want a whole number"
+		case float64:
+			msg = "want a number"
 		}
 	}
 	return fmt.Errorf("--%s (%s): invalid value %q: %s", f.Name, envName(f.Name), v, msg)
@@ -306,6 +342,23 @@ func (c *config) check() error {
 	}
 	if c.Retry < time.Millisecond {
 		return bad("retry", "must be at least 1ms, got %v", c.Retry)
+	}
+	rates := []struct {
+		rateName, burstName string
+		rate                float64
+		burst               int
+	}{
+		{"stream-rate-ip", "stream-burst-ip", c.StreamRateIP, c.StreamBurstIP},
+		{"stream-rate-user", "stream-burst-user", c.StreamRateUser, c.StreamBurstUser},
+		{"publish-rate-ip", "publish-burst-ip", c.PublishRateIP, c.PublishBurstIP},
+	}
+	for _, r := range rates {
+		switch {
+		case r.rate < 0 || math.IsNaN(r.rate) || math.IsInf(r.rate, 0):
+			return bad(r.rateName, "must be 0 (no limit) or a positive number, got %v", r.rate)
+		case r.rate > 0 && r.burst < 1:
+			return bad(r.burstName, "must be at least 1 while --%s is set, got %d", r.rateName, r.burst)
+		}
 	}
 	if c.Overflow != "disconnect" && c.Overflow != "drop" {
 		return bad("overflow", "%q is not disconnect or drop", c.Overflow)

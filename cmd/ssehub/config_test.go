@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -66,6 +67,17 @@ func TestConfigEverySetting(t *testing.T) {
 		{"read-timeout", "10s", func(c config) bool { return c.ReadTimeout == 10*time.Second }},
 		{"idle-timeout", "1m", func(c config) bool { return c.IdleTimeout == time.Minute }},
 		{"shutdown-timeout", "3s", func(c config) bool { return c.ShutdownTimeout == 3*time.Second }},
+		{"stream-rate-ip", "2.5", func(c config) bool { return c.StreamRateIP == 2.5 && newLimits(c).streamIP != nil }},
+		{"stream-burst-ip", "7", func(c config) bool { return c.StreamBurstIP == 7 }},
+		{"stream-rate-user", "0", func(c config) bool { return c.StreamRateUser == 0 && newLimits(c).streamUser == nil }},
+		{"stream-burst-user", "3", func(c config) bool { return c.StreamBurstUser == 3 }},
+		{"publish-rate-ip", "50", func(c config) bool { return c.PublishRateIP == 50 }},
+		{"publish-burst-ip", "100", func(c config) bool { return c.PublishBurstIP == 100 }},
+		{"trusted-proxies", "10.0.0.0/8, 192.168.1.7 ,fd00::/8", func(c config) bool {
+			return slices.Equal(c.TrustedProxies, []netip.Prefix{
+				netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("fd00::/8"),
+			})
+		}},
 		{"log-level", "debug", func(c config) bool { return c.LogLevel == slog.LevelDebug }},
 		{"log-format", "json", func(c config) bool { return c.LogFormat == "json" }},
 	}
@@ -163,6 +175,16 @@ func TestConfigInvalid(t *testing.T) {
 		{"read-timeout", "-1s", nil},
 		{"idle-timeout", "0s", nil},
 		{"shutdown-timeout", "0", nil},
+		{"stream-rate-ip", "-1", nil},
+		{"stream-rate-ip", "fast", nil},
+		{"stream-rate-ip", "NaN", nil},
+		{"stream-burst-ip", "0", nil},
+		{"stream-rate-user", "+Inf", nil},
+		{"stream-burst-user", "-1", nil},
+		{"publish-rate-ip", "-0.5", nil},
+		{"publish-burst-ip", "0", nil},
+		{"trusted-proxies", "10.0.0.0/33", nil},
+		{"trusted-proxies", "proxy.internal", nil},
 		{"log-level", "loud", nil},
 		{"log-format", "xml", nil},
 	}

@@ -77,6 +77,7 @@ type serverMetrics struct {
 	registry        *prometheus.Registry
 	authFailures    *prometheus.CounterVec
 	publishRejected *prometheus.CounterVec
+	rateLimited     *prometheus.CounterVec
 }
 
 // newServerMetrics returns a registry with the hub's metrics, the
@@ -92,11 +93,16 @@ func newServerMetrics(hub *sse.Hub) *serverMetrics {
 			Name: "ssekit_publish_rejected_total",
 			Help: "Publish requests refused for their input, by HTTP status.",
 		}, []string{"code"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ssekit_rate_limited_total",
+			Help: "Requests over a rate limit, by endpoint: streams turned away with a retry hint, publishes answered 429.",
+		}, []string{"endpoint"}),
 	}
 	m.registry.MustRegister(
 		newHubCollector(hub),
 		m.authFailures,
 		m.publishRejected,
+		m.rateLimited,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -25,6 +25,7 @@ type app struct {
 	cluster cluster // nil in memory mode
 	verify  *verifier
 	metrics *serverMetrics
+	limits  *limits
 	handler http.Handler
 }
 
@@ -51,6 +52,7 @@ func newApp(cfg config, log *slog.Logger, cl cluster) (*app, error) {
 		cluster: cl,
 		verify:  newVerifier(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience),
 		metrics: newServerMetrics(hub),
+		limits:  newLimits(cfg),
 	}
 	a.handler = a.routes()
 	return a, nil
@@ -96,17 +98,16 @@ func hubConfig(c config, log *slog.Logger) sse.Config {
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := a.cfg.Prefix
-	stream := a.hub.Handler(sse.HandlerOptions{Authenticate: a.authenticate, RequireAuth: true})
 	// ReadTimeout does not cut streams: net/http clears the read deadline
 	// once a request without a body is read (TestStreamOutlivesReadTimeout).
-	mux.Handle(p+"/stream", a.cors(stream))
-	mux.Handle(p+"/publish", a.cors(only(http.MethodPost, &publishHandler{
+	mux.Handle(p+"/stream", a.cors(a.streamHandler()))
+	mux.Handle(p+"/publish", a.cors(only(http.MethodPost, a.limitPublish(&publishHandler{
 		hub:     a.hub,
 		key:     newKeyChecker(a.cfg.PublishKey),
 		maxBody: int64(a.cfg.MaxPublishBytes),
 		log:     a.log,
 		metrics: a.metrics,
-	})))
+	}))))
 	mux.Handle(p+"/status", a.cors(only(http.MethodGet, http.HandlerFunc(a.status))))
 	mux.Handle("/metrics", only(http.MethodGet, a.metrics.handler()))
 	mux.Handle("/healthz", only(http.MethodGet, http.HandlerFunc(a.healthz)))
@@ -117,7 +118,7 @@ func (a *app) routes() http.Handler {
 	return secureHeaders(mux)
 }
 
-// authenticate is the stream's sse.HandlerOptions.Authenticate: the user
+// authenticate returns the user of a stream request: the user
 // is the sub of a valid subscriber token.
 func (a *app) authenticate(r *http.Request) (string, error) {
 	token, source, err := requestToken(r)

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	sse "github.com/ssekit/sse"
+)
+
+// fuzzSub is the subject of the seed tokens.
+const fuzzSub = "0b6e4f3c-6a9e-4d8c-9a39-6f4f5d2f8a11"
+
+// seedToken signs a JWT by hand, so that seeds can carry any header and
+// claims, including ones no library would sign.
+func seedToken(alg, secret, claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	unsigned := enc([]byte(`{"alg":"`+alg+`","typ":"JWT"}`)) + "." + enc([]byte(claims))
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(unsigned))
+	return unsigned + "." + enc(mac.Sum(nil))
+}
+
+// signedBySecret reports, without the JWT library, whether token is a
+// compact JWS whose header says HS256 and whose signature is the HMAC-SHA256
+// of its first two parts under secret: the independent check of what the
+// verifier may accept.
+func signedBySecret(token, secret string) bool {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	head, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return false
+	}
+	var h struct{ Alg string }
+	if json.Unmarshal(head, &h) != nil || h.Alg != "HS256" {
+		return false
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(parts[0] + "." + parts[1]))
+	return hmac.Equal(sig, mac.Sum(nil))
+}
+
+// FuzzRequestToken feeds the stream's authentication arbitrary
+// Authorization headers, query strings and Cookie headers, and checks that
+// it never panics, that it takes the token from where it says, and that it
+// accepts a token only when it is HS256-signed with the hub's secret, with
+// a user uuid as subject. Seeds include valid tokens (expiring in 2100),
+// tokens signed with another secret, alg none, HS512 and RS256 headers.
+func FuzzRequestToken(f *testing.F) {
+	v := newVerifier(testSecret, "", "")
+	claims := `{"sub":"` + fuzzSub + `","exp":4102444800}`
+	good := seedToken("HS256", testSecret, claims)
+	for _, tok := range []string{
+		good,
+		seedToken("HS256", testSecret+"x", claims),
+		seedToken("HS512", testSecret, claims),
+		seedToken("none", testSecret, claims),
+		seedToken("RS256", testSecret, claims),
+		seedToken("HS256", testSecret, `{"sub":"alice","exp":4102444800}`),
+		seedToken("HS256", testSecret, `{"sub":"`+fuzzSub+`"}`),
+		seedToken("HS256", testSecret, `{"sub":"`+fuzzSub+`","exp":1}`),
+		strings.TrimSuffix(good, good[strings.LastIndex(good, ".")+1:]), // unsigned
+		"a.b.c", "", "....",
+	} {
+		f.Add("Bearer "+tok, "", "")
+		f.Add("", "access_token="+url.QueryEscape(tok), "")
+		f.Add("", "", tokenCookie+"="+tok)
+	}
+	f.Add("bearer   "+good+"  ", "", "")
+	f.Add("Basic "+good, "access_token="+good, tokenCookie+"="+good)
+	f.Add("", "access_token=&access_token="+good, tokenCookie+"=; "+tokenCookie+"="+good)
+	f.Add("Bearer", "%zz", "=;;=")
+	f.Fuzz(func(t *testing.T, auth, query, cookie string) {
+		r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/sse/stream", RawQuery: query}, Header: http.Header{}}
+		if auth != "" {
+			r.Header["Authorization"] = []string{auth}
+		}
+		if cookie != "" {
+			r.Header["Cookie"] = []string{cookie}
+		}
+		tok, source, err := requestToken(r)
+		if err != nil {
+			if tok != "" {
+				t.Fatalf("error %v with token %q", err, tok)
+			}
+			return
+		}
+		switch source {
+		case "header":
+			if auth == "" || !strings.Contains(auth, tok) {
+				t.Fatalf("token %q said to come from header %q", tok, auth)
+			}
+		case "query":
+			if auth != "" || tok != r.URL.Query().Get("access_token") {
+				t.Fatalf("token %q said to come from query %q (header %q)", tok, query, auth)
+			}
+		case "cookie":
+			if auth != "" || r.URL.Query().Get("access_token") != "" || !strings.Contains(cookie, tok) {
+				t.Fatalf("token %q said to come from cookie %q", tok, cookie)
+			}
+		default:
+			t.Fatalf("unknown source %q", source)
+		}
+		user, err := v.userID(tok)
+		if err != nil {
+			return
+		}
+		if !signedBySecret(tok, testSecret) {
+			t.Fatalf("accepted %q, which is not HS256-signed with the secret", tok)
+		}
+		if u, perr := uuid.Parse(user); perr != nil || u.String() != user || u == uuid.Nil {
+			t.Fatalf("accepted user %q, not a canonical uuid", user)
+		}
+	})
+}
+
+// FuzzPublishBody posts arbitrary bodies and content types to the publish
+// handler and checks its contract: either 200 with the id of exactly one
+// new event, whose type and data are valid and as sent, or a 4xx with a
+// JSON error and nothing published.
+func FuzzPublishBody(f *testing.F) {
+	hub := sse.NewHub(sse.Config{HistorySize: 4, MaxEventSize: 4 << 10})
+	f.Cleanup(func() { _ = hub.Close() })
+	metrics := newServerMetrics(hub)
+	h := &publishHandler{hub: hub, key: newKeyChecker(testKey), maxBody: 8 << 10, log: slog.New(slog.DiscardHandler), metrics: metrics}
+	for _, body := range []string{
+		`{"type":"notification","data":{"title":"hi"}}`,
+		`{"users":["` + fuzzSub + `"],"type":"t","data":1}`,
+		`{"users":["` + strings.ToUpper(fuzzSub) + `"],"clients":["c-1"],"type":"a.b:c-d_e"}`,
+		`{"clients":["x"],"type":"t","data":null}`,
+		`{"type":"resync"}`, `{"type":"a b"}`, `{"type":""}`, `{"type":"t","data":}`,
+		`{"type":"t"}{"type":"u"}`, `{"type":"t"} `, `{"user":["x"],"type":"t"}`,
+		`{"users":"` + fuzzSub + `","type":"t"}`, `{"users":["00000000-0000-0000-0000-000000000000"],"type":"t"}`,
+		`{"clients":["a b"],"type":"t"}`, `{"type":"t","data":"` + strings.Repeat("a", 5000) + `"}`,
+		`{"type":"t","data":"\ud800"}`, `{"type":"t","data":"\u2028"}`, "{\"type\":\"t\",\"data\":\"\xff\"}",
+		`[]`, `null`, ``, `{"type":"t","Type":"u"}`, `{"TYPE":"t"}`,
+	} {
+		f.Add(body, "application/json")
+	}
+	f.Add(`{"type":"t"}`, "")
+	f.Add(`{"type":"t"}`, "application/x-www-form-urlencoded")
+	f.Add(`{"type":"t"}`, "application/cloudevents+json; charset=utf-8")
+	f.Add(`{"type":"t"}`, "application/json; charset=\"")
+	f.Fuzz(func(t *testing.T, body, ctype string) {
+		before, err := hub.Broker().Head(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodPost, "/sse/publish", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		if ctype != "" {
+			req.Header["Content-Type"] = []string{ctype}
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		var published []sse.Message
+		err = hub.Broker().Replay(context.Background(), before, func(m sse.Message) error {
+			published = append(published, m)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("replay after %s: %v", before, err)
+		}
+		if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+			t.Fatalf("answer %d has Content-Type %q", w.Code, ct)
+		}
+		if w.Code != http.StatusOK {
+			var e sse.ErrorBody
+			if w.Code < 400 || w.Code > 499 || json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Error == "" || e.Message == "" {
+				t.Fatalf("refusal %d %q, want a 4xx with a JSON error", w.Code, w.Body)
+			}
+			if len(published) != 0 {
+				t.Fatalf("refused with %d but published %d events", w.Code, len(published))
+			}
+			return
+		}
+		var resp publishResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || !sse.ValidID(resp.ID) {
+			t.Fatalf("200 with body %q", w.Body)
+		}
+		if len(published) != 1 || published[0].ID != resp.ID {
+			t.Fatalf("200 id %s but published %d events", resp.ID, len(published))
+		}
+		m := published[0]
+		var req2 publishRequest
+		dec := json.NewDecoder(strings.NewReader(body))
+		if err := dec.Decode(&req2); err != nil {
+			t.Fatalf("published body %q that does not decode: %v", body, err)
+		}
+		if !typeRe.MatchString(m.Type) || reservedTypes[m.Type] || m.Type != req2.Type {
+			t.Fatalf("published type %q from %q", m.Type, req2.Type)
+		}
+		if !json.Valid(m.Data) || bytes.ContainsAny(m.Data, "\r\n") {
+			t.Fatalf("published data %q is not one line of JSON", m.Data)
+		}
+		if len(req2.Data) > 0 && !jsonEqual(m.Data, req2.Data) {
+			t.Fatalf("published data %s, sent %s", m.Data, req2.Data)
+		}
+		for _, u := range m.Users {
+			if id, err := uuid.Parse(u); err != nil || id.String() != u {
+				t.Fatalf("published to user %q, not a canonical uuid", u)
+			}
+		}
+		// The hub addresses each user and client once: compare sets.
+		users, clients := map[string]bool{}, map[string]bool{}
+		for _, u := range req2.Users {
+			users[uuid.MustParse(u).String()] = true
+		}
+		for _, c := range req2.Clients {
+			clients[c] = true
+		}
+		if len(m.Users) != len(users) || len(m.Clients) != len(clients) {
+			t.Fatalf("published to %d users %d clients, sent %d and %d", len(m.Users), len(m.Clients), len(users), len(clients))
+		}
+		for _, u := range m.Users {
+			if !users[u] {
+				t.Fatalf("published to user %q, not sent", u)
+			}
+		}
+		for _, c := range m.Clients {
+			if !clients[c] {
+				t.Fatalf("published to client %q, not sent", c)
+			}
+		}
+	})
+}
+
+// jsonEqual reports whether two JSON texts hold the same value. Strings
+// compare after decoding, since the hub may re-escape them.
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}

@@ -1,0 +1,60 @@
+package redisbroker_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/redisbroker"
+)
+
+// BenchmarkPublish measures one publish (one script round trip: dedupe
+// check, XADD with the predecessor id, trimming) on the shared Redis, from
+// parallel publishers.
+func BenchmarkPublish(b *testing.B) {
+	rdb := sharedRedis(b)
+	br := newBroker(b, rdb, redisbroker.Options{MaxLen: 10000})
+	m := sse.Message{Users: []string{"6f1c7e0e-8d3a-4a59-9c1e-2b7d1c0e9a11"}, Type: "notification", Data: []byte(`{"title":"New follower!","n":1}`)}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := br.Publish(b.Context(), m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkPublishDelivered measures publish-to-subscriber throughput: b.N
+// events published in parallel, timed until the subscription has handed
+// them all over.
+func BenchmarkPublishDelivered(b *testing.B) {
+	rdb := sharedRedis(b)
+	br := newBroker(b, rdb, redisbroker.Options{MaxLen: 10000})
+	got := make(chan struct{}, 1)
+	var n atomic.Int64
+	if err := br.Subscribe(b.Context(), func(sse.Message) {
+		if n.Add(1) == int64(b.N) {
+			got <- struct{}{}
+		}
+	}); err != nil {
+		b.Fatal(err)
+	}
+	m := sse.Message{Type: "t", Data: []byte(`{"n":1}`)}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := br.Publish(b.Context(), m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	select {
+	case <-got:
+	case <-time.After(time.Minute):
+		b.Fatalf("the subscription handed over %d of %d events within a minute", n.Load(), b.N)
+	}
+}
