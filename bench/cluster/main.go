@@ -158,7 +158,7 @@ func runOnce(ctx context.Context, c config, n int, rdb *redis.Client) (result, e
 		}
 	}()
 	for i := range n {
-		p, err := start(ctx, c.bin, fmt.Sprintf("redis://%s/0?prefix=%s&node=bench-%d&max_len=%d", c.redisAddr, prefix, i, c.events+1000))
+		p, err := start(ctx, c.bin, fmt.Sprintf("redis://%s/0?prefix=%s&node=bench-%d", c.redisAddr, prefix, i), c.events+1000)
 		if err != nil {
 			return result{}, err
 		}
@@ -248,7 +248,7 @@ type proc struct {
 }
 
 // start runs ssehub on a free loopback port and waits for /healthz.
-func start(ctx context.Context, bin, redisURL string) (*proc, error) {
+func start(ctx context.Context, bin, redisURL string, history int) (*proc, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -258,7 +258,7 @@ func start(ctx context.Context, bin, redisURL string) (*proc, error) {
 	p := &proc{url: "http://" + addr, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "--addr", addr, "--redis-url", redisURL, "--jwt-secret", secret,
 		"--publish-key", publishKey, "--max-clients", "0", "--max-clients-per-user", "0",
-		"--buffer-size", "1024", "--log-level", "warn",
+		"--buffer-size", "1024", "--log-level", "warn", "--history-size", strconv.Itoa(history),
 		// Every connection comes from one loopback address: no rate limits.
 		"--stream-rate-ip", "0", "--stream-rate-user", "0", "--publish-rate-ip", "0")
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}

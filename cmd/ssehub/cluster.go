@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,8 +34,6 @@ type cluster interface {
 // itself (go-redis refuses options it does not know), with what they set.
 var clusterParams = map[string]string{
 	"prefix":  "key prefix shared by the nodes of one cluster (default ssekit)",
-	"max_len": "events kept for replay, approximately (default 10000)",
-	"max_age": "how long an event is kept for replay, e.g. 10m (default 10m)",
 	"node":    "this node's name in the cluster status (default host-pid-random)",
 	// A node that dies drops out of the status after presence_ttl.
 	"presence_interval": "how often a node refreshes its status report (default 5s)",
@@ -45,14 +42,17 @@ var clusterParams = map[string]string{
 
 // openCluster connects to the Redis at redisURL (redis://, rediss:// or
 // unix://, with go-redis's options and ssehub's own: see clusterParams)
-// and makes the cluster's broker. It fails when Redis does
-// not answer within ctx or 5s, so that a node never starts half-connected.
-func openCluster(ctx context.Context, redisURL string, log *slog.Logger) (cluster, error) {
+// and makes the cluster's broker, keeping history events for replay (the
+// same --history-size and --history-age as in memory mode). It fails when
+// Redis does not answer within ctx or 5s, so that a node never starts
+// half-connected.
+func openCluster(ctx context.Context, redisURL string, history historyLimits, log *slog.Logger) (cluster, error) {
 	ropts, bopts, err := parseClusterURL(redisURL)
 	if err != nil {
 		return nil, err
 	}
 	bopts.Logger = log
+	bopts.MaxLen, bopts.MaxAge = int64(history.size), history.age
 	rdb := redis.NewClient(ropts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -90,23 +90,14 @@ func parseClusterURL(raw string) (*redis.Options, redisbroker.Options, error) {
 			bopts.Prefix = v
 		case "node":
 			bopts.Node = v
-		case "max_len":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 1 {
-				return nil, bopts, fmt.Errorf("max_len=%q: want a positive number", v)
-			}
-			bopts.MaxLen = n
-		case "max_age", "presence_interval", "presence_ttl":
+		case "presence_interval", "presence_ttl":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
 				return nil, bopts, fmt.Errorf("%s=%q: want a positive duration such as 10m", name, v)
 			}
-			switch name {
-			case "max_age":
-				bopts.MaxAge = d
-			case "presence_interval":
+			if name == "presence_interval" {
 				bopts.PresenceInterval = d
-			default:
+			} else {
 				bopts.PresenceTTL = d
 			}
 		}
@@ -117,6 +108,12 @@ func parseClusterURL(raw string) (*redis.Options, redisbroker.Options, error) {
 		return nil, bopts, fmt.Errorf("parse: %w", err)
 	}
 	return ropts, bopts, nil
+}
+
+// historyLimits bound the replay history: how many events, how old.
+type historyLimits struct {
+	size int
+	age  time.Duration
 }
 
 // redisCluster is cluster mode on Redis: the broker, this node's presence

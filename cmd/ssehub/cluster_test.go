@@ -500,20 +500,19 @@ func TestClusterRedisDown(t *testing.T) {
 // options and are taken off the URL before go-redis parses the rest;
 // bad values are errors that do not echo the URL.
 func TestParseClusterURL(t *testing.T) {
-	ropts, bopts, err := parseClusterURL("redis://:s3cret@127.0.0.1:6390/2?prefix=p&max_len=50&max_age=90s&node=n&presence_interval=1s&presence_ttl=4s&dial_timeout=2s")
+	ropts, bopts, err := parseClusterURL("redis://:s3cret@127.0.0.1:6390/2?prefix=p&node=n&presence_interval=1s&presence_ttl=4s&dial_timeout=2s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ropts.Addr != "127.0.0.1:6390" || ropts.DB != 2 || ropts.Password != "s3cret" || ropts.DialTimeout != 2*time.Second {
 		t.Errorf("redis options %+v", ropts)
 	}
-	if bopts.Prefix != "p" || bopts.MaxLen != 50 || bopts.MaxAge != 90*time.Second || bopts.Node != "n" ||
+	if bopts.Prefix != "p" || bopts.Node != "n" ||
 		bopts.PresenceInterval != time.Second || bopts.PresenceTTL != 4*time.Second {
 		t.Errorf("broker options %+v", bopts)
 	}
 	for _, bad := range []string{
-		"redis://:s3cret@127.0.0.1/0?max_len=-1",
-		"redis://:s3cret@127.0.0.1/0?max_age=soon",
+		"redis://:s3cret@127.0.0.1/0?presence_interval=soon",
 		"redis://:s3cret@127.0.0.1/0?presence_ttl=0s",
 		"redis://:s3cret@127.0.0.1/0?no_such_option=1",
 	} {

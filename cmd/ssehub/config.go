@@ -113,8 +113,8 @@ func newServeFlags(c *config) *flag.FlagSet {
 		c.CORSOrigins = origins
 		return nil
 	})
-	num(&c.HistorySize, "history-size", "events kept for replay on reconnect (in-memory mode)")
-	dur(&c.HistoryAge, "history-age", "how long an event is kept for replay (in-memory mode)")
+	num(&c.HistorySize, "history-size", "events kept for replay on reconnect")
+	dur(&c.HistoryAge, "history-age", "how long an event is kept for replay")
 	num(&c.MaxClients, "max-clients", "concurrent streams on this node; 0 for no limit")
 	num(&c.MaxClientsPerUser, "max-clients-per-user", "concurrent streams of one user, a new one closes the oldest; 0 for no limit")
 	num(&c.BufferSize, "buffer-size", "events queued per stream before the overflow policy applies")

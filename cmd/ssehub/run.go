@@ -51,7 +51,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 
 	var cl cluster
 	if cfg.RedisURL != "" {
-		c, err := openCluster(ctx, cfg.RedisURL, log)
+		c, err := openCluster(ctx, cfg.RedisURL, historyLimits{cfg.HistorySize, cfg.HistoryAge}, log)
 		if err != nil {
 			return fmt.Errorf("--redis-url (SSEHUB_REDIS_URL) %s: %w", redact(cfg.RedisURL), err)
 		}
