@@ -66,8 +66,11 @@ type Broker interface {
 	// Subscribe delivers to fn, one at a time and in id order, every message
 	// published after Subscribe returns, until ctx is done. fn must not block.
 	// A broker that loses its connection resumes from the last id it
-	// delivered, so a subscription sees no gap and no duplicate. ctx bounds
-	// the whole lifetime of the subscription: the broker stops its
+	// delivered, so a subscription sees no gap and no duplicate. When it
+	// cannot (its history broke: trimmed before it was read, or lost), it
+	// delivers a broadcast message of TypeResync, whose id is where the
+	// unbroken history starts again, so that every client is told. ctx
+	// bounds the whole lifetime of the subscription: the broker stops its
 	// goroutines when it is done.
 	Subscribe(ctx context.Context, fn func(Message)) error
 

@@ -18,6 +18,9 @@ const (
 type entry struct {
 	id    string
 	frame []byte
+	// resync marks a broker's announcement that its history broke: it is
+	// never "already written" by a replay, whatever its id.
+	resync bool
 }
 
 // client is one registered stream. The hub enqueues into it from the
@@ -122,7 +125,7 @@ func (c *client) endCatchUp(last string) bool {
 	c.catchingUp = false
 	keep := c.queue[:0]
 	for _, e := range c.queue {
-		if CompareIDs(e.id, last) > 0 {
+		if e.resync || CompareIDs(e.id, last) > 0 {
 			keep = append(keep, e)
 		}
 	}

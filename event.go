@@ -18,8 +18,9 @@ type Event struct {
 	ID string `json:"id,omitempty"`
 
 	// Type is the event name ("notification", "badge_update", …). Empty
-	// means the browser's default, "message". It must not contain CR, LF or
-	// NUL.
+	// means the browser's default, "message". It must be valid UTF-8
+	// without CR, LF or NUL, and not one of the hub's own types
+	// (TypeConnected, TypeHeartbeat, TypeResync).
 	Type string `json:"type"`
 
 	// Data is marshalled with encoding/json once per event, whoever the
@@ -60,6 +61,12 @@ func encode(ev Event, maxSize int) (payload, error) {
 	}
 	if err := checkField("Type", ev.Type); err != nil {
 		return payload{}, err
+	}
+	switch ev.Type {
+	case TypeConnected, TypeHeartbeat, TypeResync:
+		// Clients act on these (a resync makes an app refetch everything):
+		// only the hub and its broker send them.
+		return payload{}, fmt.Errorf("%w: Type %q is the hub's own", ErrInvalidEvent, ev.Type)
 	}
 	var data []byte
 	switch d := ev.Data.(type) {

@@ -151,15 +151,18 @@ func (h *Hub) SendToClient(clientID string, ev Event) error {
 }
 
 // deliver is the broker subscription: it frames m once and offers the same
-// bytes to every addressed client without blocking.
+// bytes to every addressed client without blocking. A message of
+// TypeResync can only come from the broker itself (sends of that type are
+// refused), telling every client that its history broke.
 func (h *Hub) deliver(m Message) {
 	var fr []byte
 	n := 0
+	resync := m.Type == TypeResync
 	h.reg.each(&m, func(c *client) {
 		if fr == nil {
 			fr = appendFrame(make([]byte, 0, frameSize(m.ID, m.Type, m.Data)), m.ID, m.Type, m.Data)
 		}
-		switch c.enqueue(entry{id: m.ID, frame: fr}, h.cfg.Overflow) {
+		switch c.enqueue(entry{id: m.ID, frame: fr, resync: resync}, h.cfg.Overflow) {
 		case queued:
 			n++
 		case dropped:
@@ -169,6 +172,9 @@ func (h *Hub) deliver(m Message) {
 		}
 	})
 	h.stats.delivered(m.Type, n)
+	if resync {
+		h.stats.resyncs.Add(uint64(n))
+	}
 }
 
 // GetConnectedUsers returns the users with at least one connection whose

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -227,5 +228,48 @@ func TestRefuseAsksToComeBackLater(t *testing.T) {
 	}
 	if got := hub.Stats().Rejected; got != 1 {
 		t.Fatalf("Rejected = %d", got)
+	}
+}
+
+// resyncingBroker lets a test deliver what a broker delivers when its
+// history broke: a broadcast of TypeResync.
+type resyncingBroker struct {
+	*sse.MemoryBroker
+	mu   sync.Mutex
+	subs []func(sse.Message)
+}
+
+func (b *resyncingBroker) Subscribe(ctx context.Context, fn func(sse.Message)) error {
+	b.mu.Lock()
+	b.subs = append(b.subs, fn)
+	b.mu.Unlock()
+	return b.MemoryBroker.Subscribe(ctx, fn)
+}
+
+func (b *resyncingBroker) breakHistory(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, fn := range b.subs {
+		fn(sse.Message{ID: id, Type: sse.TypeResync, Data: []byte(`{"reason":"history_unavailable"}`)})
+	}
+}
+
+func TestBrokerResyncReachesEveryClient(t *testing.T) {
+	t.Parallel()
+	b := &resyncingBroker{MemoryBroker: sse.NewMemoryBroker(100, 0)}
+	defer b.Close()
+	h := newTestHub(t, sse.Config{Broker: b})
+	cs := []*conn{h.dial(t, "a", ""), h.dial(t, "", "")}
+	for _, c := range cs {
+		c.connected()
+	}
+	b.breakHistory("0-0") // an id lower than any the clients hold
+	for _, c := range cs {
+		if ev := c.nextOf(); ev.Type != sse.TypeResync || ev.ID != "0-0" {
+			t.Fatalf("got %q id %q, want the broker's resync", ev.Type, ev.ID)
+		}
+	}
+	if got := h.Stats().Resyncs; got != 2 {
+		t.Fatalf("Resyncs = %d, want 2", got)
 	}
 }

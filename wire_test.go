@@ -112,3 +112,13 @@ func TestEmptyTypeIsAMessageEvent(t *testing.T) {
 		t.Fatalf("got %q %s, want message \"plain\"", ev.Type, ev.Data)
 	}
 }
+
+func TestTheHubsOwnTypesCannotBeSent(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{})
+	for _, typ := range []string{sse.TypeConnected, sse.TypeHeartbeat, sse.TypeResync} {
+		if err := h.SendToAll(sse.Event{Type: typ}); !errors.Is(err, sse.ErrInvalidEvent) {
+			t.Errorf("send of type %q: %v, want ErrInvalidEvent", typ, err)
+		}
+	}
+}
