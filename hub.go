@@ -287,9 +287,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	if h.ownsBroker {
-		if mb, ok := h.broker.(interface{ Close() error }); ok {
-			mb.Close()
-		}
+		// After the streams, which replay from it; Close is idempotent.
+		h.broker.(*MemoryBroker).Close()
 	}
 	return err
 }
