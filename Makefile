@@ -28,6 +28,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+## bench-peers: ssekit and ssehub side by side with r3labs, tmaxmax, alexandrevicenzi and a seed-style hub (~30 min); see docs/PERFORMANCE.md
+bench-peers:
+	bash scripts/bench-peers.sh
+
 ## fuzz: each fuzz target for FUZZTIME (default 20s); a failure leaves its
 ## input under the package's testdata/fuzz/, to be committed with the fix
 FUZZTIME ?= 20s
