@@ -110,6 +110,8 @@ type stream struct {
 	w   http.ResponseWriter
 	rc  *http.ResponseController
 	buf []byte // frames gathered for the next write
+	// deadline is the write deadline last set on the connection.
+	deadline time.Time
 }
 
 // jitteredRetry returns 1–2× RetryInterval in milliseconds.
@@ -250,54 +252,72 @@ func (s *stream) appendResync(lastID, head string) {
 }
 
 // live writes queued events as they come, a batch per wake-up, and
-// heartbeats when the stream has been silent for HeartbeatInterval.
+// heartbeats when the stream has been silent for HeartbeatInterval. One
+// timer serves both the heartbeat and the rotation at MaxStreamAge: it is
+// re-armed when it fires, from the last write, rather than on every write,
+// so busy streams pay nothing for it.
 func (s *stream) live(ctx context.Context) string {
 	h, c := s.hub, s.c
-	lastWrite := time.Now()
-	// The heartbeat timer is re-armed from lastWrite when it fires rather
-	// than on every write, so busy streams pay nothing for it.
-	var beat <-chan time.Time
-	var beatTimer *time.Timer
-	if iv := h.cfg.HeartbeatInterval; iv > 0 {
-		beatTimer = time.NewTimer(iv)
-		defer beatTimer.Stop()
-		beat = beatTimer.C
-	}
-	var age <-chan time.Time
+	s.buf = nil // the opening's: most streams then idle, or get one frame at a time
+	now := time.Now()
+	lastWrite := now
+	var rotateAt time.Time // zero: never
 	if max := h.cfg.MaxStreamAge; max > 0 {
 		// 80–100 % of the maximum, so that streams opened together do not
 		// all reconnect together.
-		t := time.NewTimer(max - time.Duration(rand.Int64N(int64(max)/5+1)))
-		defer t.Stop()
-		age = t.C
+		rotateAt = now.Add(max - time.Duration(rand.Int64N(int64(max)/5+1)))
+	}
+	next := func(now time.Time) time.Duration {
+		d := time.Duration(-1)
+		if iv := h.cfg.HeartbeatInterval; iv > 0 {
+			d = max(lastWrite.Add(iv).Sub(now), 0)
+		}
+		if !rotateAt.IsZero() && (d < 0 || rotateAt.Sub(now) < d) {
+			d = max(rotateAt.Sub(now), 0)
+		}
+		return d
+	}
+	var tick <-chan time.Time
+	var timer *time.Timer
+	if d := next(now); d >= 0 {
+		timer = time.NewTimer(d)
+		defer timer.Stop()
+		tick = timer.C
 	}
 	var spare []entry
 	for {
 		select {
 		case <-c.wake:
 			q := c.take(spare)
-			for _, e := range q {
-				s.buf = append(s.buf, e.frame...)
+			var err error
+			if len(q) == 1 {
+				// The common case at modest rates: write the shared frame
+				// itself, no copy.
+				err = s.writeBytes(q[0].frame)
+			} else {
+				for _, e := range q {
+					s.buf = append(s.buf, e.frame...)
+				}
+				err = s.write()
 			}
 			clear(q) // let written frames be collected
 			spare = q[:0]
-			if err := s.write(); err != nil {
+			if err != nil {
 				return ReasonWriteError
 			}
 			lastWrite = time.Now()
-		case now := <-beat:
-			if silent := now.Sub(lastWrite); silent < h.cfg.HeartbeatInterval {
-				beatTimer.Reset(h.cfg.HeartbeatInterval - silent)
-				continue
+		case now := <-tick:
+			if !rotateAt.IsZero() && !now.Before(rotateAt) {
+				return s.endWithRetry(ReasonRotated)
 			}
-			s.appendHeartbeat(now)
-			if err := s.write(); err != nil {
-				return ReasonWriteError
+			if iv := h.cfg.HeartbeatInterval; iv > 0 && now.Sub(lastWrite) >= iv {
+				s.appendHeartbeat(now)
+				if err := s.write(); err != nil {
+					return ReasonWriteError
+				}
+				lastWrite = now
 			}
-			lastWrite = now
-			beatTimer.Reset(h.cfg.HeartbeatInterval)
-		case <-age:
-			return s.endWithRetry(ReasonRotated)
+			timer.Reset(next(now))
 		case <-c.done:
 			return s.endWithRetry(c.endReason())
 		case <-ctx.Done():
@@ -309,29 +329,44 @@ func (s *stream) live(ctx context.Context) string {
 // errWrite marks a failed or stalled write to the client.
 var errWrite = errors.New("sse: write to client failed")
 
-// write sends the gathered frames in one write and one flush, under a
-// write deadline of ClientTimeout, and empties the buffer.
+// write sends the gathered frames in one write and one flush and empties
+// the buffer; a large one is let go, so that an idle stream keeps nothing
+// of a replay or a burst.
 func (s *stream) write() error {
 	if len(s.buf) == 0 {
 		return nil
 	}
-	// Not every ResponseWriter supports deadlines (http.ErrNotSupported);
-	// the write then has no stall bound, as with any plain handler.
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.ClientTimeout))
+	err := s.writeBytes(s.buf)
+	if cap(s.buf) > 4096 {
+		s.buf = nil
+	} else {
+		s.buf = s.buf[:0]
+	}
+	return err
+}
+
+// writeBytes writes p and flushes, under a write deadline of about
+// ClientTimeout: the deadline is re-armed only once less than 7/8 of it is
+// left, so that a busy stream does not pay for a timer update per write,
+// and a stalled write is cut after 7/8 to 8/8 of ClientTimeout.
+func (s *stream) writeBytes(p []byte) error {
+	if timeout := s.hub.cfg.ClientTimeout; time.Until(s.deadline) < timeout-timeout/8 {
+		s.deadline = time.Now().Add(timeout)
+		// Not every ResponseWriter supports deadlines
+		// (http.ErrNotSupported); the write then has no stall bound, as
+		// with any plain handler.
+		_ = s.rc.SetWriteDeadline(s.deadline)
+	}
 	if s.c != nil && s.c.ending() {
 		// end() sets its short deadline after marking the client, so one
 		// of the two calls sees the other: this write cannot keep the long
 		// deadline of a stream the hub has ended.
-		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
+		s.deadline = time.Now().Add(endGrace)
+		_ = s.rc.SetWriteDeadline(s.deadline)
 	}
-	_, err := s.w.Write(s.buf)
+	_, err := s.w.Write(p)
 	if err == nil {
 		err = s.rc.Flush()
-	}
-	if cap(s.buf) > flushAt*2 {
-		s.buf = nil // do not keep a replay-sized buffer on an idle stream
-	} else {
-		s.buf = s.buf[:0]
 	}
 	if err != nil {
 		return errors.Join(errWrite, err)
