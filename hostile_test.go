@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/sseclient"
 )
 
@@ -17,8 +18,8 @@ func TestAStalledClientDoesNotHoldUpOthers(t *testing.T) {
 	h := newTestHub(t, sse.Config{BufferSize: 1 << 12, MaxEventSize: 1 << 20, HistorySize: 64})
 	stalledReader(t, h, "stuck")
 	ok := h.dial(t, "fine", "")
-	ok.connected()
-	eventually(t, "both registered", func() bool { return h.GetTotalClientCount() == 2 })
+	ok.Connected()
+	ssetest.Eventually(t, "both registered", func() bool { return h.GetTotalClientCount() == 2 })
 	big := strings.Repeat("x", 200<<10)
 	const n = 200 // ~40 MB: far beyond what loopback buffers hold
 	for i := 1; i <= n; i++ {
@@ -26,7 +27,7 @@ func TestAStalledClientDoesNotHoldUpOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 		var d struct{ N int }
-		ev := ok.nextOf()
+		ev := ok.NextOf()
 		if err := ev.Decode(&d); err != nil || d.N != i {
 			t.Fatalf("reading client got n=%d (%v), want %d", d.N, err, i)
 		}
@@ -78,25 +79,25 @@ func TestConnectDisconnectChurnLeavesNothingBehind(t *testing.T) {
 			for i := range cycles {
 				c := dialURL(t, h.srv.URL+"?user=churn", "", "")
 				if i%2 == 0 {
-					c.connected() // half hang up at once, half after the opening
+					c.Connected() // half hang up at once, half after the opening
 				}
-				c.close()
+				c.Close()
 			}
 		}()
 	}
 	// Meanwhile, events keep flowing to a steady client.
 	steady := h.dial(t, "steady", "")
-	steady.connected()
+	steady.Connected()
 	for i := range 100 {
 		h.SendToAll(sse.Event{Type: "n", Data: i})
 	}
 	for want := range 100 {
-		if got := seqOf(t, steady.nextOf().Data); got != want {
+		if got := seqOf(t, steady.NextOf().Data); got != want {
 			t.Fatalf("steady client got %d, want %d", got, want)
 		}
 	}
 	wg.Wait()
-	eventually(t, "churned clients unregistered", func() bool { return h.GetTotalClientCount() == 1 })
+	ssetest.Eventually(t, "churned clients unregistered", func() bool { return h.GetTotalClientCount() == 1 })
 	if got := h.UserClientCount("churn"); got != 0 {
 		t.Fatalf("%d churn clients still registered", got)
 	}

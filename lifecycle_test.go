@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
@@ -28,14 +29,14 @@ func TestCloseEndsEveryStreamAndRefusesNewOnes(t *testing.T) {
 	var cs []*conn
 	for _, u := range []string{"a", "b", ""} {
 		c := th.dial(t, u, "")
-		c.connected()
+		c.Connected()
 		cs = append(cs, c)
 	}
 	if err := hub.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		c.ended()
+		c.Ended()
 	}
 	if got := hub.GetTotalClientCount(); got != 0 {
 		t.Fatalf("%d clients after Close", got)
@@ -72,7 +73,7 @@ func TestShutdownSpreadsClosesWithinItsDeadline(t *testing.T) {
 	cs := make([]*conn, n)
 	for i := range cs {
 		cs[i] = th.dial(t, "", "")
-		cs[i].connected()
+		cs[i].Connected()
 	}
 	// With time to drain, the closes are spread: right after Shutdown
 	// starts, some streams are still open.
@@ -80,12 +81,12 @@ func TestShutdownSpreadsClosesWithinItsDeadline(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- hub.Shutdown(ctx) }()
-	eventually(t, "the first stream closed", func() bool { return hub.GetTotalClientCount() < n })
+	ssetest.Eventually(t, "the first stream closed", func() bool { return hub.GetTotalClientCount() < n })
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	for _, c := range cs {
-		c.ended()
+		c.Ended()
 	}
 }
 
@@ -99,9 +100,9 @@ func TestPlainNetHTTPMux(t *testing.T) {
 	t.Cleanup(func() { hub.Close(); srv.Close() })
 
 	c := dialURL(t, srv.URL+"/events", "u1", "")
-	c.connected()
+	c.Connected()
 	hub.Publish(t.Context(), sse.Target{Users: []string{"u1"}}, sse.Event{Type: "hello"})
-	if got := c.nextOf().Type; got != "hello" {
+	if got := c.NextOf().Type; got != "hello" {
 		t.Fatalf("got %q", got)
 	}
 	for _, tc := range []struct {
@@ -168,9 +169,9 @@ func TestDeadBrokerIsLoud(t *testing.T) {
 	defer b.Close()
 	h := newTestHub(t, sse.Config{Broker: b})
 	c := h.dial(t, "u", "")
-	c.connected()
+	c.Connected()
 	h.SendToAll(sse.Event{Type: "n", Data: 1})
-	last := c.nextOf().ID
+	last := c.NextOf().ID
 
 	b.down.Store(true)
 	// The caller learns the event was not sent.
@@ -198,7 +199,7 @@ func TestDeadBrokerIsLoud(t *testing.T) {
 	// broker is back.
 	b.down.Store(false)
 	h.SendToAll(sse.Event{Type: "n", Data: 3})
-	if got := seqOf(t, c.nextOf().Data); got != 3 {
+	if got := seqOf(t, c.NextOf().Data); got != 3 {
 		t.Fatalf("after recovery got %d, want 3", got)
 	}
 	if got := h.Stats().Disconnects[sse.ReasonBroker]; got != 2 {
@@ -261,11 +262,11 @@ func TestBrokerResyncReachesEveryClient(t *testing.T) {
 	h := newTestHub(t, sse.Config{Broker: b})
 	cs := []*conn{h.dial(t, "a", ""), h.dial(t, "", "")}
 	for _, c := range cs {
-		c.connected()
+		c.Connected()
 	}
 	b.breakHistory("0-0") // an id lower than any the clients hold
 	for _, c := range cs {
-		if ev := c.nextOf(); ev.Type != sse.TypeResync || ev.ID != "0-0" {
+		if ev := c.NextOf(); ev.Type != sse.TypeResync || ev.ID != "0-0" {
 			t.Fatalf("got %q id %q, want the broker's resync", ev.Type, ev.ID)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/sseclient"
 )
 
@@ -30,8 +31,8 @@ func TestDefaults(t *testing.T) {
 func TestMaxClientsTurnsAwayWithRetryAndNoRegistration(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{MaxClients: 2, RetryInterval: time.Second})
-	h.dial(t, "a", "").connected()
-	h.dial(t, "b", "").connected()
+	h.dial(t, "a", "").Connected()
+	h.dial(t, "b", "").Connected()
 
 	resp, err := http.Get(h.srv.URL + "?user=c")
 	if err != nil {
@@ -65,19 +66,19 @@ func TestMaxClientsPerUserClosesTheOldest(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{MaxClientsPerUser: 2})
 	oldest := h.dial(t, "u", "")
-	oldest.connected()
+	oldest.Connected()
 	second := h.dial(t, "u", "")
-	second.connected()
+	second.Connected()
 	third := h.dial(t, "u", "")
-	third.connected()
+	third.Connected()
 
-	oldest.ended() // its HTTP response really ends
+	oldest.Ended() // its HTTP response really ends
 	if got := h.UserClientCount("u"); got != 2 {
 		t.Fatalf("UserClientCount = %d, want 2", got)
 	}
 	h.SendToAll(sse.Event{Type: "after"})
 	for _, c := range []*conn{second, third} {
-		if got := c.nextOf().Type; got != "after" {
+		if got := c.NextOf().Type; got != "after" {
 			t.Fatalf("got %q, want after", got)
 		}
 	}
@@ -124,9 +125,9 @@ func TestFullBufferDisconnectsAndTheClientResumes(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{BufferSize: 2, MaxEventSize: 1 << 20, HistorySize: 200})
 	resp := stalledReader(t, h, "slow")
-	eventually(t, "registered", func() bool { return h.GetTotalClientCount() == 1 })
+	ssetest.Eventually(t, "registered", func() bool { return h.GetTotalClientCount() == 1 })
 	sent := flood(t, h, "slow", 600, func() bool { return h.Stats().Disconnects[sse.ReasonOverflow] == 1 })
-	eventually(t, "unregistered", func() bool { return h.GetTotalClientCount() == 0 })
+	ssetest.Eventually(t, "unregistered", func() bool { return h.GetTotalClientCount() == 0 })
 
 	// What reached the socket before the cut is read, then the stream ends.
 	dec := sseclient.NewDecoder(bufio.NewReaderSize(resp.Body, 1<<20))
@@ -148,11 +149,11 @@ func TestFullBufferDisconnectsAndTheClientResumes(t *testing.T) {
 	// came before any event) yields the rest, in order.
 	last := dec.LastEventID()
 	c := h.dial(t, "slow", last)
-	if d := c.connected(); !d.Resumed {
+	if d := c.Connected(); !d.Resumed {
 		t.Fatalf("resumed = false (read %d of %d, last %q)", n, sent, last)
 	}
 	for want := n + 1; want <= sent; want++ {
-		ev := c.nextOf()
+		ev := c.NextOf()
 		var d struct{ N int }
 		if err := ev.Decode(&d); err != nil || d.N != want {
 			t.Fatalf("resumed event n=%d (%v), want %d", d.N, err, want)
@@ -164,7 +165,7 @@ func TestDropPolicyKeepsTheStreamAndCounts(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{BufferSize: 2, MaxEventSize: 1 << 20, HistorySize: 50, Overflow: sse.OverflowDrop})
 	stalledReader(t, h, "slow")
-	eventually(t, "registered", func() bool { return h.GetTotalClientCount() == 1 })
+	ssetest.Eventually(t, "registered", func() bool { return h.GetTotalClientCount() == 1 })
 	flood(t, h, "slow", 600, func() bool { return h.Stats().Dropped > 0 })
 	if got := h.GetTotalClientCount(); got != 1 {
 		t.Fatalf("clients = %d, want the stream kept open", got)
@@ -179,7 +180,7 @@ func TestClientTimeoutClosesAStalledConnection(t *testing.T) {
 	// A big buffer, so that the stall, not an overflow, ends the stream.
 	h := newTestHub(t, sse.Config{BufferSize: 1000, MaxEventSize: 1 << 20, HistorySize: 50, ClientTimeout: 200 * time.Millisecond})
 	stalledReader(t, h, "stuck")
-	eventually(t, "registered", func() bool { return h.GetTotalClientCount() == 1 })
+	ssetest.Eventually(t, "registered", func() bool { return h.GetTotalClientCount() == 1 })
 	flood(t, h, "stuck", 5000, func() bool { return h.Stats().Disconnects[sse.ReasonWriteError] == 1 })
-	eventually(t, "unregistered", func() bool { return h.GetTotalClientCount() == 0 })
+	ssetest.Eventually(t, "unregistered", func() bool { return h.GetTotalClientCount() == 0 })
 }

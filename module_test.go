@@ -14,6 +14,7 @@ import (
 
 	"github.com/ssekit/sse"
 	"github.com/ssekit/sse/core"
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 // demoAuth stands in for the app's auth middleware: it trusts the X-User
@@ -57,9 +58,9 @@ func TestQuickStartServesStreamAndStatus(t *testing.T) {
 	hub, srv, _ := quickStart(t, "user_id", core.KitConfig{})
 	user, other := uuid.New(), uuid.New()
 	c := dialURLUser(t, srv.URL+"/api/sse/stream", user)
-	c.connected()
+	c.Connected()
 	o := dialURLUser(t, srv.URL+"/api/sse/stream", other)
-	o.connected()
+	o.Connected()
 
 	hub.SendToUser(user, sse.Event{Type: "notification", Data: map[string]any{"title": "New follower!"}})
 	hub.SendToUsers([]uuid.UUID{user, other}, sse.Event{Type: "update", Data: 1})
@@ -68,12 +69,12 @@ func TestQuickStartServesStreamAndStatus(t *testing.T) {
 	hub.SendToUser(user, sse.BadgeUpdateEvent(5))
 	hub.SendToUser(user, sse.NewItemEvent("dish", "d1", map[string]any{"name": "pizza"}))
 	for _, want := range []string{"notification", "update", "announcement", "notification", "badge_update", "new_item"} {
-		if got := c.nextOf().Type; got != want {
+		if got := c.NextOf().Type; got != want {
 			t.Fatalf("user got %q, want %q", got, want)
 		}
 	}
 	for _, want := range []string{"update", "announcement"} {
-		if got := o.nextOf().Type; got != want {
+		if got := o.NextOf().Type; got != want {
 			t.Fatalf("other got %q, want %q", got, want)
 		}
 	}
@@ -98,8 +99,8 @@ func TestQuickStartServesStreamAndStatus(t *testing.T) {
 func dialURLUser(t *testing.T, url string, user uuid.UUID) *conn {
 	t.Helper()
 	c := dialURL(t, url, user.String(), "")
-	if c.resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d", c.resp.StatusCode)
+	if c.Resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", c.Resp.StatusCode)
 	}
 	return c
 }
@@ -127,7 +128,7 @@ func TestModuleAuth(t *testing.T) {
 	t.Run("account_id", func(t *testing.T) {
 		hub, srv, _ := quickStart(t, "account_id", core.KitConfig{})
 		u := uuid.New()
-		dialURLUser(t, srv.URL+"/api/sse/stream", u).connected()
+		dialURLUser(t, srv.URL+"/api/sse/stream", u).Connected()
 		if hub.GetUserClientCount(u) != 1 {
 			t.Fatal("account_id not used as the user")
 		}
@@ -150,7 +151,7 @@ func TestModuleAuth(t *testing.T) {
 		srv := httptest.NewServer(app.Echo())
 		t.Cleanup(func() { hub.Close(); srv.Close() })
 		c := dialURL(t, srv.URL+"/v1/sse/stream?token=42", "", "")
-		c.connected()
+		c.Connected()
 		if hub.UserClientCount("user-42") != 1 {
 			t.Fatalf("users %v, want user-42", hub.ConnectedUserIDs())
 		}
@@ -172,9 +173,9 @@ func TestModuleAuth(t *testing.T) {
 		srv := httptest.NewServer(app.Echo())
 		t.Cleanup(func() { hub.Close(); srv.Close() })
 		c := dialURL(t, srv.URL+"/sse/stream", "", "") // default prefix
-		c.connected()
+		c.Connected()
 		hub.SendToAll(sse.Event{Type: "all"})
-		if got := c.nextOf().Type; got != "all" {
+		if got := c.NextOf().Type; got != "all" {
 			t.Fatalf("got %q", got)
 		}
 	})
@@ -197,15 +198,15 @@ func TestEchoShutdownWithOpenStreamsReturns(t *testing.T) {
 	url := "http://" + ln.Addr().String() + "/sse/stream"
 	cs := []*conn{dialURL(t, url, "", ""), dialURL(t, url, "", ""), dialURL(t, url, "", "")}
 	for _, c := range cs {
-		c.connected()
+		c.Connected()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	ctx, cancel := context.WithTimeout(context.Background(), ssetest.Patience)
 	defer cancel()
 	if err := e.Shutdown(ctx); err != nil {
 		t.Fatalf("echo Shutdown: %v (open streams held it)", err)
 	}
 	for _, c := range cs {
-		c.ended()
+		c.Ended()
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Start returned %v", err)

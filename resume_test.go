@@ -28,10 +28,10 @@ func TestResumeReplaysWhatWasMissedThenLive(t *testing.T) {
 			t.Parallel()
 			h := newTestHub(t, sse.Config{})
 			c := h.dial(t, "u", "")
-			c.connected()
+			c.Connected()
 			h.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 1})
-			last := c.nextOf().ID
-			c.close()
+			last := c.NextOf().ID
+			c.Close()
 
 			// While away: two events for u, one for someone else, one for all.
 			h.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 2})
@@ -45,16 +45,16 @@ func TestResumeReplaysWhatWasMissedThenLive(t *testing.T) {
 			} else {
 				r = dialURL(t, h.srv.URL+"?user=u&lastEventId="+last, "", "")
 			}
-			if d := r.connected(); !d.Resumed {
+			if d := r.Connected(); !d.Resumed {
 				t.Fatal("connected.resumed = false on a known id")
 			}
 			for _, want := range []int{2, 3, 4} {
-				if got := seqOf(t, r.nextOf().Data); got != want {
+				if got := seqOf(t, r.NextOf().Data); got != want {
 					t.Fatalf("replayed %d, want %d", got, want)
 				}
 			}
 			h.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 5})
-			if got := seqOf(t, r.nextOf().Data); got != 5 {
+			if got := seqOf(t, r.NextOf().Data); got != 5 {
 				t.Fatalf("live %d, want 5", got)
 			}
 			if got := h.Stats().Replayed; got != 3 {
@@ -71,15 +71,15 @@ func TestFreshStreamResumesFromItsConnectedID(t *testing.T) {
 	h := newTestHub(t, sse.Config{})
 	h.SendToAll(sse.Event{Type: "n", Data: 0}) // before the client: not for it
 	c := h.dial(t, "u", "")
-	opening := c.next()
+	opening := c.Next()
 	if opening.Type != sse.TypeConnected || opening.ID == "" {
 		t.Fatalf("opening %q with id %q, want connected with an id", opening.Type, opening.ID)
 	}
-	c.close()
+	c.Close()
 	h.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 1})
 	r := h.dial(t, "u", opening.ID)
-	r.connected()
-	if got := seqOf(t, r.nextOf().Data); got != 1 {
+	r.Connected()
+	if got := seqOf(t, r.NextOf().Data); got != 1 {
 		t.Fatalf("got %d, want the event published while away, and only it", got)
 	}
 }
@@ -108,10 +108,10 @@ func TestUnknownOrExpiredIDGetsResync(t *testing.T) {
 	for name, last := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := h.dial(t, "u", last)
-			if d := c.connected(); d.Resumed {
+			if d := c.Connected(); d.Resumed {
 				t.Fatal("resumed = true on an unknown id")
 			}
-			ev := c.nextOf()
+			ev := c.NextOf()
 			if ev.Type != sse.TypeResync || ev.ID != ids[4] {
 				t.Fatalf("got %q id %q, want resync with the head id %q", ev.Type, ev.ID, ids[4])
 			}
@@ -126,11 +126,11 @@ func TestUnknownOrExpiredIDGetsResync(t *testing.T) {
 	}
 	// The oldest kept position still resumes without a resync.
 	c := h.dial(t, "u", ids[1])
-	if d := c.connected(); !d.Resumed {
+	if d := c.Connected(); !d.Resumed {
 		t.Fatal("resumed = false from the oldest kept position")
 	}
 	for _, want := range []int{2, 3, 4} {
-		if got := seqOf(t, c.nextOf().Data); got != want {
+		if got := seqOf(t, c.NextOf().Data); got != want {
 			t.Fatalf("replayed %d, want %d", got, want)
 		}
 	}
@@ -147,7 +147,7 @@ func TestNoGapNoDuplicateWhilePublishingDuringReconnects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	first := h.dial(t, "u", "")
-	first.connected()
+	first.Connected()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -169,20 +169,20 @@ func TestNoGapNoDuplicateWhilePublishingDuringReconnects(t *testing.T) {
 		c := first
 		if reconnects > 0 {
 			c = h.dial(t, "u", last)
-			c.connected()
+			c.Connected()
 		}
 		for range 1 + reconnects%40 {
 			if want > total {
 				break
 			}
-			ev := c.nextOf()
+			ev := c.NextOf()
 			if got := seqOf(t, ev.Data); got != want {
 				t.Fatalf("after %d reconnects: got %d, want %d (gap or duplicate)", reconnects, got, want)
 			}
 			last = ev.ID
 			want++
 		}
-		c.close()
+		c.Close()
 	}
 	wg.Wait()
 }
@@ -197,7 +197,7 @@ func TestClientIDsAreNeverWrittenBack(t *testing.T) {
 	c := dialURL(t, h.srv.URL+"?user=u&lastEventId=x%0Aevent:%20evil%0Adata:%20pwned%0A%0A", "", "")
 	var types []string
 	for range 2 {
-		ev := c.next()
+		ev := c.Next()
 		types = append(types, ev.Type)
 		if ev.Type == sse.TypeResync && ev.ID != head {
 			t.Fatalf("resync id %q, want the head %q", ev.ID, head)

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 func TestSendToUserReachesEveryConnectionOfThatUserOnly(t *testing.T) {
@@ -20,7 +21,7 @@ func TestSendToUserReachesEveryConnectionOfThatUserOnly(t *testing.T) {
 	b1 := h.dial(t, bob.String(), "")
 	anon := h.dial(t, "", "")
 	for _, c := range []*conn{a1, a2, b1, anon} {
-		c.connected()
+		c.Connected()
 	}
 
 	if err := h.SendToUser(alice, sse.Event{Type: "notification", Data: map[string]any{"title": "for alice"}}); err != nil {
@@ -30,14 +31,14 @@ func TestSendToUserReachesEveryConnectionOfThatUserOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*conn{a1, a2} {
-		if got := c.nextOf(); got.Type != "notification" || string(got.Data) != `{"title":"for alice"}` {
+		if got := c.NextOf(); got.Type != "notification" || string(got.Data) != `{"title":"for alice"}` {
 			t.Fatalf("alice got %q %s, want notification", got.Type, got.Data)
 		}
 	}
 	// The broadcast is published after alice's event: when bob and the
 	// anonymous client see it first, they never got hers.
 	for _, c := range []*conn{a1, a2, b1, anon} {
-		if got := c.nextOf(); got.Type != "announcement" {
+		if got := c.NextOf(); got.Type != "announcement" {
 			t.Fatalf("got %q, want announcement", got.Type)
 		}
 	}
@@ -48,9 +49,9 @@ func TestSendToUsersAndClient(t *testing.T) {
 	h := newTestHub(t, sse.Config{})
 	u1, u2, u3 := uuid.New(), uuid.New(), uuid.New()
 	c1, c2, c3 := h.dial(t, u1.String(), ""), h.dial(t, u2.String(), ""), h.dial(t, u3.String(), "")
-	c1.connected()
-	c2.connected()
-	id3 := c3.connected().ClientID
+	c1.Connected()
+	c2.Connected()
+	id3 := c3.Connected().ClientID
 
 	// u1 listed twice still gets one copy.
 	if err := h.SendToUsers([]uuid.UUID{u1, u2, u1}, sse.Event{Type: "update", Data: 1}); err != nil {
@@ -64,17 +65,17 @@ func TestSendToUsersAndClient(t *testing.T) {
 	}
 	h.SendToAll(sse.Event{Type: "end", Data: 3})
 	for _, c := range []*conn{c1, c2} {
-		if got := c.nextOf().Type; got != "update" {
+		if got := c.NextOf().Type; got != "update" {
 			t.Fatalf("got %q, want update", got)
 		}
-		if got := c.nextOf().Type; got != "end" {
+		if got := c.NextOf().Type; got != "end" {
 			t.Fatalf("got %q, want end (one copy of update only)", got)
 		}
 	}
-	if got := c3.nextOf().Type; got != "direct" {
+	if got := c3.NextOf().Type; got != "direct" {
 		t.Fatalf("client got %q, want direct", got)
 	}
-	if got := c3.nextOf().Type; got != "end" {
+	if got := c3.NextOf().Type; got != "end" {
 		t.Fatalf("client got %q, want end", got)
 	}
 	if err := h.SendToClient("", sse.Event{Type: "x"}); !errors.Is(err, sse.ErrInvalidTarget) {
@@ -86,15 +87,15 @@ func TestPublishToUsersAndClientsDeliversOncePerConnection(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{})
 	c := h.dial(t, "u1", "")
-	id := c.connected().ClientID
+	id := c.Connected().ClientID
 	if _, err := h.Publish(t.Context(), sse.Target{Users: []string{"u1"}, Clients: []string{id}}, sse.Event{Type: "both"}); err != nil {
 		t.Fatal(err)
 	}
 	h.SendToAll(sse.Event{Type: "end"})
-	if got := c.nextOf().Type; got != "both" {
+	if got := c.NextOf().Type; got != "both" {
 		t.Fatalf("got %q, want both", got)
 	}
-	if got := c.nextOf().Type; got != "end" {
+	if got := c.NextOf().Type; got != "end" {
 		t.Fatalf("got %q, want end: the event addressed twice came twice", got)
 	}
 }
@@ -103,7 +104,7 @@ func TestAnonymousGetsOnlyBroadcasts(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{})
 	anon := h.dial(t, "", "")
-	anon.connected()
+	anon.Connected()
 	if got := h.GetTotalClientCount(); got != 1 {
 		t.Fatalf("GetTotalClientCount = %d, want 1", got)
 	}
@@ -115,7 +116,7 @@ func TestAnonymousGetsOnlyBroadcasts(t *testing.T) {
 	}
 	h.SendToUser(uuid.New(), sse.Event{Type: "someone"})
 	h.SendToAll(sse.Event{Type: "all"})
-	if got := anon.nextOf().Type; got != "all" {
+	if got := anon.NextOf().Type; got != "all" {
 		t.Fatalf("anonymous got %q, want only the broadcast", got)
 	}
 }
@@ -137,19 +138,19 @@ func TestCountsExactUnderConcurrentConnectsAndDisconnects(t *testing.T) {
 			defer wg.Done()
 			for j := range perUser * 2 {
 				c := h.dial(t, ids[i].String(), "")
-				c.connected()
+				c.Connected()
 				if j%2 == 0 {
 					mu.Lock()
 					kept = append(kept, c)
 					mu.Unlock()
 				} else {
-					c.close() // a disconnect racing with the others' connects
+					c.Close() // a disconnect racing with the others' connects
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	eventually(t, "counts settle", func() bool { return h.GetTotalClientCount() == users*perUser })
+	ssetest.Eventually(t, "counts settle", func() bool { return h.GetTotalClientCount() == users*perUser })
 	if got := len(h.GetConnectedUsers()); got != users {
 		t.Fatalf("GetConnectedUsers: %d, want %d", got, users)
 	}
@@ -166,10 +167,10 @@ func TestCountsExactUnderConcurrentConnectsAndDisconnects(t *testing.T) {
 		t.Fatalf("GetConnectedUsers = %v, want %v", got, want)
 	}
 	for _, c := range kept {
-		c.close()
+		c.Close()
 	}
 	// A disconnect is unregistered at once: no send is needed to notice it.
-	eventually(t, "all unregistered", func() bool { return h.GetTotalClientCount() == 0 })
+	ssetest.Eventually(t, "all unregistered", func() bool { return h.GetTotalClientCount() == 0 })
 	if got := len(h.GetConnectedUsers()); got != 0 {
 		t.Fatalf("GetConnectedUsers after disconnects: %d", got)
 	}
@@ -182,7 +183,7 @@ func TestManyClientsManyEventsInOrder(t *testing.T) {
 	cs := make([]*conn, clients)
 	for i := range cs {
 		cs[i] = h.dial(t, fmt.Sprint("u", i%4), "")
-		cs[i].connected()
+		cs[i].Connected()
 	}
 	var wg sync.WaitGroup
 	for p := range 4 { // four publishers, each to one user
@@ -201,7 +202,7 @@ func TestManyClientsManyEventsInOrder(t *testing.T) {
 	for i, c := range cs {
 		last := ""
 		for want := range events {
-			ev := c.nextOf()
+			ev := c.NextOf()
 			if string(ev.Data) != fmt.Sprint(want) {
 				t.Fatalf("client %d: data %s, want %d", i, ev.Data, want)
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 func TestStreamHeadersAndOpening(t *testing.T) {
@@ -44,7 +45,7 @@ func TestStreamHeadersAndOpening(t *testing.T) {
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "id: ") || lines[1] != "event: connected" || !strings.HasPrefix(lines[2], "data: ") {
 		t.Fatalf("connected frame %q, want id, event and data lines", lines)
 	}
-	var d connectedData
+	var d ssetest.Connected
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(lines[2], "data: ")), &d); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestInvalidEventsAreRejectedAndNothingIsWritten(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{MaxEventSize: 100})
 	c := h.dial(t, "u1", "")
-	c.connected()
+	c.Connected()
 	cases := []struct {
 		name string
 		ev   sse.Event
@@ -97,7 +98,7 @@ func TestInvalidEventsAreRejectedAndNothingIsWritten(t *testing.T) {
 	}
 	// Raw JSON with line breaks is compacted onto one data line.
 	h.SendToAll(sse.Event{Type: "ok", Data: json.RawMessage("{\n  \"a\": 1\n}")})
-	if ev := c.nextOf(); ev.Type != "ok" || string(ev.Data) != `{"a":1}` {
+	if ev := c.NextOf(); ev.Type != "ok" || string(ev.Data) != `{"a":1}` {
 		t.Fatalf("first event after the rejected ones: %q %s, want ok {\"a\":1}", ev.Type, ev.Data)
 	}
 }
@@ -106,9 +107,9 @@ func TestEmptyTypeIsAMessageEvent(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{})
 	c := h.dial(t, "", "")
-	c.connected()
+	c.Connected()
 	h.SendToAll(sse.Event{Data: "plain"})
-	if ev := c.nextOf(); ev.Type != "message" || string(ev.Data) != `"plain"` {
+	if ev := c.NextOf(); ev.Type != "message" || string(ev.Data) != `"plain"` {
 		t.Fatalf("got %q %s, want message \"plain\"", ev.Type, ev.Data)
 	}
 }

@@ -82,7 +82,7 @@ func endMarker(t *testing.T, l *pubLog, n *node, conns map[string]*conn) {
 	t.Helper()
 	m := l.publish(t, n, sse.Target{}, -1)
 	for who, c := range conns {
-		if ev := c.nextOf(); ev.ID != m.id {
+		if ev := c.NextOf(); ev.ID != m.id {
 			t.Fatalf("%s: after what it expected came %s %s (%q), want the end marker %s", who, ev.Type, ev.ID, ev.Data, m.id)
 		}
 	}
@@ -112,7 +112,7 @@ func TestClusterExactlyOnceInOrder(t *testing.T) {
 	for i, n := range nodes {
 		for _, u := range append(slices.Clone(users), "") { // "" is an anonymous connection
 			c := n.dial(t, u, "")
-			clients = append(clients, client{c: c, user: u, id: c.connected().ClientID, node: i})
+			clients = append(clients, client{c: c, user: u, id: c.Connected().ClientID, node: i})
 		}
 	}
 	for _, n := range nodes {
@@ -158,7 +158,7 @@ func TestClusterExactlyOnceInOrder(t *testing.T) {
 	for _, c := range clients {
 		who := fmt.Sprintf("node %d user %q client %s", c.node, c.user, c.id)
 		want := log.expected(c.user, c.id)
-		checkReceived(t, who, c.c.take(len(want)), want)
+		checkReceived(t, who, c.c.Take(len(want)), want)
 		conns[who] = c.c
 	}
 	endMarker(t, &log, nodes[2], conns)
@@ -181,16 +181,16 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 	c := newNode(t, redisAddr(), prefix, redisbroker.Options{}, sse.Config{})
 	var log pubLog
 	onA := a.dial(t, "alice", "")
-	onA.connected()
+	onA.Connected()
 	for k := range 3 {
 		log.publish(t, c, sse.Target{Users: []string{"alice"}}, k)
 	}
-	got := onA.take(3)
+	got := onA.Take(3)
 	checkReceived(t, "alice on A", got, log.expected("alice", ""))
 	last := got[2].ID
 
 	a.stop()
-	for range onA.events { // the stream ends with the hub
+	for range onA.Events() { // the stream ends with the hub
 	}
 	var missed []published
 	for k := range 12 {
@@ -207,15 +207,15 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 		}
 	}
 	onB := b.dial(t, "alice", last)
-	if d := onB.connected(); !d.Resumed {
+	if d := onB.Connected(); !d.Resumed {
 		t.Fatal("resumed stream on node B says resumed=false")
 	}
-	checkReceived(t, "alice resumed on B", onB.take(len(missed)), missed)
+	checkReceived(t, "alice resumed on B", onB.Take(len(missed)), missed)
 	live := []published{
 		log.publish(t, c, sse.Target{Users: []string{"alice"}}, 200),
 		log.publish(t, b, sse.Target{}, 201),
 	}
-	checkReceived(t, "alice live on B", onB.take(2), live)
+	checkReceived(t, "alice live on B", onB.Take(2), live)
 	endMarker(t, &log, c, map[string]*conn{"alice on B": onB})
 }
 
@@ -254,21 +254,21 @@ func TestClusterResyncOlderThanHistory(t *testing.T) {
 	for i, n := range nodes {
 		for _, lastID := range []string{old.id, "not-an-id", "1-0"} {
 			c := n.dial(t, "alice", lastID)
-			if d := c.connected(); d.Resumed {
+			if d := c.Connected(); d.Resumed {
 				t.Fatalf("node %d, Last-Event-ID %q: connected says resumed", i, lastID)
 			}
-			ev := c.nextOf()
+			ev := c.NextOf()
 			if ev.Type != sse.TypeResync || ev.ID != head {
 				t.Fatalf("node %d, Last-Event-ID %q: got %s id %s, want resync with id %s (the head)", i, lastID, ev.Type, ev.ID, head)
 			}
-			c.close()
+			c.Close()
 		}
 		// An id still in the history resumes, on every node alike.
 		c := n.dial(t, "alice", recent[0].id)
-		if d := c.connected(); !d.Resumed {
+		if d := c.Connected(); !d.Resumed {
 			t.Fatalf("node %d: an id in the history did not resume", i)
 		}
-		checkReceived(t, fmt.Sprintf("node %d resume", i), c.take(2), recent[1:])
-		c.close()
+		checkReceived(t, fmt.Sprintf("node %d resume", i), c.Take(2), recent[1:])
+		c.Close()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/sseclient"
 )
@@ -19,7 +20,7 @@ import (
 func heartbeats(t *testing.T, who string, c *conn, n int) {
 	t.Helper()
 	for range n {
-		if ev := c.next(); ev.Type != sse.TypeHeartbeat {
+		if ev := c.Next(); ev.Type != sse.TypeHeartbeat {
 			t.Fatalf("%s: got %s %s (%q) while Redis was down, want heartbeats only", who, ev.Type, ev.ID, ev.Data)
 		}
 	}
@@ -60,7 +61,7 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 		"anon on b":  b.dial(t, "", ""),
 	}
 	for _, c := range conns {
-		c.connected()
+		c.Connected()
 	}
 	var before pubLog
 	before.publish(t, a, sse.Target{Users: []string{"alice"}}, 1)
@@ -71,11 +72,11 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 			user = "alice"
 		}
 		want := before.expected(user, "")
-		checkReceived(t, who, c.take(len(want)), want)
+		checkReceived(t, who, c.Take(len(want)), want)
 	}
 
 	srv.stop()
-	ctx, cancel := context.WithTimeout(t.Context(), patience)
+	ctx, cancel := context.WithTimeout(t.Context(), ssetest.Patience)
 	defer cancel()
 	if _, err := a.hub.Publish(ctx, sse.Target{}, sse.Event{Type: "t", Data: map[string]int{"seq": 99}}); err == nil {
 		t.Fatal("Publish succeeded with Redis down")
@@ -103,7 +104,7 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 		after.publish(t, []*node{a, b}[k%2], to, 100+k)
 	}
 	for who, c := range conns {
-		if ev := c.nextOf(); ev.Type != sse.TypeResync {
+		if ev := c.NextOf(); ev.Type != sse.TypeResync {
 			t.Fatalf("%s: first event after Redis came back empty is %s %s (%q), want resync", who, ev.Type, ev.ID, ev.Data)
 		}
 		user := ""
@@ -111,7 +112,7 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 			user = "alice"
 		}
 		want := after.expected(user, "")
-		checkReceived(t, who, c.take(len(want)), want)
+		checkReceived(t, who, c.Take(len(want)), want)
 	}
 	endMarker(t, &after, a, conns)
 	// Each node holds its subscription's connection and a few pooled
@@ -132,9 +133,9 @@ func TestFaultRedisPaused(t *testing.T) {
 	b := newNode(t, srv.addr, "pause", redisbroker.Options{}, sse.Config{HeartbeatInterval: 100 * time.Millisecond})
 	conns := map[string]*conn{"anon on a": a.dial(t, "", ""), "anon on b": b.dial(t, "", "")}
 	for _, c := range conns {
-		c.connected()
+		c.Connected()
 	}
-	ctl := redis.NewClient(&redis.Options{Addr: srv.addr, ReadTimeout: patience})
+	ctl := redis.NewClient(&redis.Options{Addr: srv.addr, ReadTimeout: ssetest.Patience})
 	defer ctl.Close()
 
 	var mu sync.Mutex
@@ -144,7 +145,7 @@ func TestFaultRedisPaused(t *testing.T) {
 		for i, seq := range seqs {
 			n := []*node{a, b}[i%2]
 			wg.Go(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), patience)
+				ctx, cancel := context.WithTimeout(context.Background(), ssetest.Patience)
 				defer cancel()
 				_, err := n.hub.Publish(ctx, sse.Target{}, sse.Event{Type: "t", Data: map[string]int{"seq": seq}})
 				mu.Lock()
@@ -212,7 +213,7 @@ func TestFaultRedisPaused(t *testing.T) {
 	for who, c := range conns {
 		var got []sseclient.Event
 		for {
-			ev := c.nextOf()
+			ev := c.NextOf()
 			if ev.ID == end {
 				break
 			}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 // redisServer is a redis-server of the test's own, on a loopback port, so
@@ -61,7 +63,7 @@ func (s *redisServer) start() {
 	}(s.cmd, s.wait)
 	rdb := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1})
 	defer rdb.Close()
-	deadline := time.Now().Add(patience)
+	deadline := time.Now().Add(ssetest.Patience)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := rdb.Ping(ctx).Err()

@@ -1,0 +1,181 @@
+// Package ssetest holds what the module's tests share: a real client
+// stream, read by the sseclient decoder, and a bounded wait. Requests name
+// their user in the X-User header, the tests' stand-in for authentication.
+package ssetest
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ssekit/sse/sseclient"
+)
+
+// Patience bounds every wait: a net for a hang on a loaded machine, never
+// a performance assertion.
+const Patience = 20 * time.Second
+
+// Conn is one client stream, read on its own goroutine, which ends when the
+// response body closes.
+type Conn struct {
+	// Resp is the stream's response; its body belongs to the reader.
+	Resp *http.Response
+
+	t      testing.TB
+	events chan sseclient.Event
+	done   chan struct{} // closed when the stream has ended
+	err    error         // why it ended; read after done
+	cancel context.CancelFunc
+}
+
+// Dial opens the stream at url for user ("" for none, else sent as
+// X-User), resuming after lastID when it is not empty. It fails t if the
+// request fails, not on the status: check Resp. The stream is closed at
+// cleanup.
+func Dial(t testing.TB, url, user, lastID string) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.Header.Set("X-User", user)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	c := &Conn{Resp: resp, t: t, events: make(chan sseclient.Event, 1<<14), done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(c.done)
+		defer close(c.events)
+		dec := sseclient.NewDecoder(resp.Body)
+		for {
+			ev, err := dec.Next()
+			if err != nil {
+				c.err = err
+				return
+			}
+			c.events <- ev
+		}
+	}()
+	t.Cleanup(c.Close)
+	return c
+}
+
+// DialOK is Dial that also fails t unless the status is 200.
+func DialOK(t testing.TB, url, user, lastID string) *Conn {
+	t.Helper()
+	c := Dial(t, url, user, lastID)
+	if c.Resp.StatusCode != http.StatusOK {
+		t.Fatalf("dial %s: status %d, want 200", url, c.Resp.StatusCode)
+	}
+	return c
+}
+
+// Close hangs up, as a closing browser tab does, and waits for the reader.
+func (c *Conn) Close() {
+	c.cancel()
+	c.Resp.Body.Close()
+	<-c.done
+}
+
+// Next returns the next event, heartbeats included, failing the test if
+// none comes.
+func (c *Conn) Next() sseclient.Event {
+	c.t.Helper()
+	t := time.NewTimer(Patience)
+	defer t.Stop()
+	select {
+	case ev, ok := <-c.events:
+		if !ok {
+			c.t.Fatalf("stream ended (%v), want an event", c.err)
+		}
+		return ev
+	case <-t.C:
+		c.t.Fatalf("no event within %v", Patience)
+	}
+	return sseclient.Event{}
+}
+
+// NextOf returns the next event that is not a heartbeat.
+func (c *Conn) NextOf() sseclient.Event {
+	c.t.Helper()
+	for {
+		if ev := c.Next(); ev.Type != "heartbeat" {
+			return ev
+		}
+	}
+}
+
+// Take returns the next n events that are not heartbeats.
+func (c *Conn) Take(n int) []sseclient.Event {
+	c.t.Helper()
+	out := make([]sseclient.Event, 0, n)
+	for len(out) < n {
+		out = append(out, c.NextOf())
+	}
+	return out
+}
+
+// Connected is the data of the hub's connected event.
+type Connected struct {
+	ClientID  string `json:"client_id"`
+	Timestamp string `json:"timestamp"`
+	Resumed   bool   `json:"resumed"`
+}
+
+// Connected reads the opening event and returns its data.
+func (c *Conn) Connected() Connected {
+	c.t.Helper()
+	ev := c.Next()
+	if ev.Type != "connected" {
+		c.t.Fatalf("first event %q, want connected", ev.Type)
+	}
+	var d Connected
+	if err := ev.Decode(&d); err != nil {
+		c.t.Fatalf("connected data %q: %v", ev.Data, err)
+	}
+	return d
+}
+
+// Ended waits for the server to end the stream, discarding what comes
+// before the end.
+func (c *Conn) Ended() {
+	c.t.Helper()
+	t := time.NewTimer(Patience)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-c.events:
+			if !ok {
+				return
+			}
+		case <-t.C:
+			c.t.Fatalf("stream still open after %v", Patience)
+		}
+	}
+}
+
+// Events returns the stream's events as they are read; the channel closes
+// when the stream ends.
+func (c *Conn) Events() <-chan sseclient.Event { return c.events }
+
+// Eventually polls cond until it holds, failing t after Patience.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %v", what, Patience)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
