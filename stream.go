@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -295,6 +296,11 @@ func (s *stream) live(ctx context.Context) string {
 				// itself, no copy.
 				err = s.writeBytes(q[0].frame)
 			} else {
+				n := 0
+				for _, e := range q {
+					n += len(e.frame)
+				}
+				s.buf = slices.Grow(s.buf, n)
 				for _, e := range q {
 					s.buf = append(s.buf, e.frame...)
 				}
@@ -311,6 +317,7 @@ func (s *stream) live(ctx context.Context) string {
 				return s.endWithRetry(ReasonRotated)
 			}
 			if iv := h.cfg.HeartbeatInterval; iv > 0 && now.Sub(lastWrite) >= iv {
+				s.buf = nil // an idle stream keeps nothing of its busy times
 				s.appendHeartbeat(now)
 				if err := s.write(); err != nil {
 					return ReasonWriteError
@@ -330,14 +337,13 @@ func (s *stream) live(ctx context.Context) string {
 var errWrite = errors.New("sse: write to client failed")
 
 // write sends the gathered frames in one write and one flush and empties
-// the buffer; a large one is let go, so that an idle stream keeps nothing
-// of a replay or a burst.
+// the buffer; one larger than a replay's batch is let go.
 func (s *stream) write() error {
 	if len(s.buf) == 0 {
 		return nil
 	}
 	err := s.writeBytes(s.buf)
-	if cap(s.buf) > 4096 {
+	if cap(s.buf) > 2*flushAt {
 		s.buf = nil
 	} else {
 		s.buf = s.buf[:0]
