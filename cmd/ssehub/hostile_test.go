@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -407,4 +408,112 @@ func TestPathAndMethodAbuse(t *testing.T) {
 		}
 	}
 	waitFor(t, "abusive streams gone", func() bool { return serverStatus(t, r.url) == 0 })
+}
+
+// TestNeverReadingClientIsCut opens a stream and never reads it while big
+// events are broadcast: once its socket buffers are full, its writes stall
+// and --client-timeout must cut it, while another subscriber keeps getting
+// every event. The reading subscriber's publish-to-receive latency for the
+// same events, before the stalled client connects and while it stalls, is
+// logged, not asserted.
+func TestNeverReadingClientIsCut(t *testing.T) {
+	t.Parallel()
+	// A buffer large enough that the stalled stream is cut by its write
+	// deadline, not by overflowing its queue first.
+	r := startRun(t, []string{"--client-timeout", "1s", "--buffer-size", "4096", "--max-event-size", "65536"}, testEnv)
+	user := newUser()
+	s := openStream(t, r.url+"/sse/stream", bearerAuth(token(t, user)))
+	s.nextOf(t, "connected")
+	pad := strings.Repeat("x", 60<<10)
+	n := 0
+	// bigEvent broadcasts a 60 KB event and returns how long the reading
+	// subscriber took to have it.
+	bigEvent := func() time.Duration {
+		start := time.Now()
+		body := fmt.Sprintf(`{"type":"big","data":{"n":%d,"pad":"%s"}}`, n, pad)
+		if status, out := publish(t, r.url, testKey, body); status != http.StatusOK {
+			t.Fatalf("publish %d: %d %v", n, status, out)
+		}
+		var got struct{ N int }
+		if err := jsonUnmarshal(s.nextOf(t, "big").Data, &got); err != nil || got.N != n {
+			t.Fatalf("the reading subscriber got n=%d (%v), want %d", got.N, err, n)
+		}
+		n++
+		return time.Since(start)
+	}
+	var before, during []time.Duration
+	for range 50 {
+		before = append(before, bigEvent())
+	}
+
+	conn, err := net.Dial("tcp", r.hostAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetReadBuffer(4 << 10) // fill up sooner
+	}
+	if _, err := io.WriteString(conn, "GET /sse/stream?access_token="+token(t, newUser())+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both streams registered", func() bool { return serverStatus(t, r.url) == 2 })
+	for metricValue(t, r.url, `ssekit_disconnects_total{reason="write_error"}`) == 0 {
+		if len(during) == 2000 { // 120 MB: far beyond any socket buffer
+			t.Fatalf("the stalled stream was never cut")
+		}
+		during = append(during, bigEvent())
+	}
+	t.Logf("stalled stream cut by --client-timeout 1s after %d events of 60 KB", len(during))
+	t.Logf("publish→receive latency of the reading subscriber, 60 KB events: alone %s; while the other stalled %s", summary(before), summary(during))
+	waitFor(t, "only the reading stream left", func() bool { return serverStatus(t, r.url) == 1 })
+}
+
+// TestStreamsLeaveNoMemoryBehind opens and closes thousands of streams,
+// each of a new user (as churn does), and checks that the Go heap after
+// two collections has not grown by more than a few bytes per stream: a
+// stream, its user's registration, its limiter entry and its connection
+// are all released when it ends. (A process that held many streams at
+// once keeps some memory at its high-water mark — the runtime never frees
+// goroutine descriptors, and maps do not shrink — so this opens them one
+// after another.)
+//
+// Not parallel: it reads the process's heap.
+func TestStreamsLeaveNoMemoryBehind(t *testing.T) {
+	ta := newTestApp(t, testConfig(t, "--stream-rate-ip", "0"), nil)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	cycle := func(n int) {
+		for range n {
+			req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+"/sse/stream", nil)
+			req.Header.Set("Authorization", "Bearer "+token(t, newUser()))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() && sc.Text() != "event: connected" {
+			}
+			resp.Body.Close()
+		}
+		client.CloseIdleConnections()
+		waitFor(t, "streams unregistered", func() bool { return ta.hub.GetTotalClientCount() == 0 })
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // the second frees what the first found only unreachable
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	cycle(200) // warm up: pools, maps, the connection machinery
+	before := heap()
+	const n = 3000
+	cycle(n)
+	after := heap()
+	perStream := (float64(after) - float64(before)) / n
+	t.Logf("heap %d → %d bytes after %d streams: %.0f bytes per stream", before, after, n, perStream)
+	if perStream > 256 {
+		t.Errorf("%.0f bytes of heap kept per stream opened and closed", perStream)
+	}
 }
