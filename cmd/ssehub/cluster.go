@@ -33,8 +33,8 @@ type cluster interface {
 // clusterParams are the query parameters of --redis-url that ssehub reads
 // itself (go-redis refuses options it does not know), with what they set.
 var clusterParams = map[string]string{
-	"prefix":  "key prefix shared by the nodes of one cluster (default ssekit)",
-	"node":    "this node's name in the cluster status (default host-pid-random)",
+	"prefix": "key prefix shared by the nodes of one cluster (default ssekit)",
+	"node":   "this node's name in the cluster status (default host-pid-random)",
 	// A node that dies drops out of the status after presence_ttl.
 	"presence_interval": "how often a node refreshes its status report (default 5s)",
 	"presence_ttl":      "how long a report outlives its node's last refresh (default 3 intervals)",
