@@ -42,7 +42,12 @@ type client struct {
 	limit      int  // BufferSize, once live
 	catchingUp bool // replay in progress: overflow means "replay again", not "disconnect"
 	overflowed bool
-	reason     string // why done was closed
+	// floor is the last id the replay wrote, until a live event past it
+	// arrives: a broker's live delivery may lag its history (Redis: the
+	// XREAD loop behind an XRANGE), so an event the replay already wrote
+	// can still come live after the catch-up ended.
+	floor  string
+	reason string // why done was closed
 }
 
 func newClient(id, user string, limit int, abort func()) *client {
@@ -78,6 +83,9 @@ func (c *client) enqueue(e entry, policy OverflowPolicy) enqueueResult {
 	case c.reason != "":
 		c.mu.Unlock()
 		return ignored
+	case c.floor != "" && !e.resync && CompareIDs(e.id, c.floor) <= 0:
+		c.mu.Unlock()
+		return ignored // the replay wrote it
 	case c.catchingUp && len(c.queue) >= max(c.limit, catchUpLimit):
 		// The replay loop will fetch these from the history again.
 		c.overflowed = true
@@ -92,6 +100,9 @@ func (c *client) enqueue(e entry, policy OverflowPolicy) enqueueResult {
 		c.mu.Unlock()
 		return disconnected
 	}
+	// Past the replay (ids only grow) or a resync (ids may start over):
+	// nothing more to drop.
+	c.floor = ""
 	c.queue = append(c.queue, e)
 	c.mu.Unlock()
 	select {
@@ -123,6 +134,7 @@ func (c *client) endCatchUp(last string) bool {
 		return false
 	}
 	c.catchingUp = false
+	c.floor = last
 	keep := c.queue[:0]
 	for _, e := range c.queue {
 		if e.resync || CompareIDs(e.id, last) > 0 {

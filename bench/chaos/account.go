@@ -65,6 +65,27 @@ func account(c config, subs []*subscriber, pubs []published, pubFails int, fault
 			if r.Type == sse.TypeConnected {
 				continue // a marker
 			}
+			if r.Type == sse.TypeResync {
+				// The resync moves the client to the broker's head. When the
+				// history was lost entirely (Redis restarted empty), that
+				// head is its starting id, before the client's position:
+				// what the client may have missed is then everything up to
+				// the next event it receives.
+				sum.ResyncEvents++
+				hi := r.ID
+				if sse.CompareIDs(r.ID, prev) <= 0 {
+					hi = ""
+					for _, n := range s.got[i+1:] {
+						if n.Type == "chaos" {
+							hi = n.ID
+							break
+						}
+					}
+				}
+				windows = append(windows, window{prev, hi})
+				prev = r.ID
+				continue
+			}
 			if sse.CompareIDs(r.ID, prev) <= 0 {
 				if seen[r.ID] > 0 {
 					sum.Duplicates++
@@ -75,15 +96,8 @@ func account(c config, subs []*subscriber, pubs []published, pubFails int, fault
 					sum.Diagnoses = append(sum.Diagnoses, diagnose(s, i))
 				}
 			}
-			switch r.Type {
-			case sse.TypeResync:
-				sum.ResyncEvents++
-				windows = append(windows, window{prev, r.ID})
-			default:
-				seen[r.ID]++
-				if seen[r.ID] > 1 {
-					break // counted above
-				}
+			seen[r.ID]++
+			if seen[r.ID] == 1 {
 				p, ok := byID[r.ID]
 				switch {
 				case !ok:
@@ -107,7 +121,8 @@ func account(c config, subs []*subscriber, pubs []published, pubFails int, fault
 			}
 			announced := false
 			for _, w := range windows {
-				if sse.CompareIDs(p.ID, w.lo) > 0 && sse.CompareIDs(p.ID, w.hi) <= 0 {
+				// hi "" is open-ended: nothing came after the resync.
+				if sse.CompareIDs(p.ID, w.lo) > 0 && (w.hi == "" || sse.CompareIDs(p.ID, w.hi) <= 0) {
 					announced = true
 					break
 				}

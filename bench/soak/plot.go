@@ -104,8 +104,10 @@ func short(v float64) string {
 	switch {
 	case v >= 1e6:
 		return fmt.Sprintf("%.1fM", v/1e6)
-	case v >= 1e4:
+	case v >= 1e4 && v == 1e3*math.Trunc(v/1e3):
 		return fmt.Sprintf("%.0fk", v/1e3)
+	case v >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
 	case v == math.Trunc(v):
 		return fmt.Sprintf("%.0f", v)
 	}

@@ -480,7 +480,9 @@ func TestNeverReadingClientIsCut(t *testing.T) {
 //
 // Not parallel: it reads the process's heap.
 func TestStreamsLeaveNoMemoryBehind(t *testing.T) {
-	ta := newTestApp(t, testConfig(t, "--stream-rate-ip", "0"), nil)
+	// Without the per-user rate limiter, which keeps each user's bucket for
+	// a few seconds on purpose (TestLimiterSetForgetsIdleKeys bounds it).
+	ta := newTestApp(t, testConfig(t, "--stream-rate-ip", "0", "--stream-rate-user", "0"), nil)
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	cycle := func(n int) {
