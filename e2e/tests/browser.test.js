@@ -5,12 +5,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { startHub, kill, freePort, signHS256, publish, newUser, SECRET, KEY, GUARD } from "./helpers.js";
 
-const SCREENSHOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../docs/demo.png");
+// The README's screenshot is rewritten only on request (UPDATE_SCREENSHOT=1
+// bash e2e/run.sh), so that a test run leaves the work tree clean; otherwise
+// the screenshot is still taken, to a temporary file.
+const SCREENSHOT = process.env.UPDATE_SCREENSHOT === "1"
+  ? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../docs/demo.png")
+  : path.join(os.tmpdir(), `ssehub-demo-${process.pid}.png`);
 
 async function launch(t) {
   const browser = await chromium.launch({
