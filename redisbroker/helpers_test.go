@@ -63,15 +63,8 @@ func uniquePrefix(t testing.TB, rdb redis.UniversalClient) string {
 func deleteKeys(t testing.TB, rdb redis.UniversalClient, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	iter := rdb.Scan(ctx, 0, "{"+prefix+"}:*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if len(keys) > 0 {
-		if err := rdb.Del(ctx, keys...).Err(); err != nil {
-			t.Logf("cleanup of %s: %v", prefix, err)
-		}
+	if err := redisbroker.Purge(ctx, rdb, prefix); err != nil {
+		t.Logf("cleanup: %v", err)
 	}
 }
 

@@ -37,6 +37,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ssekit/sse/redisbroker"
 )
 
 const (
@@ -407,12 +409,7 @@ func (l *latencies) quantiles() (p50, p99, maxD time.Duration) {
 func deleteKeys(rdb *redis.Client, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	iter := rdb.Scan(ctx, 0, "{"+prefix+"}:*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if len(keys) > 0 {
-		rdb.Del(ctx, keys...)
+	if err := redisbroker.Purge(ctx, rdb, prefix); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 }
