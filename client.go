@@ -167,13 +167,6 @@ func (c *client) endLocked(reason string) bool {
 	return true
 }
 
-// ending reports whether the stream has been ended.
-func (c *client) ending() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.reason != ""
-}
-
 // endReason returns why the hub ended the stream, or "".
 func (c *client) endReason() string {
 	c.mu.Lock()

@@ -178,3 +178,44 @@ func TestHistoryAgeExpiresEvents(t *testing.T) {
 		<-done
 	})
 }
+
+func TestShutdownSpreadsClosesOverHalfItsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := sse.NewHub(sse.Config{HeartbeatInterval: -1, MaxStreamAge: -1})
+		const n = 10
+		dones := make([]<-chan struct{}, n)
+		for i := range dones {
+			dones[i] = serve(hub, newRecorder(), context.Background(), fmt.Sprint("u", i))
+		}
+		synctest.Wait()
+		closed := func() int {
+			k := 0
+			for _, d := range dones {
+				select {
+				case <-d:
+					k++
+				default:
+				}
+			}
+			return k
+		}
+		// 10 s to drain: the closes are spread over the first 5 s.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut := make(chan error, 1)
+		go func() { shut <- hub.Shutdown(ctx) }()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if k := closed(); k == 0 || k == n {
+			t.Fatalf("%d of %d streams closed 1 s into a 10 s shutdown, want some but not all", k, n)
+		}
+		time.Sleep(4 * time.Second)
+		synctest.Wait()
+		if k := closed(); k != n {
+			t.Fatalf("%d of %d streams closed after half the drain time", k, n)
+		}
+		if err := <-shut; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	})
+}

@@ -28,20 +28,27 @@ func (h *Hub) Handler(opts HandlerOptions) http.Handler {
 			return
 		}
 		var user string
+		var err error
 		if opts.Authenticate != nil {
-			u, err := opts.Authenticate(r)
-			if err != nil {
-				WriteError(w, http.StatusUnauthorized, "unauthorized", err.Error())
-				return
-			}
-			user = u
+			user, err = opts.Authenticate(r)
 		}
-		if user == "" && opts.RequireAuth {
-			WriteError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
-			return
-		}
-		h.ServeStream(w, r, user)
+		h.serveAuthenticated(w, r, user, err, opts.RequireAuth)
 	})
+}
+
+// serveAuthenticated serves the stream of an authenticated request, or
+// refuses it with 401 and a JSON error: when authentication failed, or
+// found no user where one is required. Handler and the Echo module both
+// answer through it.
+func (h *Hub) serveAuthenticated(w http.ResponseWriter, r *http.Request, user string, authErr error, requireAuth bool) {
+	switch {
+	case authErr != nil:
+		WriteError(w, http.StatusUnauthorized, "unauthorized", authErr.Error())
+	case user == "" && requireAuth:
+		WriteError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
+	default:
+		h.ServeStream(w, r, user)
+	}
 }
 
 // Status is the body of the status endpoint.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ssekit/sse"
-	"github.com/ssekit/sse/internal/ssetest"
 )
 
 func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
@@ -61,33 +60,6 @@ func TestCloseEndsEveryStreamAndRefusesNewOnes(t *testing.T) {
 		t.Fatalf("status %q after Close", got)
 	}
 	hub.Close() // idempotent
-}
-
-func TestShutdownSpreadsClosesWithinItsDeadline(t *testing.T) {
-	t.Parallel()
-	hub := sse.NewHub(sse.Config{MaxClientsPerUser: -1})
-	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{}))
-	defer srv.Close()
-	th := &testHub{Hub: hub, srv: srv}
-	const n = 10
-	cs := make([]*conn, n)
-	for i := range cs {
-		cs[i] = th.dial(t, "", "")
-		cs[i].Connected()
-	}
-	// With time to drain, the closes are spread: right after Shutdown
-	// starts, some streams are still open.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- hub.Shutdown(ctx) }()
-	ssetest.Eventually(t, "the first stream closed", func() bool { return hub.GetTotalClientCount() < n })
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	for _, c := range cs {
-		c.Ended()
-	}
 }
 
 func TestPlainNetHTTPMux(t *testing.T) {

@@ -95,13 +95,7 @@ func (m *Module) Close() error { return m.cfg.Hub.Close() }
 
 func (m *Module) stream(c echo.Context) error {
 	user, err := m.cfg.UserID(c)
-	if err != nil {
-		return c.JSON(http.StatusUnauthorized, ErrorBody{Error: "unauthorized", Message: err.Error()})
-	}
-	if user == "" && m.cfg.RequireAuth {
-		return c.JSON(http.StatusUnauthorized, ErrorBody{Error: "unauthorized", Message: "authentication required"})
-	}
-	m.cfg.Hub.ServeStream(c.Response(), c.Request(), user)
+	m.cfg.Hub.serveAuthenticated(c.Response(), c.Request(), user, err, m.cfg.RequireAuth)
 	return nil
 }
 

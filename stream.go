@@ -85,8 +85,7 @@ func streamHeaders(hdr http.Header) {
 // EventSource give up for good. Counted in Stats.Rejected.
 func (h *Hub) Refuse(w http.ResponseWriter, after time.Duration) {
 	h.stats.rejected.Add(1)
-	ms := max(after, h.cfg.RetryInterval).Milliseconds()
-	ms += rand.Int64N(ms + 1)
+	ms := h.jitteredRetry(after)
 	streamHeaders(w.Header())
 	w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10))
 	w.WriteHeader(http.StatusOK)
@@ -115,9 +114,10 @@ type stream struct {
 	deadline time.Time
 }
 
-// jitteredRetry returns 1–2× RetryInterval in milliseconds.
-func (h *Hub) jitteredRetry() int64 {
-	ms := h.cfg.RetryInterval.Milliseconds()
+// jitteredRetry returns 1–2× the larger of base and RetryInterval, in
+// milliseconds: clients sent away together do not come back together.
+func (h *Hub) jitteredRetry(base time.Duration) int64 {
+	ms := max(base, h.cfg.RetryInterval).Milliseconds()
 	return ms + rand.Int64N(ms+1)
 }
 
@@ -363,7 +363,7 @@ func (s *stream) writeBytes(p []byte) error {
 		// with any plain handler.
 		_ = s.rc.SetWriteDeadline(s.deadline)
 	}
-	if s.c != nil && s.c.ending() {
+	if s.c != nil && s.c.endReason() != "" {
 		// end() sets its short deadline after marking the client, so one
 		// of the two calls sees the other: this write cannot keep the long
 		// deadline of a stream the hub has ended.
@@ -383,7 +383,7 @@ func (s *stream) writeBytes(p []byte) error {
 // endWithRetry ends a stream the hub closed with a jittered retry hint,
 // so that clients cut at once do not all come back at once.
 func (s *stream) endWithRetry(reason string) string {
-	s.buf = appendRetry(s.buf[:0], s.hub.jitteredRetry())
+	s.buf = appendRetry(s.buf[:0], s.hub.jitteredRetry(0))
 	if s.write() != nil {
 		return ReasonWriteError
 	}

@@ -88,18 +88,31 @@ type cmdSender struct {
 
 func startCmdSender(command string) (*cmdSender, error) {
 	cmd := exec.Command("sh", "-c", command)
-	in, err := cmd.StdinPipe()
+	in, out, err := startPiped(cmd)
 	if err != nil {
 		return nil, err
+	}
+	return &cmdSender{cmd: cmd, in: in, out: out}, nil
+}
+
+// startPiped starts cmd with a pipe to its stdin and a line scanner (lines
+// up to 16 MiB) on its stdout: the line protocol of both the publish
+// command and the worker processes.
+func startPiped(cmd *exec.Cmd) (io.WriteCloser, *bufio.Scanner, error) {
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &cmdSender{cmd: cmd, in: in, out: bufio.NewScanner(out)}, nil
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	return in, sc, nil
 }
 
 func (c *cmdSender) send(_ context.Context, body []byte) error {

@@ -48,20 +48,11 @@ func startRemote(cfg workerConfig) (*remoteWorker, error) {
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), workerEnv+"=1")
 	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	in, out, err := startPiped(cmd)
 	if err != nil {
 		return nil, err
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	return &remoteWorker{cfg: cfg, cmd: cmd, in: in, out: sc}, nil
+	return &remoteWorker{cfg: cfg, cmd: cmd, in: in, out: out}, nil
 }
 
 // call sends one request and reads its answer.
