@@ -37,8 +37,12 @@ type client struct {
 	// stream the hub ends is not held by a peer that stopped reading.
 	abort func()
 
-	mu         sync.Mutex
-	queue      []entry
+	mu    sync.Mutex
+	queue []entry
+	// woken says a wake-up is owed or on its way: set by the enqueue that
+	// finds it clear, which then has the client woken, and cleared when
+	// the stream takes the queue. Until then, further enqueues only append.
+	woken      bool
 	limit      int  // BufferSize, once live
 	catchingUp bool // replay in progress: overflow means "replay again", not "disconnect"
 	overflowed bool
@@ -76,40 +80,56 @@ const (
 	ignored // the stream is ending or replaying over it
 )
 
-// enqueue offers e without ever blocking the publisher.
-func (c *client) enqueue(e entry, policy OverflowPolicy) enqueueResult {
+// enqueue offers e without ever blocking the publisher. When it queues e
+// to a stream that is owed no wake-up yet, wake is true: the caller must
+// see that the stream is woken, now (signal) or in the next round of its
+// hub's waker.
+func (c *client) enqueue(e entry, policy OverflowPolicy) (_ enqueueResult, wake bool) {
 	c.mu.Lock()
 	switch {
 	case c.reason != "":
 		c.mu.Unlock()
-		return ignored
+		return ignored, false
 	case c.floor != "" && !e.resync && CompareIDs(e.id, c.floor) <= 0:
 		c.mu.Unlock()
-		return ignored // the replay wrote it
+		return ignored, false // the replay wrote it
 	case c.catchingUp && len(c.queue) >= max(c.limit, catchUpLimit):
 		// The replay loop will fetch these from the history again.
 		c.overflowed = true
 		c.queue = c.queue[:0]
 		c.mu.Unlock()
-		return ignored
+		return ignored, false
 	case len(c.queue) >= c.limit && policy == OverflowDrop:
 		c.mu.Unlock()
-		return dropped
+		return dropped, false
 	case len(c.queue) >= c.limit:
 		c.endLocked(ReasonOverflow)
 		c.mu.Unlock()
-		return disconnected
+		return disconnected, false
 	}
 	// Past the replay (ids only grow) or a resync (ids may start over):
 	// nothing more to drop.
 	c.floor = ""
 	c.queue = append(c.queue, e)
+	wake = !c.woken
+	c.woken = true
+	// Half full: wake it now rather than in the next round, so that
+	// overflow means the client cannot keep up, not that the hub held
+	// its events back.
+	urgent := len(c.queue) > c.limit/2
 	c.mu.Unlock()
+	if urgent {
+		c.signal()
+	}
+	return queued, wake
+}
+
+// signal wakes the stream's goroutine; it never blocks.
+func (c *client) signal() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return queued
 }
 
 // take swaps the queue out, handing the caller its entries; spare is an
@@ -118,6 +138,7 @@ func (c *client) take(spare []entry) []entry {
 	c.mu.Lock()
 	q := c.queue
 	c.queue = spare[:0]
+	c.woken = false
 	c.mu.Unlock()
 	return q
 }

@@ -21,6 +21,7 @@ type recorder struct {
 	mu     sync.Mutex
 	header http.Header
 	b      strings.Builder
+	writes int
 }
 
 func newRecorder() *recorder { return &recorder{header: make(http.Header)} }
@@ -31,7 +32,15 @@ func (r *recorder) Flush()              {}
 func (r *recorder) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.writes++
 	return r.b.Write(p)
+}
+
+// Writes returns how many writes the stream made.
+func (r *recorder) Writes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.writes
 }
 func (r *recorder) String() string {
 	r.mu.Lock()

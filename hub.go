@@ -28,6 +28,9 @@ type Hub struct {
 	ownsBroker bool
 	reg        *registry
 	stats      stats
+	waker      *waker // nil: every enqueue wakes its stream at once
+	// wakeLists recycles deliver's lists of streams to wake.
+	wakeLists sync.Pool
 
 	cancelSub context.CancelFunc
 	mu        sync.Mutex // orders streams.Add against Shutdown's Wait
@@ -62,6 +65,10 @@ func New(cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("sse: subscribe: %w", err)
 	}
 	h.cancelSub = cancel
+	if cfg.WriteDelay > 0 {
+		h.waker = newWaker(cfg.WriteDelay)
+		go h.waker.run(h.closed)
+	}
 	return h, nil
 }
 
@@ -158,11 +165,25 @@ func (h *Hub) deliver(m Message) {
 	var fr []byte
 	n := 0
 	resync := m.Type == TypeResync
+	var wake *[]*client
+	if h.waker != nil {
+		wake, _ = h.wakeLists.Get().(*[]*client)
+		if wake == nil {
+			wake = new([]*client)
+		}
+	}
 	h.reg.each(&m, func(c *client) {
 		if fr == nil {
 			fr = appendFrame(make([]byte, 0, frameSize(m.ID, m.Type, m.Data)), m.ID, m.Type, m.Data)
 		}
-		switch c.enqueue(entry{id: m.ID, frame: fr, resync: resync}, h.cfg.Overflow) {
+		res, woken := c.enqueue(entry{id: m.ID, frame: fr, resync: resync}, h.cfg.Overflow)
+		switch {
+		case woken && wake != nil:
+			*wake = append(*wake, c)
+		case woken:
+			c.signal()
+		}
+		switch res {
 		case queued:
 			n++
 		case dropped:
@@ -171,6 +192,12 @@ func (h *Hub) deliver(m Message) {
 			h.stats.disconnect(ReasonOverflow)
 		}
 	})
+	if wake != nil {
+		h.waker.add(*wake)
+		clear(*wake)
+		*wake = (*wake)[:0]
+		h.wakeLists.Put(wake)
+	}
 	h.stats.delivered(m.Type, n)
 	if resync {
 		h.stats.resyncs.Add(uint64(n))
@@ -275,6 +302,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.cancelSub()
 		close(h.closed)
 	})
+	if h.waker != nil {
+		<-h.waker.done
+	}
 	waited := make(chan struct{})
 	go func() {
 		h.streams.Wait()

@@ -49,6 +49,7 @@ type config struct {
 	Heartbeat         time.Duration // 0: disabled
 	ClientTimeout     time.Duration
 	MaxStreamAge      time.Duration // 0: disabled
+	WriteDelay        time.Duration // 0: disabled
 	Retry             time.Duration
 	DevTokenTTL       time.Duration
 
@@ -124,6 +125,7 @@ func newServeFlags(c *config) *flag.FlagSet {
 	dur(&c.Heartbeat, "heartbeat", "heartbeat interval of an idle stream; 0 disables")
 	dur(&c.ClientTimeout, "client-timeout", "how long a write to a stream may stall before the stream is closed")
 	dur(&c.MaxStreamAge, "max-stream-age", "streams are rotated (closed, and resumed by the client) after about this long; 0 disables")
+	dur(&c.WriteDelay, "write-delay", "while the hub is busy, how long an event may wait so that a stream writes many events at once; 0 writes each at once")
 	dur(&c.Retry, "retry", "reconnection delay sent to clients (the SSE retry field)")
 	dur(&c.DevTokenTTL, "dev-token-ttl", "lifetime of the tokens the demo page gets in dev mode")
 	dur(&c.ReadHeaderTimeout, "read-header-timeout", "time to read a request's headers, against slow clients (slowloris)")
@@ -167,6 +169,7 @@ func defaultConfig() config {
 		Heartbeat:         30 * time.Second,
 		ClientTimeout:     time.Minute,
 		MaxStreamAge:      time.Hour,
+		WriteDelay:        10 * time.Millisecond,
 		Retry:             3 * time.Second,
 		DevTokenTTL:       12 * time.Hour,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -325,6 +328,7 @@ func (c *config) check() error {
 		{"heartbeat", c.Heartbeat, true},
 		{"client-timeout", c.ClientTimeout, false},
 		{"max-stream-age", c.MaxStreamAge, true},
+		{"write-delay", c.WriteDelay, true},
 		{"retry", c.Retry, false},
 		{"dev-token-ttl", c.DevTokenTTL, false},
 		{"read-header-timeout", c.ReadHeaderTimeout, false},

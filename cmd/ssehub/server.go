@@ -89,6 +89,7 @@ func hubConfig(c config, log *slog.Logger) sse.Config {
 		MaxEventSize:      c.MaxEventSize,
 		Overflow:          overflow,
 		MaxStreamAge:      noneD(c.MaxStreamAge),
+		WriteDelay:        noneD(c.WriteDelay),
 		RetryInterval:     c.Retry,
 		Logger:            log,
 	}

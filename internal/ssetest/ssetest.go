@@ -91,18 +91,27 @@ func (c *Conn) Close() {
 // none comes.
 func (c *Conn) Next() sseclient.Event {
 	c.t.Helper()
+	ev, ok := c.NextOrEnd()
+	if !ok {
+		c.t.Fatalf("stream ended (%v), want an event", c.err)
+	}
+	return ev
+}
+
+// NextOrEnd returns the next event, heartbeats included, or false when the
+// server ended the stream first, as it does to a connection whose queue
+// overflowed. It fails the test if neither comes.
+func (c *Conn) NextOrEnd() (sseclient.Event, bool) {
+	c.t.Helper()
 	t := time.NewTimer(Patience)
 	defer t.Stop()
 	select {
 	case ev, ok := <-c.events:
-		if !ok {
-			c.t.Fatalf("stream ended (%v), want an event", c.err)
-		}
-		return ev
+		return ev, ok
 	case <-t.C:
 		c.t.Fatalf("no event within %v", Patience)
 	}
-	return sseclient.Event{}
+	return sseclient.Event{}, false
 }
 
 // NextOf returns the next event that is not a heartbeat.
