@@ -44,7 +44,7 @@ func benchHub(b *testing.B, n, users int) (*Hub, func()) {
 			for {
 				select {
 				case <-c.wake:
-					q := c.take(spare)
+					q, _, _ := c.take(spare)
 					clear(q)
 					spare = q[:0]
 				case <-stop:

@@ -31,8 +31,11 @@ type client struct {
 	user string // "" for an anonymous connection
 	slot int    // index in registry.all, guarded by the registry lock
 
-	wake chan struct{} // capacity 1: "the queue is not empty"
-	done chan struct{} // closed when the hub ends the stream
+	// wake tells the stream's goroutine to look at the client: events are
+	// queued, the hub ended the stream, or its timer fired. Capacity 1. One
+	// channel for all three, so that an idle stream parks on a two-case
+	// select (this and its request's context), the least it can hold.
+	wake chan struct{}
 	// abort cuts a write that is blocked on the socket short, so that a
 	// stream the hub ends is not held by a peer that stopped reading.
 	abort func()
@@ -51,7 +54,8 @@ type client struct {
 	// XREAD loop behind an XRANGE), so an event the replay already wrote
 	// can still come live after the catch-up ended.
 	floor  string
-	reason string // why done was closed
+	reason string // why the hub ended the stream; "" while it runs
+	ticked bool   // the stream's heartbeat and rotation timer fired
 }
 
 func newClient(id, user string, limit int, abort func()) *client {
@@ -62,7 +66,6 @@ func newClient(id, user string, limit int, abort func()) *client {
 		limit:      limit,
 		catchingUp: true,
 		wake:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
 	}
 }
 
@@ -133,14 +136,25 @@ func (c *client) signal() {
 }
 
 // take swaps the queue out, handing the caller its entries; spare is an
-// emptied earlier result to reuse as the next queue.
-func (c *client) take(spare []entry) []entry {
+// emptied earlier result to reuse as the next queue. It also returns why
+// the hub ended the stream ("" if it did not) and whether the stream's
+// timer fired since the last take.
+func (c *client) take(spare []entry) (q []entry, reason string, ticked bool) {
 	c.mu.Lock()
-	q := c.queue
+	q, reason, ticked = c.queue, c.reason, c.ticked
 	c.queue = spare[:0]
-	c.woken = false
+	c.woken, c.ticked = false, false
 	c.mu.Unlock()
-	return q
+	return q, reason, ticked
+}
+
+// tick is the stream's timer: it wakes the stream to send a heartbeat or
+// to end at its maximum age.
+func (c *client) tick() {
+	c.mu.Lock()
+	c.ticked = true
+	c.mu.Unlock()
+	c.signal()
 }
 
 // endCatchUp finishes a replay that wrote everything up to last: it returns
@@ -181,7 +195,7 @@ func (c *client) endLocked(reason string) bool {
 	}
 	c.reason = reason
 	c.queue = nil
-	close(c.done)
+	c.signal()
 	if c.abort != nil {
 		c.abort()
 	}

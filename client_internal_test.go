@@ -10,7 +10,7 @@ func TestCatchUpKeepsABrokerResyncWhateverItsID(t *testing.T) {
 	if !c.endCatchUp("7-0") {
 		t.Fatal("endCatchUp reported an overflow")
 	}
-	q := c.take(nil)
+	q, _, _ := c.take(nil)
 	if len(q) != 2 || string(q[0].frame) != "resync" || string(q[1].frame) != "new" {
 		t.Fatalf("queue after catch-up: %+v", q)
 	}

@@ -72,7 +72,7 @@ type Config struct {
 	// since its last round into one write — the write system call is most
 	// of what a delivery costs — and a publish only appends to queues.
 	// The first round after a quiet spell runs at once, and a stream whose
-	// queue is half full is woken at once. Defaults to 10ms. Negative
+	// queue is half full is woken at once. Defaults to 25ms. Negative
 	// disables: every event wakes its stream at once.
 	WriteDelay time.Duration
 
@@ -106,7 +106,7 @@ func DefaultConfig() Config {
 		HistoryAge:        10 * time.Minute,
 		MaxEventSize:      64 << 10,
 		MaxStreamAge:      time.Hour,
-		WriteDelay:        10 * time.Millisecond,
+		WriteDelay:        25 * time.Millisecond,
 		RetryInterval:     3 * time.Second,
 	}
 }

@@ -278,18 +278,24 @@ func (s *stream) live(ctx context.Context) string {
 		}
 		return d
 	}
-	var tick <-chan time.Time
 	var timer *time.Timer
 	if d := next(now); d >= 0 {
-		timer = time.NewTimer(d)
+		// A function timer: no channel, and no third case to park on.
+		timer = time.AfterFunc(d, c.tick)
 		defer timer.Stop()
-		tick = timer.C
 	}
 	var spare []entry
 	for {
 		select {
 		case <-c.wake:
-			q := c.take(spare)
+		case <-ctx.Done():
+			return ReasonClientGone
+		}
+		q, reason, ticked := c.take(spare)
+		if reason != "" {
+			return s.endWithRetry(reason)
+		}
+		if len(q) > 0 {
 			var err error
 			if len(q) == 1 {
 				// The common case at modest rates: write the shared frame
@@ -307,29 +313,30 @@ func (s *stream) live(ctx context.Context) string {
 				err = s.write()
 			}
 			clear(q) // let written frames be collected
-			spare = q[:0]
 			if err != nil {
 				return ReasonWriteError
 			}
 			lastWrite = time.Now()
-		case now := <-tick:
-			if !rotateAt.IsZero() && !now.Before(rotateAt) {
-				return s.endWithRetry(ReasonRotated)
-			}
-			if iv := h.cfg.HeartbeatInterval; iv > 0 && now.Sub(lastWrite) >= iv {
-				s.buf = nil // an idle stream keeps nothing of its busy times
-				s.appendHeartbeat(now)
-				if err := s.write(); err != nil {
-					return ReasonWriteError
-				}
-				lastWrite = now
-			}
-			timer.Reset(next(now))
-		case <-c.done:
-			return s.endWithRetry(c.endReason())
-		case <-ctx.Done():
-			return ReasonClientGone
 		}
+		// Even when empty: q is the queue's old array, and the queue now
+		// has spare's.
+		spare = q[:0]
+		if !ticked {
+			continue
+		}
+		now := time.Now()
+		if !rotateAt.IsZero() && !now.Before(rotateAt) {
+			return s.endWithRetry(ReasonRotated)
+		}
+		if iv := h.cfg.HeartbeatInterval; iv > 0 && now.Sub(lastWrite) >= iv {
+			s.buf = nil // an idle stream keeps nothing of its busy times
+			s.appendHeartbeat(now)
+			if err := s.write(); err != nil {
+				return ReasonWriteError
+			}
+			lastWrite = now
+		}
+		timer.Reset(next(now))
 	}
 }
 

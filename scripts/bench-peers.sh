@@ -13,7 +13,8 @@
 #   SVG        where the charts go         ($OUT; docs/ to refresh the doc's)
 #   RUNS       repetitions                 (2)
 #   SERVERS    ssekit ssehub naive r3labs tmaxmax alexandrevicenzi (ssehub
-#              only if cmd/ssehub exists)
+#              only if cmd/ssehub exists); also ssekit-nodelay, ssekit
+#              with WriteDelay off, for a before/after
 #   SCENARIOS  idle10k idle18k fan5 fan50 sat10k sat1k rate1k
 #   FAN5_COUNT events in the 5 events/s fan-out (200: 40 s)
 #   SAT_SECS   saturation and 2,000 events/s durations, seconds (10)
@@ -87,6 +88,11 @@ start_server() {
 		target_args=(-url "$base/sse/stream?access_token={token}" -jwt-secret "$JWT_SECRET"
 			-publish-url "$base/sse/publish" -publish-header "Authorization: Bearer $PUBLISH_KEY"
 			-publish-body '{"type":"bench","data":{payload}}')
+		;;
+	ssekit-nodelay)
+		# ssekit as it was before WriteDelay: every event wakes its stream.
+		"$BIN/peerserver" -impl ssekit -write-delay -1ns -addr "127.0.0.1:$PORT" -buffer "$HUB_BUFFER" -lifetime 10m >"$log" 2>&1 &
+		target_args=(-url "$base/stream?user={user}" -publish-url "$base/publish")
 		;;
 	*)
 		# -buffer only matters to ssekit and naive; naive keeps the seed's 10.

@@ -169,7 +169,7 @@ func defaultConfig() config {
 		Heartbeat:         30 * time.Second,
 		ClientTimeout:     time.Minute,
 		MaxStreamAge:      time.Hour,
-		WriteDelay:        10 * time.Millisecond,
+		WriteDelay:        25 * time.Millisecond,
 		Retry:             3 * time.Second,
 		DevTokenTTL:       12 * time.Hour,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -17,6 +17,7 @@ func newSSEKit(p params) (adapter, error) {
 		MaxClientsPerUser: -1,
 		BufferSize:        p.buffer,
 		HeartbeatInterval: p.heartbeat,
+		WriteDelay:        p.writeDelay,
 	}
 	if p.drop {
 		cfg.Overflow = sse.OverflowDrop
