@@ -76,6 +76,19 @@ type Config struct {
 	// disables: every event wakes its stream at once.
 	WriteDelay time.Duration
 
+	// DetachStreams takes each HTTP/1.x stream over from net/http: the
+	// hub hijacks the connection, writes the response head itself (the
+	// body then ends with the connection, as HTTP/1.x allows, instead of
+	// being chunked) and serves the stream on a goroutine of its own, so
+	// that ServeStream returns at once. What net/http keeps per request —
+	// its read and write buffers, the handler's stack — is freed: an idle
+	// stream costs about half the memory. Middleware then sees the handler
+	// return at once, and http.Server.Shutdown no longer waits for the
+	// streams: close the hub, which ends and waits for them. HTTP/2
+	// streams and ResponseWriters that cannot be hijacked are served as
+	// usual. Off by default; cmd/ssehub turns it on.
+	DetachStreams bool
+
 	// RetryInterval is the reconnection delay the hub asks browsers for (the
 	// retry field). Streams refused for load get a jittered 1–2× of it.
 	// Defaults to 3s.

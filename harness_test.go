@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -21,8 +22,14 @@ type testHub struct {
 	srv *httptest.Server
 }
 
+// detachAll runs every stream of the suite's test hubs detached from
+// net/http (Config.DetachStreams), when SSEKIT_TEST_DETACH=1: make test
+// runs the package both ways.
+var detachAll = os.Getenv("SSEKIT_TEST_DETACH") == "1"
+
 func newTestHub(t *testing.T, cfg sse.Config) *testHub {
 	t.Helper()
+	cfg.DetachStreams = cfg.DetachStreams || detachAll
 	hub, err := sse.New(cfg)
 	if err != nil {
 		t.Fatalf("sse.New: %v", err)

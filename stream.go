@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -30,8 +31,10 @@ const flushAt = 32 << 10
 // ServeStream serves one event stream on w for userID ("" for an anonymous
 // connection) and returns when it ends: the client went away, the hub ended
 // it (shutdown, overflow, eviction, rotation), or a write failed or stalled
-// for ClientTimeout. The caller has authenticated the request; Handler and
-// the Echo module do that before they call it.
+// for ClientTimeout. With Config.DetachStreams, an HTTP/1.x stream is
+// handed over to a goroutine of the hub and ServeStream returns at once.
+// The caller has authenticated the request; Handler and the Echo module do
+// that before they call it.
 //
 // The stream resumes after the Last-Event-ID header, or the lastEventId
 // query parameter for clients that cannot set headers.
@@ -44,9 +47,15 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 	}
 	h.streams.Add(1)
 	h.mu.Unlock()
-	defer h.streams.Done()
+	detached := false
+	defer func() {
+		if !detached {
+			h.streams.Done()
+		}
+	}()
 
-	s := &stream{hub: h, w: w, rc: http.NewResponseController(w)}
+	rc := http.NewResponseController(w)
+	s := &stream{hub: h, w: w, rc: rc}
 	c := newClient(uuid.NewString(), userID, h.cfg.BufferSize, func() {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
 	})
@@ -63,11 +72,30 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 	}
 	s.c = c
 	streamHeaders(w.Header())
+	lastID := lastEventID(r)
+	if h.cfg.DetachStreams && r.ProtoMajor == 1 {
+		if conn, err := detach(w); err == nil {
+			// c.abort reads s.rc: set it before anyone can end the stream
+			// on the new connection.
+			c.mu.Lock()
+			s.w, s.rc = conn, rawConn{conn}
+			c.mu.Unlock()
+			detached = true
+			go func() {
+				defer h.streams.Done()
+				ctx, watched := watch(conn)
+				h.endStream(c, s.run(ctx, lastID))
+				conn.Close()
+				<-watched
+			}()
+			return
+		}
+	}
 	w.WriteHeader(http.StatusOK)
-	defer s.rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
+	defer rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
 	// The first reason to end a stream wins: when the hub ended it, run's
 	// answer only repeats it.
-	h.endStream(c, s.run(r.Context(), lastEventID(r)))
+	h.endStream(c, s.run(r.Context(), lastID))
 }
 
 // streamHeaders sets the headers of an event stream.
@@ -107,8 +135,8 @@ func lastEventID(r *http.Request) string {
 type stream struct {
 	hub *Hub
 	c   *client
-	w   http.ResponseWriter
-	rc  *http.ResponseController
+	w   io.Writer // the ResponseWriter, or a detached stream's connection
+	rc  controller
 	buf []byte // frames gathered for the next write
 	// deadline is the write deadline last set on the connection.
 	deadline time.Time

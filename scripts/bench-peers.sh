@@ -13,8 +13,9 @@
 #   SVG        where the charts go         ($OUT; docs/ to refresh the doc's)
 #   RUNS       repetitions                 (2)
 #   SERVERS    ssekit ssehub naive r3labs tmaxmax alexandrevicenzi (ssehub
-#              only if cmd/ssehub exists); also ssekit-nodelay, ssekit
-#              with WriteDelay off, for a before/after
+#              only if cmd/ssehub exists); also, for a before/after,
+#              ssekit-http (streams left on net/http) and ssekit-nodelay
+#              (that, and WriteDelay off)
 #   SCENARIOS  idle10k idle18k fan5 fan50 sat10k sat1k rate1k
 #   FAN5_COUNT events in the 5 events/s fan-out (200: 40 s)
 #   SAT_SECS   saturation and 2,000 events/s durations, seconds (10)
@@ -89,16 +90,20 @@ start_server() {
 			-publish-url "$base/sse/publish" -publish-header "Authorization: Bearer $PUBLISH_KEY"
 			-publish-body '{"type":"bench","data":{payload}}')
 		;;
-	ssekit-nodelay)
-		# ssekit as it was before WriteDelay: every event wakes its stream.
-		"$BIN/peerserver" -impl ssekit -write-delay -1ns -addr "127.0.0.1:$PORT" -buffer "$HUB_BUFFER" -lifetime 10m >"$log" 2>&1 &
+	ssekit | ssekit-http | ssekit-nodelay)
+		# ssekit: the library set up as ssehub sets it up (streams detached
+		# from net/http, WriteDelay at its default); ssekit-http: with its
+		# streams left on net/http (the library's default); ssekit-nodelay:
+		# that, and every event waking its stream (the hub before WriteDelay).
+		extra=(-detach)
+		[[ $name == ssekit-http ]] && extra=()
+		[[ $name == ssekit-nodelay ]] && extra=(-write-delay -1ns)
+		"$BIN/peerserver" -impl ssekit "${extra[@]}" -addr "127.0.0.1:$PORT" -buffer "$HUB_BUFFER" -lifetime 10m >"$log" 2>&1 &
 		target_args=(-url "$base/stream?user={user}" -publish-url "$base/publish")
 		;;
 	*)
-		# -buffer only matters to ssekit and naive; naive keeps the seed's 10.
-		buf=10
-		[[ $name == ssekit ]] && buf=$HUB_BUFFER
-		"$BIN/peerserver" -impl "$name" -addr "127.0.0.1:$PORT" -buffer "$buf" -lifetime 10m >"$log" 2>&1 &
+		# -buffer only matters to naive, which keeps the seed's 10.
+		"$BIN/peerserver" -impl "$name" -addr "127.0.0.1:$PORT" -buffer 10 -lifetime 10m >"$log" 2>&1 &
 		target_args=(-url "$base/stream?user={user}" -publish-url "$base/publish")
 		;;
 	esac

@@ -50,6 +50,7 @@ type config struct {
 	ClientTimeout     time.Duration
 	MaxStreamAge      time.Duration // 0: disabled
 	WriteDelay        time.Duration // 0: disabled
+	DetachStreams     bool
 	Retry             time.Duration
 	DevTokenTTL       time.Duration
 
@@ -125,6 +126,7 @@ func newServeFlags(c *config) *flag.FlagSet {
 	dur(&c.Heartbeat, "heartbeat", "heartbeat interval of an idle stream; 0 disables")
 	dur(&c.ClientTimeout, "client-timeout", "how long a write to a stream may stall before the stream is closed")
 	dur(&c.MaxStreamAge, "max-stream-age", "streams are rotated (closed, and resumed by the client) after about this long; 0 disables")
+	fs.BoolVar(&c.DetachStreams, "detach-streams", c.DetachStreams, "serve HTTP/1.x streams off net/http (hijacked, the body ends with the connection): half the memory per idle stream")
 	dur(&c.WriteDelay, "write-delay", "while the hub is busy, how long an event may wait so that a stream writes many events at once; 0 writes each at once")
 	dur(&c.Retry, "retry", "reconnection delay sent to clients (the SSE retry field)")
 	dur(&c.DevTokenTTL, "dev-token-ttl", "lifetime of the tokens the demo page gets in dev mode")
@@ -170,6 +172,7 @@ func defaultConfig() config {
 		ClientTimeout:     time.Minute,
 		MaxStreamAge:      time.Hour,
 		WriteDelay:        25 * time.Millisecond,
+		DetachStreams:     true,
 		Retry:             3 * time.Second,
 		DevTokenTTL:       12 * time.Hour,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -228,8 +231,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	return c, nil
 }
 
-// flagErrRe matches the flag package's error for a bad value.
-var flagErrRe = regexp.MustCompile(`^invalid value "(.*)" for flag -([a-z-]+): `)
+// flagErrRe matches the flag package's errors for a bad value (a bool
+// flag words it differently).
+var flagErrRe = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([a-z-]+): `)
 
 // flagError rewrites the flag package's error for a bad value in the form
 // of the other setting errors, which name the flag and its variable.

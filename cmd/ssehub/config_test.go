@@ -63,6 +63,7 @@ func TestConfigEverySetting(t *testing.T) {
 		{"max-stream-age", "30m", func(c config) bool { return c.MaxStreamAge == 30*time.Minute }},
 		{"write-delay", "25ms", func(c config) bool { return hubConfig(c, nil).WriteDelay == 25*time.Millisecond }},
 		{"write-delay", "0", func(c config) bool { return hubConfig(c, nil).WriteDelay < 0 }},
+		{"detach-streams", "false", func(c config) bool { return !hubConfig(c, nil).DetachStreams }},
 		{"retry", "500ms", func(c config) bool { return c.Retry == 500*time.Millisecond }},
 		{"dev-token-ttl", "1h", func(c config) bool { return c.DevTokenTTL == time.Hour }},
 		{"read-header-timeout", "2s", func(c config) bool { return c.ReadHeaderTimeout == 2*time.Second }},
@@ -104,7 +105,7 @@ func TestConfigEverySetting(t *testing.T) {
 			if tc.flag == "jwt-secret" {
 				base = []string{"--publish-key", testKey}
 			}
-			c, err := parseConfig(append(base, "--"+tc.flag, tc.value), noEnv, nil)
+			c, err := parseConfig(append(base, "--"+tc.flag+"="+tc.value), noEnv, nil)
 			if err != nil {
 				t.Fatalf("flag: %v", err)
 			}
@@ -172,6 +173,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"client-timeout", "0", nil},
 		{"max-stream-age", "-1m", nil},
 		{"write-delay", "-1ms", nil},
+		{"detach-streams", "sometimes", nil},
 		{"retry", "0", nil},
 		{"dev-token-ttl", "0", nil},
 		{"read-header-timeout", "0", nil},
@@ -203,7 +205,7 @@ func TestConfigInvalid(t *testing.T) {
 					t.Errorf("%s: error %q is not one line naming %s", how, msg, want)
 				}
 			}
-			_, err := parseConfig(append(slices.Clone(tc.extra), "--"+tc.flag, tc.value), noEnv, nil)
+			_, err := parseConfig(append(slices.Clone(tc.extra), "--"+tc.flag+"="+tc.value), noEnv, nil)
 			check("flag", err)
 			env := map[string]string{envName(tc.flag): tc.value}
 			_, err = parseConfig(tc.extra, func(k string) string { return env[k] }, nil)

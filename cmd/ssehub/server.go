@@ -90,6 +90,7 @@ func hubConfig(c config, log *slog.Logger) sse.Config {
 		Overflow:          overflow,
 		MaxStreamAge:      noneD(c.MaxStreamAge),
 		WriteDelay:        noneD(c.WriteDelay),
+		DetachStreams:     c.DetachStreams,
 		RetryInterval:     c.Retry,
 		Logger:            log,
 	}

@@ -136,7 +136,8 @@ func median(runs []result, f func(*result) float64) float64 {
 	return (v[n/2-1] + v[n/2]) / 2
 }
 
-// serverOrder puts ssekit and ssehub first, then the peers by name.
+// serverOrder puts ssekit, ssehub and ssekit's variants first, then the
+// peers by name.
 func serverOrder(m map[string][]result) []string {
 	var out []string
 	for s := range m {
@@ -149,7 +150,10 @@ func serverOrder(m map[string][]result) []string {
 		case "ssehub":
 			return 1
 		}
-		return 2
+		if ours(s) {
+			return 2
+		}
+		return 3
 	}
 	slices.SortFunc(out, func(a, b string) int {
 		if ra, rb := rank(a), rank(b); ra != rb {
@@ -160,5 +164,6 @@ func serverOrder(m map[string][]result) []string {
 	return out
 }
 
-// ours reports whether server is one of ssekit's.
-func ours(server string) bool { return server == "ssekit" || server == "ssehub" }
+// ours reports whether server is one of ssekit's: ssekit, ssehub, or a
+// variant of ssekit (ssekit-http, ssekit-nodelay).
+func ours(server string) bool { return strings.HasPrefix(server, "ssekit") || server == "ssehub" }

@@ -44,6 +44,7 @@ type params struct {
 	drop      bool          // ssekit: drop on a full buffer instead of ending the stream
 	// writeDelay is ssekit's Config.WriteDelay: 0 its default, negative off.
 	writeDelay time.Duration
+	detach     bool // ssekit's Config.DetachStreams
 }
 
 var adapters = map[string]func(params) (adapter, error){
@@ -69,6 +70,7 @@ func run(args []string) error {
 	fs.IntVar(&p.buffer, "buffer", 10, "per-connection buffer, where the library has one (the seed's default: 10)")
 	fs.DurationVar(&p.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval, where the library has one")
 	fs.DurationVar(&p.writeDelay, "write-delay", 0, "ssekit's WriteDelay: 0 for its default, negative to wake every stream per event")
+	fs.BoolVar(&p.detach, "detach", false, "ssekit's DetachStreams: serve HTTP/1.x streams off net/http")
 	overflow := fs.String("overflow", "disconnect", "ssekit's overflow policy: disconnect (its default) or drop")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	lifetime := fs.Duration("lifetime", 15*time.Minute, "exit after this long, whatever happens")

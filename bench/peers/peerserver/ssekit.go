@@ -18,6 +18,7 @@ func newSSEKit(p params) (adapter, error) {
 		BufferSize:        p.buffer,
 		HeartbeatInterval: p.heartbeat,
 		WriteDelay:        p.writeDelay,
+		DetachStreams:     p.detach,
 	}
 	if p.drop {
 		cfg.Overflow = sse.OverflowDrop

@@ -1,0 +1,140 @@
+package sse_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
+)
+
+// detachedHub serves a hub with DetachStreams behind a middleware that sets
+// a header, as a CORS middleware would, and counts handler returns.
+func detachedHub(t *testing.T) (*sse.Hub, *httptest.Server, chan struct{}) {
+	t.Helper()
+	hub := sse.NewHub(sse.Config{DetachStreams: true})
+	returned := make(chan struct{}, 16)
+	inner := hub.Handler(sse.HandlerOptions{Authenticate: headerUser})
+	srv := newServer(t, hub, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "https://app.example")
+		inner.ServeHTTP(w, r)
+		returned <- struct{}{}
+	}))
+	return hub, srv, returned
+}
+
+// TestDetachedStreamWire reads a detached stream off the socket: a 200
+// with the event-stream headers and the middleware's, a body that ends
+// with the connection (no chunk framing), the opening at once, and events
+// after the handler has returned.
+func TestDetachedStreamWire(t *testing.T) {
+	t.Parallel()
+	hub, srv, returned := detachedHub(t)
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-User: u\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" ||
+		resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Fatalf("status %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	if len(resp.TransferEncoding) != 0 || resp.ContentLength != -1 || !resp.Close {
+		t.Fatalf("body framing: transfer-encoding %v, length %d, close %v; want delimited by the close",
+			resp.TransferEncoding, resp.ContentLength, resp.Close)
+	}
+	opening := rawUntil(t, resp.Body, "event: connected")
+	if !strings.HasPrefix(opening, "retry: ") {
+		t.Fatalf("opening %q", opening)
+	}
+	<-returned // the handler is done; the stream is not
+	if _, err := hub.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawUntil(t, resp.Body, "event: n"); !strings.Contains(got, "data: 1\n") {
+		t.Fatalf("event %q", got)
+	}
+}
+
+// TestDetachedClientGoneIsUnregistered shows that a detached stream still
+// notices its client leave, without a write to fail on: the counts are
+// exact.
+func TestDetachedClientGoneIsUnregistered(t *testing.T) {
+	t.Parallel()
+	hub, srv, _ := detachedHub(t)
+	conns := make([]*ssetest.Conn, 5)
+	for i := range conns {
+		conns[i] = ssetest.DialOK(t, srv.URL, "u", "")
+		conns[i].Connected()
+	}
+	if n := hub.GetTotalClientCount(); n != 5 {
+		t.Fatalf("%d clients, want 5", n)
+	}
+	for _, c := range conns[:3] {
+		c.Close()
+	}
+	ssetest.Eventually(t, "the closed streams unregistered", func() bool { return hub.GetTotalClientCount() == 2 })
+	if got := hub.Stats().Disconnects[sse.ReasonClientGone]; got != 3 {
+		t.Fatalf("client_gone = %d, want 3", got)
+	}
+}
+
+// TestDetachedStreamsEndWithTheHub shows that Close ends detached streams
+// cleanly (a retry hint, then the connection closes) and waits for them;
+// TestMain's goleak check finds no goroutine left behind.
+func TestDetachedStreamsEndWithTheHub(t *testing.T) {
+	t.Parallel()
+	hub, srv, _ := detachedHub(t)
+	c := ssetest.DialOK(t, srv.URL, "u", "")
+	c.Connected()
+	if err := hub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Ended()
+	if got := hub.Stats().Disconnects[sse.ReasonShutdown]; got != 1 {
+		t.Fatalf("shutdown disconnects = %d, want 1", got)
+	}
+}
+
+// TestDetachFallsBackOnHTTP2 shows that a stream that cannot be hijacked
+// (HTTP/2) is served as usual.
+func TestDetachFallsBackOnHTTP2(t *testing.T) {
+	t.Parallel()
+	hub := sse.NewHub(sse.Config{DetachStreams: true})
+	srv := httptest.NewUnstartedServer(hub.Handler(sse.HandlerOptions{Authenticate: headerUser}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(func() {
+		hub.Close()
+		srv.Close()
+	})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"?user=u", nil)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+	}
+	rawUntil(t, resp.Body, "event: connected")
+	if err := hub.SendToAll(sse.Event{Type: "n", Data: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawUntil(t, resp.Body, "event: n"); !strings.Contains(got, "data: 2\n") {
+		t.Fatalf("event %q", got)
+	}
+}
