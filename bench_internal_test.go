@@ -40,7 +40,7 @@ func benchHub(b *testing.B, n, users int) (*Hub, func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var spare []entry
+			var spare []*entry
 			for {
 				select {
 				case <-c.wake:

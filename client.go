@@ -13,8 +13,9 @@ const (
 	ReasonBroker     = "broker"      // the broker could not replay its history
 )
 
-// entry is one queued frame with the id it carries, so that the catch-up
-// after a replay can drop what the replay already wrote.
+// entry is one framed event with the id it carries, so that the catch-up
+// after a replay can drop what the replay already wrote. Every recipient
+// queues a pointer to the same entry: a queue slot is one word.
 type entry struct {
 	id    string
 	frame []byte
@@ -41,7 +42,7 @@ type client struct {
 	abort func()
 
 	mu    sync.Mutex
-	queue []entry
+	queue []*entry
 	// woken says a wake-up is owed or on its way: set by the enqueue that
 	// finds it clear, which then has the client woken, and cleared when
 	// the stream takes the queue. Until then, further enqueues only append.
@@ -87,7 +88,7 @@ const (
 // to a stream that is owed no wake-up yet, wake is true: the caller must
 // see that the stream is woken, now (signal) or in the next round of its
 // hub's waker.
-func (c *client) enqueue(e entry, policy OverflowPolicy) (_ enqueueResult, wake bool) {
+func (c *client) enqueue(e *entry, policy OverflowPolicy) (_ enqueueResult, wake bool) {
 	c.mu.Lock()
 	switch {
 	case c.reason != "":
@@ -139,7 +140,7 @@ func (c *client) signal() {
 // emptied earlier result to reuse as the next queue. It also returns why
 // the hub ended the stream ("" if it did not) and whether the stream's
 // timer fired since the last take.
-func (c *client) take(spare []entry) (q []entry, reason string, ticked bool) {
+func (c *client) take(spare []*entry) (q []*entry, reason string, ticked bool) {
 	c.mu.Lock()
 	q, reason, ticked = c.queue, c.reason, c.ticked
 	c.queue = spare[:0]

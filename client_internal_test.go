@@ -4,9 +4,9 @@ import "testing"
 
 func TestCatchUpKeepsABrokerResyncWhateverItsID(t *testing.T) {
 	c := newClient("c", "u", 10, nil)
-	_, _ = c.enqueue(entry{id: "5-1", frame: []byte("old")}, OverflowDisconnect)
-	_, _ = c.enqueue(entry{id: "0-0", frame: []byte("resync"), resync: true}, OverflowDisconnect)
-	_, _ = c.enqueue(entry{id: "9-1", frame: []byte("new")}, OverflowDisconnect)
+	_, _ = c.enqueue(&entry{id: "5-1", frame: []byte("old")}, OverflowDisconnect)
+	_, _ = c.enqueue(&entry{id: "0-0", frame: []byte("resync"), resync: true}, OverflowDisconnect)
+	_, _ = c.enqueue(&entry{id: "9-1", frame: []byte("new")}, OverflowDisconnect)
 	if !c.endCatchUp("7-0") {
 		t.Fatal("endCatchUp reported an overflow")
 	}

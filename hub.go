@@ -162,7 +162,7 @@ func (h *Hub) SendToClient(clientID string, ev Event) error {
 // TypeResync can only come from the broker itself (sends of that type are
 // refused), telling every client that its history broke.
 func (h *Hub) deliver(m Message) {
-	var fr []byte
+	var e *entry // framed at the first recipient: none, no framing
 	n := 0
 	resync := m.Type == TypeResync
 	var wake *[]*client
@@ -173,10 +173,11 @@ func (h *Hub) deliver(m Message) {
 		}
 	}
 	h.reg.each(&m, func(c *client) {
-		if fr == nil {
-			fr = appendFrame(make([]byte, 0, frameSize(m.ID, m.Type, m.Data)), m.ID, m.Type, m.Data)
+		if e == nil {
+			fr := appendFrame(make([]byte, 0, frameSize(m.ID, m.Type, m.Data)), m.ID, m.Type, m.Data)
+			e = &entry{id: m.ID, frame: fr, resync: resync}
 		}
-		res, woken := c.enqueue(entry{id: m.ID, frame: fr, resync: resync}, h.cfg.Overflow)
+		res, woken := c.enqueue(e, h.cfg.Overflow)
 		switch {
 		case woken && wake != nil:
 			*wake = append(*wake, c)

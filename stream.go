@@ -312,7 +312,7 @@ func (s *stream) live(ctx context.Context) string {
 		timer = time.AfterFunc(d, c.tick)
 		defer timer.Stop()
 	}
-	var spare []entry
+	var spare []*entry
 	for {
 		select {
 		case <-c.wake:

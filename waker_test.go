@@ -10,6 +10,21 @@ import (
 	"github.com/ssekit/sse"
 )
 
+// bubbleStream serves one stream of user u on a new hub, inside a synctest
+// bubble, and waits for its opening; stop hangs up and closes the hub.
+func bubbleStream(cfg sse.Config) (hub *sse.Hub, rec *recorder, stop func()) {
+	hub = sse.NewHub(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	rec = newRecorder()
+	done := serve(hub, rec, ctx, "u")
+	synctest.Wait()
+	return hub, rec, func() {
+		cancel()
+		<-done
+		hub.Close()
+	}
+}
+
 // TestWriteDelayGathersBusyStreamsWrites shows WriteDelay at work: the
 // first event after a quiet spell is written at once; events that follow
 // it within WriteDelay wait for the next round and go out in one write; with
@@ -25,13 +40,8 @@ func TestWriteDelayGathersBusyStreamsWrites(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				hub := sse.NewHub(sse.Config{WriteDelay: tc.delay, BufferSize: 64})
-				defer hub.Close()
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				rec := newRecorder()
-				done := serve(hub, rec, ctx, "u")
-				synctest.Wait()
+				hub, rec, stop := bubbleStream(sse.Config{WriteDelay: tc.delay, BufferSize: 64})
+				defer stop()
 				opened := rec.Writes()
 
 				hub.SendToAll(sse.Event{Type: "first"})
@@ -55,8 +65,6 @@ func TestWriteDelayGathersBusyStreamsWrites(t *testing.T) {
 				if a, b, c := strings.Index(out, "event: a\n"), strings.Index(out, "event: b\n"), strings.Index(out, "event: c\n"); a < 0 || !(a < b && b < c) {
 					t.Fatalf("follow-ups missing or out of order:\n%s", out)
 				}
-				cancel()
-				<-done
 			})
 		})
 	}
@@ -67,13 +75,8 @@ func TestWriteDelayGathersBusyStreamsWrites(t *testing.T) {
 // whatever the round.
 func TestHalfFullQueueIsWrittenWithoutWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := sse.NewHub(sse.Config{WriteDelay: time.Hour, BufferSize: 4})
-		defer hub.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		rec := newRecorder()
-		done := serve(hub, rec, ctx, "u")
-		synctest.Wait()
+		hub, rec, stop := bubbleStream(sse.Config{WriteDelay: time.Hour, BufferSize: 4})
+		defer stop()
 		hub.SendToAll(sse.Event{Type: "first"}) // the round after the quiet spell
 		synctest.Wait()
 		opened := rec.Writes()
@@ -90,7 +93,5 @@ func TestHalfFullQueueIsWrittenWithoutWaiting(t *testing.T) {
 		if st := hub.Stats(); st.Disconnects[sse.ReasonOverflow] != 0 || st.Dropped != 0 {
 			t.Fatalf("overflow: %+v", st)
 		}
-		cancel()
-		<-done
 	})
 }
