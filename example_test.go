@@ -119,3 +119,28 @@ func ExampleNewModule() {
 	// 401
 	// operational 0
 }
+
+// With DetachStreams, an HTTP/1.x stream is taken over from net/http and
+// served by the hub, at about half the memory per idle stream; its body
+// ends with the connection instead of being chunked. The hub, not
+// http.Server, then owns the streams: close it to end them.
+func ExampleConfig_detachStreams() {
+	hub := sse.NewHub(sse.Config{DetachStreams: true})
+	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{}))
+	defer srv.Close()
+	defer hub.Close() // ends the detached streams and waits for them
+
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	ev, err := sseclient.NewDecoder(resp.Body).Next()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(ev.Type, resp.TransferEncoding == nil, resp.Close)
+	// Output: connected true true
+}
