@@ -109,32 +109,47 @@ func TestDetachedStreamsEndWithTheHub(t *testing.T) {
 	}
 }
 
-// TestDetachFallsBackOnHTTP2 shows that a stream that cannot be hijacked
-// (HTTP/2) is served as usual.
-func TestDetachFallsBackOnHTTP2(t *testing.T) {
+// TestDetachOverTLS shows a detached stream over HTTP/1.1 with TLS, and
+// that a stream that cannot be hijacked (HTTP/2) is served as usual.
+func TestDetachOverTLS(t *testing.T) {
 	t.Parallel()
-	hub := sse.NewHub(sse.Config{DetachStreams: true})
-	srv := httptest.NewUnstartedServer(hub.Handler(sse.HandlerOptions{Authenticate: headerUser}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(func() {
-		hub.Close()
-		srv.Close()
-	})
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"?user=u", nil)
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
-	}
-	rawUntil(t, resp.Body, "event: connected")
-	if err := hub.SendToAll(sse.Event{Type: "n", Data: 2}); err != nil {
-		t.Fatal(err)
-	}
-	if got := rawUntil(t, resp.Body, "event: n"); !strings.Contains(got, "data: 2\n") {
-		t.Fatalf("event %q", got)
+	for _, tc := range []struct {
+		name     string
+		http2    bool
+		detached bool // the body ends with the connection
+	}{
+		{"HTTP/1.1 is detached", false, true},
+		{"HTTP/2 falls back", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			hub := sse.NewHub(sse.Config{DetachStreams: true})
+			srv := httptest.NewUnstartedServer(hub.Handler(sse.HandlerOptions{Authenticate: headerUser}))
+			srv.EnableHTTP2 = tc.http2
+			srv.StartTLS()
+			t.Cleanup(func() {
+				hub.Close()
+				srv.Close()
+			})
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"?user=u", nil)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if wantMajor := map[bool]int{false: 1, true: 2}[tc.http2]; resp.ProtoMajor != wantMajor || resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s %d, want HTTP/%d 200", resp.Proto, resp.StatusCode, wantMajor)
+			}
+			if resp.Close != tc.detached {
+				t.Fatalf("body delimited by the close: %v, want %v", resp.Close, tc.detached)
+			}
+			rawUntil(t, resp.Body, "event: connected")
+			if err := hub.SendToAll(sse.Event{Type: "n", Data: 2}); err != nil {
+				t.Fatal(err)
+			}
+			if got := rawUntil(t, resp.Body, "event: n"); !strings.Contains(got, "data: 2\n") {
+				t.Fatalf("event %q", got)
+			}
+		})
 	}
 }

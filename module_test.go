@@ -35,7 +35,9 @@ func demoAuth(key string) echo.MiddlewareFunc {
 // auth middleware.
 func quickStart(t *testing.T, authKey string, kitCfg core.KitConfig) (*sse.Hub, *httptest.Server, *echo.Echo) {
 	t.Helper()
-	hub := sse.NewHub(sse.DefaultConfig())
+	cfg := sse.DefaultConfig()
+	cfg.DetachStreams = detachAll // through echo.Response's Hijack
+	hub := sse.NewHub(cfg)
 	mod := sse.NewModule(sse.ModuleConfig{Hub: hub, RoutePrefix: "/api/sse", RequireAuth: true})
 	app := core.NewKit(nil, kitCfg)
 	app.Echo().Use(demoAuth(authKey))
@@ -59,6 +61,9 @@ func TestQuickStartServesStreamAndStatus(t *testing.T) {
 	user, other := uuid.New(), uuid.New()
 	c := dialURLUser(t, srv.URL+"/api/sse/stream", user)
 	c.Connected()
+	if c.Resp.Close != detachAll {
+		t.Fatalf("body delimited by the close: %v, want %v (detached)", c.Resp.Close, detachAll)
+	}
 	o := dialURLUser(t, srv.URL+"/api/sse/stream", other)
 	o.Connected()
 
