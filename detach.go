@@ -1,7 +1,7 @@
 package sse
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -22,31 +22,31 @@ type rawConn struct{ net.Conn }
 func (rawConn) Flush() error { return nil }
 
 // detach takes an HTTP/1.x connection over from net/http (see
-// Config.DetachStreams) and writes the head of a 200 event-stream
-// response with the headers set on w. The body is delimited by the
+// Config.DetachStreams) and returns it with the head of a 200 event-stream
+// response carrying the headers set on w. The body is delimited by the
 // connection's close, as HTTP/1.x allows, so frames go to the socket as
-// they are, without chunk framing. It fails, having written nothing, on a
-// connection that cannot be hijacked (HTTP/2, a wrapping ResponseWriter
-// without Hijack); the caller then serves the stream through w.
-func detach(w http.ResponseWriter) (net.Conn, error) {
+// they are, without chunk framing. The caller sends the head with the
+// stream's first frames, as net/http sends its headers with the first
+// flush: a client must not see the stream open before the stream has its
+// position, or an event published in between would be behind it. detach
+// fails on a connection that cannot be hijacked (HTTP/2, a wrapping
+// ResponseWriter without Hijack); the caller then serves the stream
+// through w.
+func detach(w http.ResponseWriter) (net.Conn, []byte, error) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Whatever net/http buffered is dropped with brw: a client pipelining
 	// a request behind an event stream would never get its answer anyway.
 	_ = brw
 	hdr := w.Header()
 	hdr.Set("Connection", "close")
-	bw := bufio.NewWriterSize(conn, 512)
-	_, _ = bw.WriteString("HTTP/1.1 200 OK\r\n")
-	_ = hdr.Write(bw)
-	_, _ = bw.WriteString("\r\n")
-	if err := bw.Flush(); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = hdr.Write(&head)
+	head.WriteString("\r\n")
+	return conn, head.Bytes(), nil
 }
 
 // watch returns a context that is cancelled when the client closes conn,

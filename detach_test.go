@@ -2,12 +2,17 @@ package sse_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
@@ -151,5 +156,58 @@ func TestDetachOverTLS(t *testing.T) {
 				t.Fatalf("event %q", got)
 			}
 		})
+	}
+}
+
+// gatedHead is a broker whose Head waits for release.
+type gatedHead struct {
+	sse.Broker
+	release chan struct{}
+}
+
+func (b gatedHead) Head(ctx context.Context) (string, error) {
+	<-b.release
+	return b.Broker.Head(ctx)
+}
+
+// TestDetachedStreamOpensWithItsPosition shows that a detached stream's
+// response head goes out with its opening, once the stream knows where it
+// starts: a client that saw the stream open and then had an event
+// published must get it (a browser's onopen fires on the head).
+func TestDetachedStreamOpensWithItsPosition(t *testing.T) {
+	t.Parallel()
+	broker := sse.NewMemoryBroker(100, time.Hour)
+	defer broker.Close()
+	gate := gatedHead{broker, make(chan struct{})}
+	hub := sse.NewHub(sse.Config{DetachStreams: true, Broker: gate})
+	srv := newServer(t, hub, hub.Handler(sse.HandlerOptions{Authenticate: headerUser}))
+	var release sync.Once
+	open := func() { release.Do(func() { close(gate.release) }) }
+	t.Cleanup(open) // before the hub's close, which waits for the stream
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-User: u\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	ssetest.Eventually(t, "the stream registered", func() bool { return hub.GetTotalClientCount() == 1 })
+	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read %d bytes (%v) before the stream had its position", n, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	open()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawUntil(t, resp.Body, "event: connected")
+	if _, err := hub.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawUntil(t, resp.Body, "event: n"); !strings.Contains(got, "data: 3\n") {
+		t.Fatalf("event %q", got)
 	}
 }

@@ -74,11 +74,11 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 	streamHeaders(w.Header())
 	lastID := lastEventID(r)
 	if h.cfg.DetachStreams && r.ProtoMajor == 1 {
-		if conn, err := detach(w); err == nil {
+		if conn, head, err := detach(w); err == nil {
 			// c.abort reads s.rc: set it before anyone can end the stream
 			// on the new connection.
 			c.mu.Lock()
-			s.w, s.rc = conn, rawConn{conn}
+			s.w, s.rc, s.head = conn, rawConn{conn}, head
 			c.mu.Unlock()
 			detached = true
 			go func() {
@@ -138,6 +138,9 @@ type stream struct {
 	w   io.Writer // the ResponseWriter, or a detached stream's connection
 	rc  controller
 	buf []byte // frames gathered for the next write
+	// head is a detached stream's HTTP response head, sent with its first
+	// write and then dropped.
+	head []byte
 	// deadline is the write deadline last set on the connection.
 	deadline time.Time
 }
@@ -404,6 +407,10 @@ func (s *stream) writeBytes(p []byte) error {
 		// deadline of a stream the hub has ended.
 		s.deadline = time.Now().Add(endGrace)
 		_ = s.rc.SetWriteDeadline(s.deadline)
+	}
+	if s.head != nil {
+		p = append(s.head, p...)
+		s.head = nil
 	}
 	_, err := s.w.Write(p)
 	if err == nil {
