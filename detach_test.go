@@ -33,6 +33,21 @@ func detachedHub(t *testing.T) (*sse.Hub, *httptest.Server, chan struct{}) {
 	return hub, srv, returned
 }
 
+// rawGET opens a connection to srv and sends a stream request of user u
+// on it, for reading the answer off the socket; it is closed at cleanup.
+func rawGET(t *testing.T, srv *httptest.Server) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-User: u\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestDetachedStreamWire reads a detached stream off the socket: a 200
 // with the event-stream headers and the middleware's, a body that ends
 // with the connection (no chunk framing), the opening at once, and events
@@ -40,14 +55,7 @@ func detachedHub(t *testing.T) (*sse.Hub, *httptest.Server, chan struct{}) {
 func TestDetachedStreamWire(t *testing.T) {
 	t.Parallel()
 	hub, srv, returned := detachedHub(t)
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-User: u\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	c := rawGET(t, srv)
 	r := bufio.NewReader(c)
 	resp, err := http.ReadResponse(r, nil)
 	if err != nil {
@@ -65,7 +73,11 @@ func TestDetachedStreamWire(t *testing.T) {
 	if !strings.HasPrefix(opening, "retry: ") {
 		t.Fatalf("opening %q", opening)
 	}
-	<-returned // the handler is done; the stream is not
+	select { // the handler is done; the stream is not
+	case <-returned:
+	case <-time.After(ssetest.Patience):
+		t.Fatal("the handler did not return while its stream runs")
+	}
 	if _, err := hub.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -184,14 +196,7 @@ func TestDetachedStreamOpensWithItsPosition(t *testing.T) {
 	var release sync.Once
 	open := func() { release.Do(func() { close(gate.release) }) }
 	t.Cleanup(open) // before the hub's close, which waits for the stream
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-User: u\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	c := rawGET(t, srv)
 	ssetest.Eventually(t, "the stream registered", func() bool { return hub.GetTotalClientCount() == 1 })
 	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -209,5 +214,30 @@ func TestDetachedStreamOpensWithItsPosition(t *testing.T) {
 	}
 	if got := rawUntil(t, resp.Body, "event: n"); !strings.Contains(got, "data: 3\n") {
 		t.Fatalf("event %q", got)
+	}
+}
+
+// TestDetachedStreamEndsWhenTheClientSends shows what a detached stream
+// does with bytes after the GET — a pipelined request it could never
+// answer: it ends, as for a client that left.
+func TestDetachedStreamEndsWhenTheClientSends(t *testing.T) {
+	t.Parallel()
+	hub, srv, _ := detachedHub(t)
+	c := rawGET(t, srv)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawUntil(t, resp.Body, "event: connected")
+	if _, err := io.WriteString(c, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(ssetest.Patience))
+	if _, err := io.Copy(io.Discard, resp.Body); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the stream is still open")
+	}
+	ssetest.Eventually(t, "the stream unregistered", func() bool { return hub.GetTotalClientCount() == 0 })
+	if got := hub.Stats().Disconnects[sse.ReasonClientGone]; got != 1 {
+		t.Fatalf("client_gone = %d, want 1", got)
 	}
 }

@@ -47,12 +47,7 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 	}
 	h.streams.Add(1)
 	h.mu.Unlock()
-	detached := false
-	defer func() {
-		if !detached {
-			h.streams.Done()
-		}
-	}()
+	defer h.streams.Done()
 
 	rc := http.NewResponseController(w)
 	s := &stream{hub: h, w: w, rc: rc}
@@ -80,7 +75,7 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 			c.mu.Lock()
 			s.w, s.rc, s.head = conn, rawConn{conn}, head
 			c.mu.Unlock()
-			detached = true
+			h.streams.Add(1) // the stream's own, while this call's still counts
 			go func() {
 				defer h.streams.Done()
 				ctx, watched := watch(conn)

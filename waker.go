@@ -23,7 +23,9 @@ type waker struct {
 
 	mu      sync.Mutex
 	pending []*client
-	spare   []*client // the previous round's slice, emptied, for reuse
+	// spare is the previous round's slice, emptied, to be the next
+	// pending; only run's goroutine touches it.
+	spare []*client
 }
 
 func newWaker(delay time.Duration) *waker {
@@ -77,8 +79,6 @@ func (w *waker) round() bool {
 		c.signal()
 	}
 	clear(cs) // let ended clients be collected
-	w.mu.Lock()
 	w.spare = cs[:0]
-	w.mu.Unlock()
 	return len(cs) > 0
 }

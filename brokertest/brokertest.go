@@ -166,6 +166,16 @@ func publish(t *testing.T, b sse.Broker, m sse.Message) string {
 	return id
 }
 
+// publishAll publishes ms in order and returns their ids.
+func publishAll(t *testing.T, b sse.Broker, ms []sse.Message) []string {
+	t.Helper()
+	ids := make([]string, 0, len(ms))
+	for _, m := range ms {
+		ids = append(ids, publish(t, b, m))
+	}
+	return ids
+}
+
 // publishN publishes n broadcasts of type typ and returns their ids.
 func publishN(t *testing.T, b sse.Broker, typ string, n int) []string {
 	t.Helper()
@@ -266,10 +276,7 @@ func samples() []sse.Message {
 func testDelivery(t *testing.T, b sse.Broker) {
 	c := subscribe(t, b)
 	want := samples()
-	var wantIDs []string
-	for _, m := range want {
-		wantIDs = append(wantIDs, publish(t, b, m))
-	}
+	wantIDs := publishAll(t, b, want)
 	got := c.waitFor(t, len(want))
 	if len(got) != len(want) {
 		t.Fatalf("received %d messages, want %d: %s", len(got), len(want), brief(ids(got)))
@@ -334,10 +341,7 @@ func testHeadFollows(t *testing.T, b sse.Broker) {
 func testReplay(t *testing.T, b sse.Broker) {
 	start := head(t, b)
 	want := samples()
-	var wantIDs []string
-	for _, m := range want {
-		wantIDs = append(wantIDs, publish(t, b, m))
-	}
+	wantIDs := publishAll(t, b, want)
 	for k := -1; k < len(wantIDs); k++ {
 		after := start
 		if k >= 0 {
