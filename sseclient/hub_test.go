@@ -168,7 +168,9 @@ func TestHubInOrder(t *testing.T) {
 // no duplicate.
 func TestHubResumeAfterRotation(t *testing.T) {
 	t.Parallel()
-	hub, srv := startHub(t, sse.Config{MaxStreamAge: 20 * time.Millisecond, RetryInterval: time.Millisecond, HistorySize: 10000})
+	// A buffer that bursts of 5 cannot fill, so that every end is a
+	// rotation (overflow has its own test below).
+	hub, srv := startHub(t, sse.Config{MaxStreamAge: 20 * time.Millisecond, RetryInterval: time.Millisecond, HistorySize: 10000, BufferSize: 1000})
 	var r run
 	sent := 0
 	r.subscribe(t, userClient(srv, "u1"), srv.URL, func() {
