@@ -158,8 +158,8 @@ func TestHistoryAgeExpiresEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hub := sse.NewHub(sse.Config{HistoryAge: time.Minute, HeartbeatInterval: -1, MaxStreamAge: -1})
 		defer hub.Close()
-		first, _ := hub.Publish(t.Context(), sse.Target{}, sse.Event{Type: "n", Data: 1})
-		hub.Publish(t.Context(), sse.Target{}, sse.Event{Type: "n", Data: 2})
+		first, _ := hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "n", Data: 1})
+		hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "n", Data: 2})
 		if err := hub.Broker().Replay(t.Context(), first, func(sse.Message) error { return nil }); err != nil {
 			t.Fatalf("replay within HistoryAge: %v", err)
 		}

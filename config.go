@@ -56,6 +56,12 @@ type Config struct {
 	// larger send fails with ErrEventTooLarge. Defaults to 64 KiB.
 	MaxEventSize int
 
+	// MaxRecipients bounds how many users and clients one send may
+	// address; a larger one fails with ErrTooManyRecipients. Each
+	// addressee costs a routing step, and each user a place in the
+	// history. Defaults to 1000. Negative means unlimited.
+	MaxRecipients int
+
 	// Overflow is what happens when a connection's buffer is full.
 	// Defaults to OverflowDisconnect.
 	Overflow OverflowPolicy
@@ -118,6 +124,7 @@ func DefaultConfig() Config {
 		HistorySize:       1000,
 		HistoryAge:        10 * time.Minute,
 		MaxEventSize:      64 << 10,
+		MaxRecipients:     1000,
 		MaxStreamAge:      time.Hour,
 		WriteDelay:        25 * time.Millisecond,
 		RetryInterval:     3 * time.Second,
@@ -135,6 +142,7 @@ func (c Config) withDefaults() (Config, error) {
 	orDefault(&c.HistorySize, d.HistorySize)
 	orDefault(&c.HistoryAge, d.HistoryAge)
 	orDefault(&c.MaxEventSize, d.MaxEventSize)
+	orDefault(&c.MaxRecipients, d.MaxRecipients)
 	orDefault(&c.MaxStreamAge, d.MaxStreamAge)
 	orDefault(&c.RetryInterval, d.RetryInterval)
 	orDefault(&c.WriteDelay, d.WriteDelay)

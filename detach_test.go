@@ -62,7 +62,7 @@ func TestDetachedStreamWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" ||
-		resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		resp.Header.Get("Cache-Control") != "no-cache, no-store" || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
 		t.Fatalf("status %d, headers %v", resp.StatusCode, resp.Header)
 	}
 	if len(resp.TransferEncoding) != 0 || resp.ContentLength != -1 || !resp.Close {

@@ -14,9 +14,14 @@ var (
 	// Config.MaxEventSize. Nothing was published.
 	ErrEventTooLarge = errors.New("sse: event too large")
 
-	// ErrInvalidTarget reports a send addressed to an empty user or client
-	// id. Nothing was published (an empty target list would mean everyone).
+	// ErrInvalidTarget reports a send addressed to nobody: no addressee, an
+	// empty (non-nil) list, or an empty user or client id; everyone is
+	// only Target.All. Nothing was published.
 	ErrInvalidTarget = errors.New("sse: invalid target")
+
+	// ErrTooManyRecipients reports a send addressed to more users and
+	// clients than Config.MaxRecipients. Nothing was published.
+	ErrTooManyRecipients = errors.New("sse: too many recipients")
 
 	// ErrHubClosed is returned by every send after Close or Shutdown.
 	ErrHubClosed = errors.New("sse: hub closed")

@@ -19,8 +19,9 @@ type Event struct {
 
 	// Type is the event name ("notification", "badge_update", …). Empty
 	// means the browser's default, "message". It must be valid UTF-8
-	// without CR, LF or NUL, and not one of the hub's own types
-	// (TypeConnected, TypeHeartbeat, TypeResync).
+	// without CR, LF or NUL, and neither one of the hub's own types
+	// (TypeConnected, TypeHeartbeat, TypeResync) nor a name a browser's
+	// EventSource gives meaning to ("error", "open"; see ReservedType).
 	Type string `json:"type"`
 
 	// Data is marshalled with encoding/json once per event, whoever the
@@ -43,6 +44,22 @@ const (
 	TypeResync = "resync"
 )
 
+// ReservedType reports why an event type cannot be sent, or "" if it can:
+// the hub's own types, which clients act on (a resync makes an app
+// refetch everything), and the names a browser's EventSource dispatches
+// for itself: an event named "error" fires onerror and "open" fires
+// onopen (seen in Chromium), so an app would think its stream failed or
+// reopened. Types are case-sensitive, as EventSource's are.
+func ReservedType(typ string) string {
+	switch typ {
+	case TypeConnected, TypeHeartbeat, TypeResync:
+		return "the hub's own"
+	case "error", "open":
+		return "an EventSource event of its own (it would fire on" + typ + ")"
+	}
+	return ""
+}
+
 // payload is an event validated and encoded once: its type and its JSON
 // data, ready to be framed with whatever id the broker assigns.
 type payload struct {
@@ -62,11 +79,8 @@ func encode(ev Event, maxSize int) (payload, error) {
 	if err := checkField("Type", ev.Type); err != nil {
 		return payload{}, err
 	}
-	switch ev.Type {
-	case TypeConnected, TypeHeartbeat, TypeResync:
-		// Clients act on these (a resync makes an app refetch everything):
-		// only the hub and its broker send them.
-		return payload{}, fmt.Errorf("%w: Type %q is the hub's own", ErrInvalidEvent, ev.Type)
+	if why := ReservedType(ev.Type); why != "" {
+		return payload{}, fmt.Errorf("%w: Type %q is %s", ErrInvalidEvent, ev.Type, why)
 	}
 	var data []byte
 	switch d := ev.Data.(type) {

@@ -23,7 +23,7 @@ func TestAStalledClientDoesNotHoldUpOthers(t *testing.T) {
 	big := strings.Repeat("x", 200<<10)
 	const n = 200 // ~40 MB: far beyond what loopback buffers hold
 	for i := 1; i <= n; i++ {
-		if _, err := h.Publish(t.Context(), sse.Target{}, sse.Event{Type: "big", Data: map[string]any{"n": i, "pad": big}}); err != nil {
+		if _, err := h.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "big", Data: map[string]any{"n": i, "pad": big}}); err != nil {
 			t.Fatal(err)
 		}
 		var d struct{ N int }

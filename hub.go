@@ -40,11 +40,43 @@ type Hub struct {
 	closed    chan struct{}
 }
 
-// Target addresses a Publish: the listed users and clients; both empty
-// means everyone.
+// Target addresses a Publish. Everyone is only ever what the caller says
+// explicitly, with All: a Target with no addressee, or with a list that is
+// present but empty (a non-nil empty slice), is refused with
+// ErrInvalidTarget, so that an empty query result or a forgotten field is
+// never a broadcast.
 type Target struct {
-	Users   []string
+	// All sends to every connection, with or without a user. It excludes
+	// the other fields.
+	All bool
+	// Users are user ids: every connection of each of them.
+	Users []string
+	// Clients are connection ids, from the client_id of a connected
+	// event. An event addressed to a user and to one of that user's
+	// connections reaches that connection once.
 	Clients []string
+}
+
+// check refuses a Target that addresses nobody, or everyone by accident,
+// or more than maxRecipients ids (0 or negative: no limit).
+func (t Target) check(maxRecipients int) error {
+	switch {
+	case t.All && (t.Users != nil || t.Clients != nil):
+		return fmt.Errorf("%w: All excludes Users and Clients", ErrInvalidTarget)
+	case t.All:
+		return nil
+	case t.Users == nil && t.Clients == nil:
+		return fmt.Errorf("%w: no addressee (set All to send to everyone)", ErrInvalidTarget)
+	case t.Users != nil && len(t.Users) == 0:
+		return fmt.Errorf("%w: Users is empty (set All to send to everyone)", ErrInvalidTarget)
+	case t.Clients != nil && len(t.Clients) == 0:
+		return fmt.Errorf("%w: Clients is empty (set All to send to everyone)", ErrInvalidTarget)
+	case slices.Contains(t.Users, "") || slices.Contains(t.Clients, ""):
+		return fmt.Errorf("%w: an empty id", ErrInvalidTarget)
+	case maxRecipients > 0 && len(t.Users)+len(t.Clients) > maxRecipients:
+		return fmt.Errorf("%w: %d addressees, limit %d (Config.MaxRecipients)", ErrTooManyRecipients, len(t.Users)+len(t.Clients), maxRecipients)
+	}
+	return nil
 }
 
 // New returns a running hub, or an error wrapping ErrInvalidConfig, or the
@@ -89,13 +121,14 @@ func (h *Hub) Broker() Broker { return h.broker }
 // returns the id the broker gave it. It fails with ErrInvalidEvent or
 // ErrEventTooLarge (nothing is sent), ErrHubClosed, or the broker's error
 // (nothing is sent either: a publish is never silently lost), or
-// ErrInvalidTarget for an empty id in to.
+// ErrInvalidTarget for a Target that names nobody (see Target), or
+// ErrTooManyRecipients.
 func (h *Hub) Publish(ctx context.Context, to Target, ev Event) (string, error) {
 	if h.closing.Load() {
 		return "", ErrHubClosed
 	}
-	if slices.Contains(to.Users, "") || slices.Contains(to.Clients, "") {
-		return "", fmt.Errorf("%w: empty id in %+v", ErrInvalidTarget, to)
+	if err := to.check(h.cfg.MaxRecipients); err != nil {
+		return "", err
 	}
 	p, err := encode(ev, h.cfg.MaxEventSize)
 	if err != nil {
@@ -145,7 +178,7 @@ func (h *Hub) SendToUsers(userIDs []uuid.UUID, ev Event) error {
 
 // SendToAll sends ev to every connection, with or without a user.
 func (h *Hub) SendToAll(ev Event) error {
-	_, err := h.Publish(context.Background(), Target{}, ev)
+	_, err := h.Publish(context.Background(), Target{All: true}, ev)
 	return err
 }
 

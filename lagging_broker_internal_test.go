@@ -56,12 +56,12 @@ func TestLiveDeliveryLaggingTheReplayIsNotDuplicated(t *testing.T) {
 	defer srv.Close()
 	defer h.Close()
 	ctx := t.Context()
-	id1, err := h.Publish(ctx, Target{}, Event{Type: "n", Data: 1})
+	id1, err := h.Publish(ctx, Target{All: true}, Event{Type: "n", Data: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.release()
-	if _, err := h.Publish(ctx, Target{}, Event{Type: "n", Data: 2}); err != nil { // held: only the history has it
+	if _, err := h.Publish(ctx, Target{All: true}, Event{Type: "n", Data: 2}); err != nil { // held: only the history has it
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
@@ -87,7 +87,7 @@ func TestLiveDeliveryLaggingTheReplayIsNotDuplicated(t *testing.T) {
 		t.Fatalf("replay gave %s, want 2", ev.Data)
 	}
 	b.release() // event 2 arrives live, after the replay wrote it
-	if _, err := h.Publish(ctx, Target{}, Event{Type: "n", Data: 3}); err != nil {
+	if _, err := h.Publish(ctx, Target{All: true}, Event{Type: "n", Data: 3}); err != nil {
 		t.Fatal(err)
 	}
 	b.release()

@@ -114,7 +114,7 @@ func FuzzLastEventID(f *testing.F) {
 	f.Cleanup(func() { _ = hub.Close() })
 	var known []string
 	for i := range 20 { // more than HistorySize: the oldest ids are trimmed
-		id, err := hub.Publish(context.Background(), sse.Target{}, sse.Event{Type: "n", Data: i})
+		id, err := hub.Publish(context.Background(), sse.Target{All: true}, sse.Event{Type: "n", Data: i})
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -216,7 +216,7 @@ func TestEchoShutdownWithOpenStreamsReturns(t *testing.T) {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Start returned %v", err)
 	}
-	if _, err := hub.Publish(ctx, sse.Target{}, sse.Event{Type: "late"}); !errors.Is(err, sse.ErrHubClosed) {
+	if _, err := hub.Publish(ctx, sse.Target{All: true}, sse.Event{Type: "late"}); !errors.Is(err, sse.ErrHubClosed) {
 		t.Fatalf("publish after shutdown: %v, want ErrHubClosed", err)
 	}
 }

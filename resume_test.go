@@ -89,7 +89,7 @@ func TestUnknownOrExpiredIDGetsResync(t *testing.T) {
 	h := newTestHub(t, sse.Config{HistorySize: 3})
 	var ids []string
 	for i := range 5 {
-		id, err := h.Publish(t.Context(), sse.Target{}, sse.Event{Type: "n", Data: i})
+		id, err := h.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "n", Data: i})
 		if err != nil {
 			t.Fatal(err)
 		}

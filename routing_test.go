@@ -100,6 +100,65 @@ func TestPublishToUsersAndClientsDeliversOncePerConnection(t *testing.T) {
 	}
 }
 
+// An addressee list that is present but empty, or no addressee at all, is
+// refused: only Target.All reaches everyone.
+func TestTargetNeverBecomesEveryoneByAccident(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{})
+	c := h.dial(t, "u1", "")
+	c.Connected()
+	anon := h.dial(t, "", "")
+	anon.Connected()
+	for name, to := range map[string]sse.Target{
+		"zero Target":             {},
+		"empty Users":             {Users: []string{}},
+		"empty Clients":           {Clients: []string{}},
+		"both empty":              {Users: []string{}, Clients: []string{}},
+		"empty Users with client": {Users: []string{}, Clients: []string{"c"}},
+		"All with Users":          {All: true, Users: []string{"u1"}},
+		"All with empty Clients":  {All: true, Clients: []string{}},
+	} {
+		if _, err := h.Publish(t.Context(), to, sse.Event{Type: "leak", Data: name}); !errors.Is(err, sse.ErrInvalidTarget) {
+			t.Errorf("%s: err %v, want ErrInvalidTarget", name, err)
+		}
+	}
+	if got := h.Stats().Published; got != 0 {
+		t.Fatalf("Published = %d after refused sends", got)
+	}
+	if _, err := h.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "end"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, conn := range []*conn{c, anon} {
+		if got := conn.NextOf().Type; got != "end" {
+			t.Fatalf("got %q before the explicit broadcast: a refused send was delivered", got)
+		}
+	}
+}
+
+func TestMaxRecipientsBoundsOneSend(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{MaxRecipients: 3})
+	c := h.dial(t, "u1", "")
+	c.Connected()
+	if _, err := h.Publish(t.Context(), sse.Target{Users: []string{"u1", "u2", "u3"}, Clients: []string{"x"}}, sse.Event{Type: "four"}); !errors.Is(err, sse.ErrTooManyRecipients) {
+		t.Fatalf("4 addressees with MaxRecipients 3: err %v, want ErrTooManyRecipients", err)
+	}
+	if _, err := h.Publish(t.Context(), sse.Target{Users: []string{"u1", "u2", "u3"}}, sse.Event{Type: "three"}); err != nil {
+		t.Fatalf("3 addressees: %v", err)
+	}
+	if got := c.NextOf().Type; got != "three" {
+		t.Fatalf("got %q, want three (the refused send must not arrive)", got)
+	}
+	unlimited := newTestHub(t, sse.Config{MaxRecipients: -1})
+	many := make([]string, 5000)
+	for i := range many {
+		many[i] = fmt.Sprint("u", i)
+	}
+	if _, err := unlimited.Publish(t.Context(), sse.Target{Users: many}, sse.Event{Type: "many"}); err != nil {
+		t.Fatalf("5000 addressees with no limit: %v", err)
+	}
+}
+
 func TestAnonymousGetsOnlyBroadcasts(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{})

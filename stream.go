@@ -96,7 +96,10 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 // streamHeaders sets the headers of an event stream.
 func streamHeaders(hdr http.Header) {
 	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
+	// no-store: a stream is personal data, which no cache or proxy may
+	// keep; no-cache as well for intermediaries that only know that one
+	// (both only forbid, and EventSource needs neither).
+	hdr.Set("Cache-Control", "no-cache, no-store")
 	hdr.Set("X-Accel-Buffering", "no")
 }
 

@@ -26,7 +26,7 @@ func TestStreamHeadersAndOpening(t *testing.T) {
 	defer resp.Body.Close()
 	for k, want := range map[string]string{
 		"Content-Type":      "text/event-stream",
-		"Cache-Control":     "no-cache",
+		"Cache-Control":     "no-cache, no-store",
 		"X-Accel-Buffering": "no",
 	} {
 		if got := resp.Header.Get(k); got != want {
@@ -85,7 +85,7 @@ func TestInvalidEventsAreRejectedAndNothingIsWritten(t *testing.T) {
 		{"too large", sse.Event{Type: "t", Data: strings.Repeat("x", 200)}, sse.ErrEventTooLarge},
 	}
 	for _, tc := range cases {
-		_, err := h.Publish(context.Background(), sse.Target{}, tc.ev)
+		_, err := h.Publish(context.Background(), sse.Target{All: true}, tc.ev)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
 		}
@@ -114,12 +114,20 @@ func TestEmptyTypeIsAMessageEvent(t *testing.T) {
 	}
 }
 
+// The hub's own types, and the names an EventSource dispatches for itself
+// ("error" fires onerror, "open" fires onopen), cannot be sent.
 func TestTheHubsOwnTypesCannotBeSent(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{})
-	for _, typ := range []string{sse.TypeConnected, sse.TypeHeartbeat, sse.TypeResync} {
+	for _, typ := range []string{sse.TypeConnected, sse.TypeHeartbeat, sse.TypeResync, "error", "open"} {
 		if err := h.SendToAll(sse.Event{Type: typ}); !errors.Is(err, sse.ErrInvalidEvent) {
 			t.Errorf("send of type %q: %v, want ErrInvalidEvent", typ, err)
+		}
+	}
+	// Types are case-sensitive, as EventSource's listeners are.
+	for _, typ := range []string{"Error", "OPEN", "message", "errors"} {
+		if err := h.SendToAll(sse.Event{Type: typ}); err != nil {
+			t.Errorf("send of type %q: %v, want it sent", typ, err)
 		}
 	}
 }

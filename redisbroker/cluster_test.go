@@ -21,7 +21,7 @@ type published struct {
 }
 
 func (p published) addressedTo(user, client string) bool {
-	if len(p.target.Users) == 0 && len(p.target.Clients) == 0 {
+	if p.target.All {
 		return true
 	}
 	return (user != "" && slices.Contains(p.target.Users, user)) || slices.Contains(p.target.Clients, client)
@@ -80,7 +80,7 @@ func checkReceived(t *testing.T, who string, got []sseclient.Event, want []publi
 // every connection: nothing was delivered twice or beyond what was sent.
 func endMarker(t *testing.T, l *pubLog, n *node, conns map[string]*conn) {
 	t.Helper()
-	m := l.publish(t, n, sse.Target{}, -1)
+	m := l.publish(t, n, sse.Target{All: true}, -1)
 	for who, c := range conns {
 		if ev := c.NextOf(); ev.ID != m.id {
 			t.Fatalf("%s: after what it expected came %s %s (%q), want the end marker %s", who, ev.Type, ev.ID, ev.Data, m.id)
@@ -141,6 +141,7 @@ func TestClusterExactlyOnceInOrder(t *testing.T) {
 				case 1:
 					to.Users = []string{users[k%len(users)], users[(k+1)%len(users)]}
 				case 2: // everyone
+					to.All = true
 				case 3:
 					to.Clients = []string{far[k%len(far)]}
 				case 4:
@@ -200,6 +201,8 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 			to.Users = []string{"alice"}
 		case 1:
 			to.Users = []string{"bob"}
+		default:
+			to.All = true
 		}
 		p := log.publish(t, []*node{b, c}[k%2], to, 100+k)
 		if p.addressedTo("alice", "") {
@@ -213,7 +216,7 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 	checkReceived(t, "alice resumed on B", onB.Take(len(missed)), missed)
 	live := []published{
 		log.publish(t, c, sse.Target{Users: []string{"alice"}}, 200),
-		log.publish(t, b, sse.Target{}, 201),
+		log.publish(t, b, sse.Target{All: true}, 201),
 	}
 	checkReceived(t, "alice live on B", onB.Take(2), live)
 	endMarker(t, &log, c, map[string]*conn{"alice on B": onB})
@@ -230,7 +233,7 @@ func TestClusterResyncOlderThanHistory(t *testing.T) {
 		nodes = append(nodes, newNode(t, redisAddr(), prefix, redisbroker.Options{MaxLen: 20}, sse.Config{}))
 	}
 	var log pubLog
-	old := log.publish(t, nodes[0], sse.Target{}, 0)
+	old := log.publish(t, nodes[0], sse.Target{All: true}, 0)
 	// Approximate trimming drops whole stream nodes (100 entries): publish
 	// until the first event is gone, within a bound.
 	for k := 1; k <= 1000; k++ {

@@ -36,7 +36,7 @@ func ExampleNew() {
 
 	http.Handle("/sse/stream", hub.Handler(sse.HandlerOptions{}))
 	// Published here, delivered by every node to its connections.
-	if _, err := hub.Publish(ctx, sse.Target{}, sse.Event{Type: "announcement", Data: "hello"}); err != nil {
+	if _, err := hub.Publish(ctx, sse.Target{All: true}, sse.Event{Type: "announcement", Data: "hello"}); err != nil {
 		log.Print(err) // Redis refused: nothing was sent anywhere
 	}
 	st, err := broker.ClusterStatus(ctx)

@@ -65,7 +65,7 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 	}
 	var before pubLog
 	before.publish(t, a, sse.Target{Users: []string{"alice"}}, 1)
-	before.publish(t, b, sse.Target{}, 2)
+	before.publish(t, b, sse.Target{All: true}, 2)
 	for who, c := range conns {
 		user := ""
 		if who != "anon on b" {
@@ -78,7 +78,7 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 	srv.stop()
 	ctx, cancel := context.WithTimeout(t.Context(), ssetest.Patience)
 	defer cancel()
-	if _, err := a.hub.Publish(ctx, sse.Target{}, sse.Event{Type: "t", Data: map[string]int{"seq": 99}}); err == nil {
+	if _, err := a.hub.Publish(ctx, sse.Target{All: true}, sse.Event{Type: "t", Data: map[string]int{"seq": 99}}); err == nil {
 		t.Fatal("Publish succeeded with Redis down")
 	}
 	if err := b.hub.SendToUser([16]byte{1}, sse.Event{Type: "t"}); err == nil {
@@ -97,9 +97,9 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 	}
 	var after pubLog
 	for k := range 6 {
-		var to sse.Target
+		to := sse.Target{All: true}
 		if k%2 == 0 {
-			to.Users = []string{"alice"}
+			to = sse.Target{Users: []string{"alice"}}
 		}
 		after.publish(t, []*node{a, b}[k%2], to, 100+k)
 	}
@@ -147,7 +147,7 @@ func TestFaultRedisPaused(t *testing.T) {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), ssetest.Patience)
 				defer cancel()
-				_, err := n.hub.Publish(ctx, sse.Target{}, sse.Event{Type: "t", Data: map[string]int{"seq": seq}})
+				_, err := n.hub.Publish(ctx, sse.Target{All: true}, sse.Event{Type: "t", Data: map[string]int{"seq": seq}})
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -205,7 +205,7 @@ func TestFaultRedisPaused(t *testing.T) {
 	}
 	publishAll(8, 9)
 
-	end, err := a.hub.Publish(t.Context(), sse.Target{}, sse.Event{Type: "end", Data: map[string]int{"seq": -1}})
+	end, err := a.hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "end", Data: map[string]int{"seq": -1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -364,11 +364,11 @@ func FuzzHubFrames(f *testing.F) {
 			want, _ = json.Marshal(string(data))
 		}
 		head, _ := hub.Broker().Head(t.Context())
-		id, err := hub.Publish(t.Context(), sse.Target{}, ev)
+		id, err := hub.Publish(t.Context(), sse.Target{All: true}, ev)
 		if err != nil {
 			return // rejected, never written
 		}
-		id2, err := hub.Publish(t.Context(), sse.Target{}, sse.Event{Type: "after", Data: 1})
+		id2, err := hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "after", Data: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

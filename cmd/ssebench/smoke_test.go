@@ -43,7 +43,7 @@ func newHubServer(t *testing.T) string {
 	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err == nil {
-			_, err = hub.Publish(r.Context(), sse.Target{}, sse.Event{Type: "bench", Data: json.RawMessage(body)})
+			_, err = hub.Publish(r.Context(), sse.Target{All: true}, sse.Event{Type: "bench", Data: json.RawMessage(body)})
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
