@@ -6,9 +6,9 @@ GO ?= go
 
 .PHONY: run test test-go test-e2e lint bench bench-peers fuzz
 
-## run: the standalone hub with the in-memory broker and the demo page on :8080
+## run: the standalone hub in dev mode (generated secrets, in memory) with the demo page on 127.0.0.1:8080
 run:
-	$(GO) run ./cmd/ssehub
+	$(GO) run ./cmd/ssehub --dev
 
 ## test: every test — Go (race detector on) then the browser and Node clients
 test: test-go test-e2e

@@ -74,13 +74,13 @@ func encode(ev Event, maxSize int) (payload, error) {
 		if err := checkField("ID", ev.ID); err != nil {
 			return payload{}, err
 		}
-		return payload{}, fmt.Errorf("%w: ID %q is assigned by the broker; leave it empty", ErrInvalidEvent, ev.ID)
+		return payload{}, fmt.Errorf("%w: ID %s is assigned by the broker; leave it empty", ErrInvalidEvent, quoteShort(ev.ID))
 	}
 	if err := checkField("Type", ev.Type); err != nil {
 		return payload{}, err
 	}
 	if why := ReservedType(ev.Type); why != "" {
-		return payload{}, fmt.Errorf("%w: Type %q is %s", ErrInvalidEvent, ev.Type, why)
+		return payload{}, fmt.Errorf("%w: Type %s is %s", ErrInvalidEvent, quoteShort(ev.Type), why)
 	}
 	var data []byte
 	switch d := ev.Data.(type) {
@@ -116,12 +116,22 @@ func compact(raw []byte) []byte {
 // bytes a browser would decode to something else (invalid UTF-8).
 func checkField(name, v string) error {
 	if i := strings.IndexAny(v, "\r\n\x00"); i >= 0 {
-		return fmt.Errorf("%w: %s %q contains %q", ErrInvalidEvent, name, v, v[i])
+		return fmt.Errorf("%w: %s %s contains %q", ErrInvalidEvent, name, quoteShort(v), v[i])
 	}
 	if !utf8.ValidString(v) {
-		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalidEvent, name, v)
+		return fmt.Errorf("%w: %s %s is not valid UTF-8", ErrInvalidEvent, name, quoteShort(v))
 	}
 	return nil
+}
+
+// quoteShort quotes at most the first 64 bytes of a caller's value for an
+// error: enough to recognise it, while a huge one does not become a huge
+// error message (and log line) in whatever reports it.
+func quoteShort(v string) string {
+	if len(v) <= 64 {
+		return strconv.Quote(v)
+	}
+	return strconv.Quote(v[:64]) + "…"
 }
 
 // appendFrame appends one event in the WHATWG wire format. Data is JSON

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -95,6 +96,10 @@ func TestInvalidEventsAreRejectedAndNothingIsWritten(t *testing.T) {
 	}
 	if got := h.Stats().Published; got != 0 {
 		t.Fatalf("Published = %d after rejected sends", got)
+	}
+	// A refusal quotes a little of what it refuses, not all of it.
+	if err := h.SendToAll(sse.Event{Type: strings.Repeat("x", 40<<10) + "\n"}); err == nil || len(err.Error()) > 200 {
+		t.Fatalf("refusal of a 40 KB type: %d-byte error, want a short one", len(fmt.Sprint(err)))
 	}
 	// Raw JSON with line breaks is compacted onto one data line.
 	h.SendToAll(sse.Event{Type: "ok", Data: json.RawMessage("{\n  \"a\": 1\n}")})

@@ -88,7 +88,7 @@ start_server() {
 			--stream-rate-ip 0 --stream-rate-user 0 --publish-rate-ip 0 --log-level warn >"$log" 2>&1 &
 		target_args=(-url "$base/sse/stream?access_token={token}" -jwt-secret "$JWT_SECRET"
 			-publish-url "$base/sse/publish" -publish-header "Authorization: Bearer $PUBLISH_KEY"
-			-publish-body '{"type":"bench","data":{payload}}')
+			-publish-body '{"all":true,"type":"bench","data":{payload}}')
 		;;
 	ssekit | ssekit-http | ssekit-nodelay)
 		# ssekit: the library set up as ssehub sets it up (streams detached

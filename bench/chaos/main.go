@@ -534,9 +534,11 @@ func publish(ctx context.Context, cl *cluster, subs []*subscriber) ([]published,
 		if seq%2 == 0 {
 			user = subs[mrand.IntN(len(subs))].user
 		}
-		body := map[string]any{"type": "chaos", "data": map[string]int64{"seq": seq}}
+		// Everyone is only ever asked for: a body without "all": true or
+		// an addressee is refused.
+		body := map[string]any{"all": true, "type": "chaos", "data": map[string]int64{"seq": seq}}
 		if user != "" {
-			body["users"] = []string{user}
+			body = map[string]any{"users": []string{user}, "type": "chaos", "data": map[string]int64{"seq": seq}}
 		}
 		raw, _ := json.Marshal(body)
 		for attempt := 0; ; attempt++ {

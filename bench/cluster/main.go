@@ -360,7 +360,7 @@ func subscribe(ctx context.Context, base string, ready chan<- error, delivered *
 
 // publish posts one broadcast carrying its send time.
 func publish(ctx context.Context, client *http.Client, base, pad string) error {
-	body := fmt.Sprintf(`{"type":"bench","data":{"t":%d,"pad":%q}}`, time.Now().UnixNano(), pad)
+	body := fmt.Sprintf(`{"all":true,"type":"bench","data":{"t":%d,"pad":%q}}`, time.Now().UnixNano(), pad)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/sse/publish", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+publishKey)
 	req.Header.Set("Content-Type", "application/json")

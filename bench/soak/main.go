@@ -593,7 +593,7 @@ func publishFor(ctx context.Context, c config) (published, errs int64, lastID st
 			return published, errs, lastID
 		case <-t.C:
 		}
-		body := fmt.Sprintf(`{"type":"soak","data":{"seq":%d}}`, published+1)
+		body := fmt.Sprintf(`{"all":true,"type":"soak","data":{"seq":%d}}`, published+1)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.Hub+c.Prefix+"/publish", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+c.Key)
 		req.Header.Set("Content-Type", "application/json")

@@ -60,7 +60,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 15*time.Second, "bound on one connection's dial and response head")
 	fs.DurationVar(&c.IdleWait, "idle-wait", 2*time.Second, "settle time after connecting, before the idle RSS reading")
 	fs.StringVar(&c.Publish.URL, "publish-url", "", "publish API URL (POST); without it and -publish-cmd, or without -count and -duration, nothing is published (an idle run)")
-	fs.StringVar(&c.Publish.Body, "publish-body", "{payload}", "publish body template; {payload} is the event's JSON, e.g. '{\"type\":\"bench\",\"data\":{payload}}'")
+	fs.StringVar(&c.Publish.Body, "publish-body", "{payload}", "publish body template; {payload} is the event's JSON, e.g. '{\"all\":true,\"type\":\"bench\",\"data\":{payload}}' for ssehub")
 	fs.Var(&pubHeaders, "publish-header", "publish request header, \"Name: value\" (repeatable)")
 	fs.StringVar(&c.Publish.Cmd, "publish-cmd", "", "instead of HTTP, a shell command per publisher that reads one body per line on stdin and answers one line per publish on stdout (\"ok\", or \"error …\")")
 	fs.Float64Var(&c.Publish.Rate, "rate", 0, "events per second, all publishers together (0: as fast as accepted)")

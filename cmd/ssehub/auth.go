@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -54,18 +55,48 @@ func newVerifier(secret, issuer, audience string) *verifier {
 
 // userID returns the canonical uuid string of the token's subject.
 func (v *verifier) userID(token string) (string, error) {
-	var claims jwt.RegisteredClaims
+	var claims numericDateClaims
 	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.secret, nil })
 	if err != nil {
 		return "", fmt.Errorf("invalid token: %w", err)
 	}
 	u, err := uuid.Parse(claims.Subject)
 	if err != nil || u == uuid.Nil {
-		return "", fmt.Errorf("invalid token: sub %q is not a user uuid", claims.Subject)
+		return "", fmt.Errorf("invalid token: sub %s is not a user uuid", quoteInput(claims.Subject))
 	}
 	// Canonical form, so that publishing to "ABC…" reaches the stream of
 	// a token that said "abc…".
 	return u.String(), nil
+}
+
+// numericDateClaims are the registered claims, with exp, nbf and iat held
+// to RFC 7519: a NumericDate is a JSON number. golang-jwt also takes a
+// numeric string ("exp":"9999999999"), which no conforming signer sends; a
+// token that has one was made by hand or by a broken library, and is
+// refused rather than guessed at.
+type numericDateClaims struct {
+	jwt.RegisteredClaims
+}
+
+// dateClaims are the claims that must be JSON numbers.
+var dateClaims = []string{"exp", "nbf", "iat"}
+
+// UnmarshalJSON refuses a string exp, nbf or iat, then decodes the
+// registered claims. Keys are compared as encoding/json matches them, after
+// unescaping and ignoring case, since "EXP" would fill ExpiresAt too.
+func (c *numericDateClaims) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	for key, value := range raw {
+		for _, name := range dateClaims {
+			if strings.EqualFold(key, name) && len(value) > 0 && value[0] == '"' {
+				return fmt.Errorf("claim %s is a string: a NumericDate is a JSON number (RFC 7519)", name)
+			}
+		}
+	}
+	return json.Unmarshal(b, &c.RegisteredClaims)
 }
 
 // mint signs a token for user, valid for ttl. Only dev mode mints: in

@@ -16,7 +16,8 @@ import (
 // token gets a 401 with a JSON error, never a stream.
 func TestStreamRefusesBadTokens(t *testing.T) {
 	t.Parallel()
-	ta := newTestApp(t, testConfig(t, "--jwt-issuer", "https://auth.example.com"), nil)
+	// No address limit: the cases outnumber its burst.
+	ta := newTestApp(t, testConfig(t, "--jwt-issuer", "https://auth.example.com", "--stream-rate-ip", "0"), nil)
 	user := newUser()
 	now := time.Now()
 	valid := func(extra jwt.MapClaims) jwt.MapClaims {
@@ -55,6 +56,14 @@ func TestStreamRefusesBadTokens(t *testing.T) {
 		{"no sub", bearerAuth(hs256(jwt.MapClaims{"exp": now.Add(time.Hour).Unix(), "iss": "https://auth.example.com"}))},
 		{"wrong issuer", bearerAuth(hs256(valid(jwt.MapClaims{"iss": "https://evil.example.com"})))},
 		{"garbage", bearerAuth("not.a.jwt")},
+		// RFC 7519's NumericDate is a JSON number; golang-jwt also takes a
+		// numeric string, which a hand-rolled signer may send by mistake.
+		{"exp a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":"9999999999"}`))},
+		{"nbf a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":9999999999,"nbf":"0"}`))},
+		{"iat a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":9999999999,"iat":"0"}`))},
+		// encoding/json matches keys case-insensitively, the last one winning.
+		{"EXP a string after exp", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":1,"EXP":"9999999999"}`))},
+		{"escaped exp a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","\u0065xp":"9999999999"}`))},
 		{"basic scheme", func(r *http.Request) { r.Header.Set("Authorization", "Basic dXNlcjpwYXNz") }},
 		{"bad cookie", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tokenCookie, Value: "x.y.z"}) }},
 		{"bad query", func(r *http.Request) { r.URL.RawQuery = "access_token=x.y.z" }},
@@ -141,6 +150,23 @@ func TestKeyChecker(t *testing.T) {
 	for key, want := range map[string]bool{testKey: true, testKey + "x": false, "": false, testKey[:5]: false} {
 		if got := k.ok(key); got != want {
 			t.Errorf("ok(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
+// TestVerifierTakesNumericDates checks that refusing string dates keeps
+// every JSON number a NumericDate may be: whole, fractional, exponent.
+func TestVerifierTakesNumericDates(t *testing.T) {
+	t.Parallel()
+	v := newVerifier(testSecret, "", "")
+	user := newUser()
+	for _, claims := range []string{
+		`{"sub":"` + user + `","exp":9999999999}`,
+		`{"sub":"` + user + `","exp":9999999999.5,"nbf":1.25,"iat":1e9}`,
+		`{"sub":"` + user + `","exp":9.999999999e9,"nbf":null}`,
+	} {
+		if got, err := v.userID(seedToken("HS256", testSecret, claims)); err != nil || got != user {
+			t.Errorf("%s: userID = %q, %v; want %q", claims, got, err, user)
 		}
 	}
 }

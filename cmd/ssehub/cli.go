@@ -15,15 +15,22 @@ import (
 )
 
 // listFlag is a repeatable flag whose values may also be comma-separated.
+// An empty value anywhere ("", " ", "a,,b", "a,") is an error, never
+// dropped: a script whose variable came out empty (--user "$ID") must
+// fail, not send to fewer people than it meant.
 type listFlag []string
 
+// String returns the values as one comma-separated list.
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
+// Set adds the comma-separated values of s.
 func (l *listFlag) Set(s string) error {
 	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			*l = append(*l, v)
+		v = strings.TrimSpace(v)
+		if v == "" {
+			return errors.New("an empty value (did a variable come out empty?): each must name someone")
 		}
+		*l = append(*l, v)
 	}
 	return nil
 }
@@ -47,15 +54,16 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	data := fs.String("data", "null", "event data, any JSON value")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub")
 	var users, clients listFlag
-	fs.Var(&users, "user", "user uuid to send to; repeat or comma-separate for several; with no --user and no --client, everyone")
+	fs.Var(&users, "user", "user uuid to send to; repeat or comma-separate for several")
 	fs.Var(&clients, "client", "client id (from a connected event) to send to; repeatable")
+	all := fs.Bool("all", false, "send to everyone; excludes --user and --client")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE [--user UUID]… [--client ID]… [--data JSON] [flags]\n\nPublishes one event through a running hub and prints its id.\n\nFlags:\n")
+			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE (--user UUID… | --client ID… | --all) [--data JSON] [flags]\n\nPublishes one event through a running hub and prints its id.\n\nFlags:\n")
 			printFlags(stdout, fs, func(name string) bool { return cliEnv[name] })
 			return nil
 		}
-		return fmt.Errorf("publish: %w", err)
+		return cliFlagError(err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("publish: unexpected argument %q", fs.Arg(0))
@@ -69,6 +77,12 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		}
 	}
 	switch {
+	case !*all && len(users) == 0 && len(clients) == 0:
+		// Everyone is only ever asked for: a forgotten --user must not
+		// become a broadcast.
+		return errors.New("publish: name the addressees: --user, --client, or --all for everyone")
+	case *all && (len(users) > 0 || len(clients) > 0):
+		return errors.New("publish: --all sends to everyone: leave out --user and --client")
 	case *key == "":
 		return errors.New("publish: --publish-key (SSEHUB_PUBLISH_KEY) is required")
 	case *typ == "":
@@ -82,7 +96,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("publish: --url %q is not an http(s) URL", *hubURL)
 	}
-	body, _ := json.Marshal(publishRequest{Users: users, Clients: clients, Type: *typ, Data: json.RawMessage(*data)})
+	body, _ := json.Marshal(publishRequest{All: *all, Users: users, Clients: clients, Type: *typ, Data: json.RawMessage(*data)})
 	endpoint := strings.TrimSuffix(u.String(), "/") + strings.TrimSuffix(*prefix, "/") + "/publish"
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -117,4 +131,15 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	fmt.Fprintln(stdout, ok.ID)
 	return nil
+}
+
+// cliFlagError rewrites the flag package's error for a bad value
+// ("invalid value "" for flag -user: …") in the form of the command's
+// other errors, which name the flag as it is typed: --user "": why.
+func cliFlagError(err error) error {
+	m := flagErrRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("publish: %w", err) // an unknown flag, a missing value: already one line
+	}
+	return fmt.Errorf("publish: --%s \"%s\": %s", m[2], m[1], strings.TrimPrefix(err.Error(), m[0]))
 }

@@ -29,11 +29,11 @@ func TestPublishCommand(t *testing.T) {
 	}
 
 	for name, args := range map[string][]string{
-		"wrong key":    {"publish", "--publish-key", "not-the-key-at-all", "--type", "x"},
+		"wrong key":    {"publish", "--publish-key", "not-the-key-at-all", "--all", "--type", "x"},
 		"bad user":     {"publish", "--user", "alice", "--type", "x"},
-		"bad data":     {"publish", "--type", "x", "--data", "{oops"},
+		"bad data":     {"publish", "--all", "--type", "x", "--data", "{oops"},
 		"no type":      {"publish", "--user", user},
-		"bad url":      {"publish", "--url", "ftp://x", "--type", "x"},
+		"bad url":      {"publish", "--url", "ftp://x", "--all", "--type", "x"},
 		"unknown flag": {"publish", "--nope"},
 	} {
 		out.Reset()
@@ -47,5 +47,62 @@ func TestPublishCommand(t *testing.T) {
 	}
 	if got, want := r.logs.String(), `"msg":"publish refused"`; !strings.Contains(got, want) {
 		t.Errorf("server logs lack %s", want)
+	}
+}
+
+// TestPublishCommandAddressees checks that the CLI sends to everyone only
+// with --all, and that an empty --user or --client, or none of the three,
+// is an error before anything is sent: a script whose variable came out
+// empty must not broadcast.
+func TestPublishCommandAddressees(t *testing.T) {
+	t.Parallel()
+	r := startRun(t, nil, testEnv)
+	user := newUser()
+	s := openStream(t, r.url+"/sse/stream", bearerAuth(token(t, user)))
+	s.nextOf(t, "connected")
+	env := map[string]string{"SSEHUB_URL": r.url, "SSEHUB_PUBLISH_KEY": testKey}
+	getenv := func(k string) string { return env[k] }
+
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"publish", "--all", "--type", "everyone"}, getenv, &out, &out); err != nil {
+		t.Fatalf("publish --all: %v", err)
+	}
+	if ev := s.nextOf(t, "everyone"); ev.ID != strings.TrimSpace(out.String()) {
+		t.Errorf("got %+v, want the id printed, %q", ev, out.String())
+	}
+
+	cases := []struct {
+		name string
+		args []string
+		want []string // the error must contain each
+	}{
+		{"no addressee", []string{"--type", "x"}, []string{"--user", "--client", "--all"}},
+		{"empty user", []string{"--user", "", "--type", "x"}, []string{"--user"}},
+		{"blank user", []string{"--user", " ", "--type", "x"}, []string{"--user"}},
+		{"empty user in a list", []string{"--user", user + ",," + user, "--type", "x"}, []string{"--user"}},
+		{"trailing comma", []string{"--user", user + ",", "--type", "x"}, []string{"--user"}},
+		{"empty client", []string{"--client", "", "--type", "x"}, []string{"--client"}},
+		{"empty user beside --all", []string{"--all", "--user", "", "--type", "x"}, []string{"--user"}},
+		{"all with user", []string{"--all", "--user", user, "--type", "x"}, []string{"--all", "--user"}},
+		{"all with client", []string{"--all", "--client", "c-1", "--type", "x"}, []string{"--all", "--client"}},
+	}
+	for _, tc := range cases {
+		out.Reset()
+		err := run(t.Context(), append([]string{"publish"}, tc.args...), getenv, &out, &out)
+		if err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v, want a one-line error", tc.name, err)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not name %s", tc.name, err, w)
+			}
+		}
+		if out.Len() != 0 {
+			t.Errorf("%s: printed %q, want nothing", tc.name, out.String())
+		}
+	}
+	if got := metricValue(t, r.url, `ssekit_events_published_total{type="x"}`); got != 0 {
+		t.Errorf("%v events of type x published, want none", got)
 	}
 }

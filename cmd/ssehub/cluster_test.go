@@ -162,10 +162,15 @@ func (p *hubProc) kill() {
 	<-p.done
 }
 
-// publish posts one event and returns the status and the id.
+// publish posts one event to users, or to everyone when users is nil,
+// and returns the status and the id.
 func (p *hubProc) publish(t *testing.T, users []string, typ string, seq int) (int, string) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"users": users, "type": typ, "data": map[string]int{"seq": seq}})
+	msg := map[string]any{"users": users, "type": typ, "data": map[string]int{"seq": seq}}
+	if users == nil {
+		msg = map[string]any{"all": true, "type": typ, "data": map[string]int{"seq": seq}}
+	}
+	body, _ := json.Marshal(msg)
 	req, _ := http.NewRequest(http.MethodPost, p.url+"/sse/publish", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+clusterKey)
 	req.Header.Set("Content-Type", "application/json")

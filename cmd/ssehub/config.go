@@ -26,6 +26,15 @@ const (
 	minPublishKeyLen = 16
 )
 
+// The listen address when --addr is not set: every interface in
+// production, where a firewall or a load balancer stands in front; only
+// loopback in dev mode, whose demo page hands a token and the publish key
+// to whoever asks.
+const (
+	defaultAddr = ":8080"
+	devAddr     = "127.0.0.1:8080"
+)
+
 // config is every setting of the server, after flags, environment and
 // defaults have been applied and checked.
 type config struct {
@@ -45,6 +54,7 @@ type config struct {
 	BufferSize        int
 	Overflow          string // "disconnect" or "drop"
 	MaxEventSize      int
+	MaxRecipients     int // 0: unlimited
 	MaxPublishBytes   int
 	Heartbeat         time.Duration // 0: disabled
 	ClientTimeout     time.Duration
@@ -73,12 +83,10 @@ type config struct {
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 
-	// Dev is true when no JWT secret was given: the secret and, unless
-	// given, the publish key were generated for this run, and the demo page
-	// may mint tokens.
+	// Dev is --dev, never inferred: both secrets are generated for this
+	// run (fillDevSecrets), the hub listens on loopback unless --addr is
+	// set, and the demo page may mint tokens for loopback hosts.
 	Dev bool
-	// GeneratedKey is true when the publish key was generated (dev mode).
-	GeneratedKey bool
 }
 
 // errHelp is returned by parseConfig when --help was asked for; the usage
@@ -100,11 +108,12 @@ func newServeFlags(c *config) *flag.FlagSet {
 	dur := func(p *time.Duration, name, usage string) { fs.DurationVar(p, name, *p, usage) }
 	num64 := func(p *float64, name, usage string) { fs.Float64Var(p, name, *p, usage) }
 
-	str(&c.Addr, "addr", "listen address, host:port")
+	str(&c.Addr, "addr", "listen address, host:port (with --dev: "+devAddr+")")
+	fs.BoolVar(&c.Dev, "dev", c.Dev, "dev mode, for a local trial: generated secrets (--jwt-secret and --publish-key must not be set), a loopback address, and a demo page that mints tokens for anyone on this machine who asks; never expose it")
 	str(&c.Prefix, "prefix", "route prefix of the stream, publish and status endpoints")
 	str(&c.RedisURL, "redis-url", "Redis URL for cluster mode (redis://…); empty runs in memory on one node")
-	str(&c.JWTSecret, "jwt-secret", fmt.Sprintf("HS256 secret that subscriber tokens are signed with, at least %d bytes; empty starts dev mode with a generated one", minSecretLen))
-	str(&c.PublishKey, "publish-key", fmt.Sprintf("API key publishers send as Authorization: Bearer, at least %d bytes; generated in dev mode, required otherwise", minPublishKeyLen))
+	str(&c.JWTSecret, "jwt-secret", fmt.Sprintf("HS256 secret that subscriber tokens are signed with, at least %d bytes; required, except with --dev, which generates one", minSecretLen))
+	str(&c.PublishKey, "publish-key", fmt.Sprintf("API key publishers send as Authorization: Bearer, at least %d bytes, not the JWT secret; required, except with --dev, which generates one", minPublishKeyLen))
 	str(&c.JWTIssuer, "jwt-issuer", "if set, subscriber tokens must have this iss claim")
 	str(&c.JWTAudience, "jwt-audience", "if set, subscriber tokens must have this aud claim")
 	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port]) whose pages may subscribe and publish with credentials; empty allows same-origin only", func(s string) error {
@@ -122,6 +131,7 @@ func newServeFlags(c *config) *flag.FlagSet {
 	num(&c.BufferSize, "buffer-size", "events queued per stream before the overflow policy applies")
 	str(&c.Overflow, "overflow", "what a full stream buffer does: disconnect (the client reconnects and replays) or drop (the client misses the event)")
 	num(&c.MaxEventSize, "max-event-size", "largest event type + data, in bytes")
+	num(&c.MaxRecipients, "max-recipients", "most users + clients one publish may name; 0 for no limit")
 	num(&c.MaxPublishBytes, "max-publish-bytes", "largest publish request body, in bytes")
 	dur(&c.Heartbeat, "heartbeat", "heartbeat interval of an idle stream; 0 disables")
 	dur(&c.ClientTimeout, "client-timeout", "how long a write to a stream may stall before the stream is closed")
@@ -158,7 +168,7 @@ func newServeFlags(c *config) *flag.FlagSet {
 // defaultConfig returns the settings before flags and environment.
 func defaultConfig() config {
 	return config{
-		Addr:              ":8080",
+		Addr:              defaultAddr,
 		Prefix:            "/sse",
 		HistorySize:       1000,
 		HistoryAge:        10 * time.Minute,
@@ -167,6 +177,7 @@ func defaultConfig() config {
 		BufferSize:        10,
 		Overflow:          "disconnect",
 		MaxEventSize:      64 << 10,
+		MaxRecipients:     1000,
 		MaxPublishBytes:   1 << 20,
 		Heartbeat:         30 * time.Second,
 		ClientTimeout:     time.Minute,
@@ -225,6 +236,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if envErr != nil {
 		return c, envErr
 	}
+	if c.Dev && !onCommandLine["addr"] && getenv(envName("addr")) == "" {
+		c.Addr = devAddr
+	}
 	if err := c.check(); err != nil {
 		return c, err
 	}
@@ -266,6 +280,8 @@ func valueError(f *flag.Flag, v string, err error) error {
 			msg = "want a whole number"
 		case float64:
 			msg = "want a number"
+		case bool:
+			msg = "want true or false"
 		}
 	}
 	return fmt.Errorf("--%s (%s): invalid value %q: %s", f.Name, envName(f.Name), v, msg)
@@ -275,11 +291,15 @@ func valueError(f *flag.Flag, v string, err error) error {
 // characters (ServeMux patterns give meaning to others, like '{').
 var prefixRe = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)*$`)
 
-// check validates c and derives dev mode. Each error names its setting.
+// badSetting is the error for setting name: one line naming its flag and
+// its variable, then what is wrong.
+func badSetting(name, format string, args ...any) error {
+	return fmt.Errorf("--%s (%s): %s", name, envName(name), fmt.Sprintf(format, args...))
+}
+
+// check validates c. Each error names its setting.
 func (c *config) check() error {
-	bad := func(name, format string, args ...any) error {
-		return fmt.Errorf("--%s (%s): %s", name, envName(name), fmt.Sprintf(format, args...))
-	}
+	bad := badSetting
 	c.Prefix = strings.TrimSuffix(c.Prefix, "/")
 	if !prefixRe.MatchString(c.Prefix) {
 		return bad("prefix", "%q is not a path like /sse", c.Prefix)
@@ -296,14 +316,8 @@ func (c *config) check() error {
 			return bad("redis-url", "%q is not a redis://, rediss:// or unix:// URL", redact(c.RedisURL))
 		}
 	}
-	c.Dev = c.JWTSecret == ""
-	switch {
-	case !c.Dev && len(c.JWTSecret) < minSecretLen:
-		return bad("jwt-secret", "too short: %d bytes, need at least %d", len(c.JWTSecret), minSecretLen)
-	case !c.Dev && c.PublishKey == "":
-		return bad("publish-key", "required when a JWT secret is set (set neither for dev mode)")
-	case c.PublishKey != "" && len(c.PublishKey) < minPublishKeyLen:
-		return bad("publish-key", "too short: %d bytes, need at least %d", len(c.PublishKey), minPublishKeyLen)
+	if err := c.checkSecrets(); err != nil {
+		return err
 	}
 	positive := []struct {
 		name string
@@ -316,6 +330,9 @@ func (c *config) check() error {
 	}
 	if c.MaxClients < 0 {
 		return bad("max-clients", "must be 0 (no limit) or positive, got %d", c.MaxClients)
+	}
+	if c.MaxRecipients < 0 {
+		return bad("max-recipients", "must be 0 (no limit) or positive, got %d", c.MaxRecipients)
 	}
 	if c.MaxClientsPerUser < 0 {
 		return bad("max-clients-per-user", "must be 0 (no limit) or positive, got %d", c.MaxClientsPerUser)
@@ -377,10 +394,43 @@ func (c *config) check() error {
 	return nil
 }
 
-// parseOrigins parses a comma-separated list of origins. "*" is refused:
-// the hub allows credentials (cookies), which browsers never combine with
-// a wildcard, and reflecting any origin would let every site read a
-// user's stream.
+// checkSecrets makes dev mode something only ever asked for. Without
+// --dev both secrets are required, so that a hub whose secret went
+// missing from its environment fails to start instead of minting tokens
+// for anyone. With --dev neither may be given: dev mode generates its
+// own, and hands its publish key to any loopback page that asks (POST
+// /demo/token), which must never be an operator's key.
+func (c *config) checkSecrets() error {
+	if c.Dev {
+		for _, s := range []struct{ name, v string }{{"jwt-secret", c.JWTSecret}, {"publish-key", c.PublishKey}} {
+			if s.v != "" {
+				return badSetting(s.name, "must not be set with --dev: dev mode generates its own secrets and gives its publish key to the demo page; drop --dev to use yours")
+			}
+		}
+		return nil
+	}
+	const orDev = "(or --dev, for a local trial with generated secrets)"
+	switch {
+	case c.JWTSecret == "":
+		return badSetting("jwt-secret", "required: the HS256 secret your backend signs subscriber tokens with, at least %d bytes %s", minSecretLen, orDev)
+	case len(c.JWTSecret) < minSecretLen:
+		return badSetting("jwt-secret", "too short: %d bytes, need at least %d", len(c.JWTSecret), minSecretLen)
+	case c.PublishKey == "":
+		return badSetting("publish-key", "required: the key publishers send, at least %d bytes %s", minPublishKeyLen, orDev)
+	case len(c.PublishKey) < minPublishKeyLen:
+		return badSetting("publish-key", "too short: %d bytes, need at least %d", len(c.PublishKey), minPublishKeyLen)
+	case c.PublishKey == c.JWTSecret:
+		// A publisher holding the key could then sign tokens for any user.
+		return badSetting("publish-key", "must differ from --jwt-secret (SSEHUB_JWT_SECRET): publishers must not be able to sign subscriber tokens")
+	}
+	return nil
+}
+
+// parseOrigins parses a comma-separated list of origins. A wildcard is
+// refused wherever it is: the hub allows credentials (cookies), which
+// browsers never combine with "*", and matches origins exactly, so that
+// "https://*.example.com" could only ever be a typo for a list (and
+// reflecting any origin would let every site read a user's stream).
 func parseOrigins(s string) ([]string, error) {
 	var out []string
 	for _, o := range strings.Split(s, ",") {
@@ -388,8 +438,8 @@ func parseOrigins(s string) ([]string, error) {
 		if o == "" {
 			continue
 		}
-		if o == "*" {
-			return nil, errors.New(`"*" cannot be combined with credentials: list the origins`)
+		if strings.Contains(o, "*") {
+			return nil, fmt.Errorf("%q has a wildcard: wildcards are not supported, list the origins, e.g. https://app.example.com,https://admin.example.com", o)
 		}
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
@@ -416,14 +466,15 @@ func printServeUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `ssehub — a Server-Sent Events hub that any backend publishes to over HTTP.
 
 Usage:
-  ssehub [flags]             serve (every flag can also be set by its env var)
+  ssehub [flags]             serve (every flag can also be set by its env var);
+                             needs --jwt-secret and --publish-key, or --dev for a local trial
   ssehub publish [flags]     publish one event through a running hub (ssehub publish --help)
 
 Endpoints:
   GET  <prefix>/stream   subscribe: HS256 JWT (sub = user uuid) in Authorization: Bearer,
                          the sse_token cookie or ?access_token=
-  POST <prefix>/publish  publish: Authorization: Bearer <publish key>,
-                         {"users":[…],"clients":[…],"type":"…","data":…}
+  POST <prefix>/publish  publish: Authorization: Bearer <publish key>, Content-Type: application/json,
+                         {"users":[…],"clients":[…],"type":"…","data":…} or {"all":true,"type":"…",…}
   GET  <prefix>/status, GET /metrics, GET /healthz, demo page at /
 
 Flags:

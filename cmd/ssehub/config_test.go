@@ -11,24 +11,62 @@ import (
 	"time"
 )
 
-func TestConfigDefaultsAreDevMode(t *testing.T) {
+// TestConfigDevModeOnlyWhenAsked checks that dev mode is never inferred:
+// without --dev a missing secret stops start-up, naming it and --dev;
+// with --dev a secret of the operator's is refused, since dev mode hands
+// its publish key to any page that asks; and a dev hub listens on
+// loopback unless told otherwise.
+func TestConfigDevModeOnlyWhenAsked(t *testing.T) {
 	t.Parallel()
-	c, err := parseConfig(nil, noEnv, nil)
+	refused := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // the error must contain each
+	}{
+		{"nothing", nil, nil, []string{"--jwt-secret (SSEHUB_JWT_SECRET)", "--dev"}},
+		{"key only", []string{"--publish-key", testKey}, nil, []string{"--jwt-secret", "--dev"}},
+		{"secret only", []string{"--jwt-secret", testSecret}, nil, []string{"--publish-key (SSEHUB_PUBLISH_KEY)", "--dev"}},
+		{"secret only, env", nil, map[string]string{"SSEHUB_JWT_SECRET": testSecret}, []string{"--publish-key", "--dev"}},
+		{"dev with a secret", []string{"--dev", "--jwt-secret", testSecret}, nil, []string{"--jwt-secret", "--dev"}},
+		{"dev with a key", []string{"--dev", "--publish-key", testKey}, nil, []string{"--publish-key", "--dev"}},
+		{"dev with an env key", []string{"--dev"}, map[string]string{"SSEHUB_PUBLISH_KEY": testKey}, []string{"--publish-key"}},
+		{"env dev with an env secret", nil, map[string]string{"SSEHUB_DEV": "true", "SSEHUB_JWT_SECRET": testSecret}, []string{"--jwt-secret"}},
+	}
+	for _, tc := range refused {
+		_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, nil)
+		if err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v, want a one-line error", tc.name, err)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", tc.name, err, w)
+			}
+		}
+	}
+
+	c, err := parseConfig([]string{"--dev"}, noEnv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Dev {
-		t.Errorf("Dev = false with no secret, want dev mode")
-	}
-	if got, want := c.Addr, ":8080"; got != want {
-		t.Errorf("Addr = %q, want %q", got, want)
-	}
-	if got, want := c.Prefix, "/sse"; got != want {
-		t.Errorf("Prefix = %q, want %q", got, want)
+	if !c.Dev || c.Addr != "127.0.0.1:8080" || c.Prefix != "/sse" {
+		t.Errorf("--dev: Dev %v Addr %q Prefix %q, want dev mode on 127.0.0.1:8080 with /sse", c.Dev, c.Addr, c.Prefix)
 	}
 	c.fillDevSecrets()
-	if len(c.JWTSecret) < minSecretLen || len(c.PublishKey) < minPublishKeyLen || !c.GeneratedKey {
+	if len(c.JWTSecret) < minSecretLen || len(c.PublishKey) < minPublishKeyLen || c.JWTSecret == c.PublishKey {
 		t.Errorf("dev secrets not generated: secret %d bytes, key %d bytes", len(c.JWTSecret), len(c.PublishKey))
+	}
+	env := map[string]string{"SSEHUB_DEV": "1", "SSEHUB_ADDR": ":9001"}
+	if c, err := parseConfig(nil, func(k string) string { return env[k] }, nil); err != nil || !c.Dev || c.Addr != ":9001" {
+		t.Errorf("SSEHUB_DEV=1 SSEHUB_ADDR=:9001: Dev %v Addr %q err %v, want dev mode on :9001", c.Dev, c.Addr, err)
+	}
+	if c, err := parseConfig([]string{"--dev", "--addr", ":9000"}, noEnv, nil); err != nil || c.Addr != ":9000" {
+		t.Errorf("--dev --addr :9000: Addr %q err %v, want :9000", c.Addr, err)
+	}
+	c, err = parseConfig([]string{"--jwt-secret", testSecret, "--publish-key", testKey}, noEnv, nil)
+	if err != nil || c.Dev || c.Addr != ":8080" {
+		t.Errorf("production: Dev %v Addr %q err %v, want not dev on :8080", c.Dev, c.Addr, err)
 	}
 }
 
@@ -41,6 +79,7 @@ func TestConfigEverySetting(t *testing.T) {
 		check       func(c config) bool
 	}{
 		{"addr", "127.0.0.1:9999", func(c config) bool { return c.Addr == "127.0.0.1:9999" }},
+		{"dev", "true", func(c config) bool { return c.Dev && c.Addr == "127.0.0.1:8080" }},
 		{"prefix", "/events/", func(c config) bool { return c.Prefix == "/events" }},
 		{"redis-url", "redis://localhost:6379/0", func(c config) bool { return c.RedisURL == "redis://localhost:6379/0" }},
 		{"jwt-secret", testSecret, func(c config) bool { return c.JWTSecret == testSecret && !c.Dev }},
@@ -57,6 +96,8 @@ func TestConfigEverySetting(t *testing.T) {
 		{"buffer-size", "64", func(c config) bool { return c.BufferSize == 64 }},
 		{"overflow", "drop", func(c config) bool { return c.Overflow == "drop" }},
 		{"max-event-size", "1024", func(c config) bool { return c.MaxEventSize == 1024 }},
+		{"max-recipients", "5", func(c config) bool { return c.MaxRecipients == 5 && hubConfig(c, nil).MaxRecipients == 5 }},
+		{"max-recipients", "0", func(c config) bool { return c.MaxRecipients == 0 && hubConfig(c, nil).MaxRecipients < 0 }},
 		{"max-publish-bytes", "2097152", func(c config) bool { return c.MaxPublishBytes == 2<<20 }},
 		{"heartbeat", "0", func(c config) bool { return c.Heartbeat == 0 && hubConfig(c, nil).HeartbeatInterval < 0 }},
 		{"client-timeout", "15s", func(c config) bool { return c.ClientTimeout == 15*time.Second }},
@@ -97,13 +138,15 @@ func TestConfigEverySetting(t *testing.T) {
 	})
 	for _, tc := range cases {
 		t.Run(tc.flag, func(t *testing.T) {
-			// publish-key alone must be accompanied by a secret.
+			// Both secrets, but the one under test; none for dev mode.
 			base := []string{"--jwt-secret", testSecret, "--publish-key", testKey}
-			if tc.flag == "jwt-secret" || tc.flag == "publish-key" {
-				base = nil
-			}
-			if tc.flag == "jwt-secret" {
+			switch tc.flag {
+			case "jwt-secret":
 				base = []string{"--publish-key", testKey}
+			case "publish-key":
+				base = []string{"--jwt-secret", testSecret}
+			case "dev":
+				base = nil
 			}
 			c, err := parseConfig(append(base, "--"+tc.flag+"="+tc.value), noEnv, nil)
 			if err != nil {
@@ -126,7 +169,7 @@ func TestConfigEverySetting(t *testing.T) {
 
 func TestConfigFlagWinsOverEnv(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"SSEHUB_ADDR": ":1111", "SSEHUB_PREFIX": "/from-env"}
+	env := map[string]string{"SSEHUB_ADDR": ":1111", "SSEHUB_PREFIX": "/from-env", "SSEHUB_JWT_SECRET": testSecret, "SSEHUB_PUBLISH_KEY": testKey}
 	c, err := parseConfig([]string{"--addr", ":2222"}, func(k string) string { return env[k] }, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +196,15 @@ func TestConfigInvalid(t *testing.T) {
 		{"prefix", "/assets", nil},
 		{"redis-url", "http://localhost:6379", nil},
 		{"jwt-secret", "too-short", []string{"--publish-key", testKey}},
-		{"publish-key", "short", nil},
+		{"jwt-secret", testSecret, []string{"--dev"}},
+		{"publish-key", "short", []string{"--jwt-secret", testSecret}},
+		{"publish-key", testSecret, []string{"--jwt-secret", testSecret}},
+		{"publish-key", testKey, []string{"--dev"}},
+		{"dev", "maybe", nil},
 		{"cors-origins", "*", nil},
+		{"cors-origins", "https://*.example.com", nil},
+		{"cors-origins", "https://a.example.com, *", nil},
+		{"cors-origins", "http://localhost:*", nil},
 		{"cors-origins", "https://a.example.com/path", nil},
 		{"cors-origins", "not an origin", nil},
 		{"history-size", "0", nil},
@@ -167,6 +217,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"overflow", "block", nil},
 		{"max-event-size", "0", nil},
 		{"max-event-size", "4194304", nil}, // over max-publish-bytes
+		{"max-recipients", "-1", nil},
+		{"max-recipients", "all", nil},
 		{"max-publish-bytes", "-5", nil},
 		{"heartbeat", "-1s", nil},
 		{"heartbeat", "often", nil},
@@ -205,20 +257,46 @@ func TestConfigInvalid(t *testing.T) {
 					t.Errorf("%s: error %q is not one line naming %s", how, msg, want)
 				}
 			}
-			_, err := parseConfig(append(slices.Clone(tc.extra), "--"+tc.flag+"="+tc.value), noEnv, nil)
+			// Valid secrets, unless the case brings its own.
+			extra := tc.extra
+			if extra == nil {
+				extra = []string{"--jwt-secret", testSecret, "--publish-key", testKey}
+			}
+			_, err := parseConfig(append(slices.Clone(extra), "--"+tc.flag+"="+tc.value), noEnv, nil)
 			check("flag", err)
 			env := map[string]string{envName(tc.flag): tc.value}
-			_, err = parseConfig(tc.extra, func(k string) string { return env[k] }, nil)
+			_, err = parseConfig(extra, func(k string) string { return env[k] }, nil)
 			check("env", err)
 		})
 	}
 }
 
-func TestConfigSecretWithoutKey(t *testing.T) {
+// TestConfigRefusesCORSWildcards checks that an origin with a wildcard
+// anywhere is refused with a message that says to list the origins: the
+// hub matches origins exactly, so "https://*.example.com" would otherwise
+// be taken as a literal host and allow nothing, or worse, if matching
+// ever became lenient.
+func TestConfigRefusesCORSWildcards(t *testing.T) {
 	t.Parallel()
-	_, err := parseConfig([]string{"--jwt-secret", testSecret}, noEnv, nil)
-	if err == nil || !strings.Contains(err.Error(), "--publish-key") {
-		t.Fatalf("err = %v, want one naming --publish-key", err)
+	for _, v := range []string{"*", "https://*.example.com", "https://app.example.com,https://*.example.com", "http://localhost:*"} {
+		_, err := parseConfig([]string{"--jwt-secret", testSecret, "--publish-key", testKey, "--cors-origins", v}, noEnv, nil)
+		if err == nil || !strings.Contains(err.Error(), "wildcards are not supported") || !strings.Contains(err.Error(), "list the origins") {
+			t.Errorf("--cors-origins %q: err = %v, want one saying wildcards are not supported", v, err)
+		}
+	}
+}
+
+// TestConfigKeyIsNotTheSecret checks that a publish key equal to the JWT
+// secret stops start-up: whoever holds one would hold both, and could
+// sign tokens for any user with the key a publisher was given.
+func TestConfigKeyIsNotTheSecret(t *testing.T) {
+	t.Parallel()
+	_, err := parseConfig([]string{"--jwt-secret", testSecret, "--publish-key", testSecret}, noEnv, nil)
+	if err == nil || !strings.Contains(err.Error(), "--publish-key") || !strings.Contains(err.Error(), "--jwt-secret") {
+		t.Fatalf("err = %v, want one naming --publish-key and --jwt-secret", err)
+	}
+	if strings.Contains(err.Error(), testSecret) {
+		t.Errorf("error %q shows the secret", err)
 	}
 }
 

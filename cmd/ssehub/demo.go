@@ -6,7 +6,10 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,9 +24,18 @@ import (
 var webFS embed.FS
 
 // demoCSP confines the demo page to its own origin: it loads nothing from
-// elsewhere and talks only to this hub.
+// elsewhere, talks only to this hub, and no page may frame it.
 const demoCSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; " +
 	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// pageHeaders sets the headers of the demo page and of each of its files:
+// the CSP, and X-Frame-Options for browsers that predate frame-ancestors.
+// The files get them too, since a file opened on its own (the SVG, say)
+// is a document that could otherwise be framed for clickjacking.
+func pageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", demoCSP)
+	h.Set("X-Frame-Options", "DENY")
+}
 
 // demoConfig is what the page asks the server first.
 type demoConfig struct {
@@ -53,11 +65,15 @@ func (a *app) demoRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Security-Policy", demoCSP)
+		pageHeaders(h)
 		h.Set("Cache-Control", "no-cache")
 		_, _ = w.Write(index)
 	})
-	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(files)))
+	assets := http.StripPrefix("/assets/", http.FileServerFS(files))
+	mux.HandleFunc("GET /assets/", func(w http.ResponseWriter, r *http.Request) {
+		pageHeaders(w.Header())
+		assets.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /demo/config", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, demoConfig{Dev: a.cfg.Dev, Prefix: a.cfg.Prefix})
 	})
@@ -68,9 +84,20 @@ func (a *app) demoRoutes(mux *http.ServeMux) {
 // chose (or a new one), sets it as the sse_token cookie for the
 // EventSource, and hands the page the publish key. Outside dev mode the
 // server never mints tokens: the page asks the person to paste one.
+//
+// Only a request for a loopback Host is answered. A dev hub listens on
+// loopback, but a page from anywhere can still reach it through DNS
+// rebinding: evil.example.com is re-pointed at 127.0.0.1 after the page
+// loaded, and its scripts then talk to the hub as same-origin. The Host
+// header of those requests still names evil.example.com.
 func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	if !a.cfg.Dev {
 		sse.WriteError(w, http.StatusNotFound, "not_found", "dev mode is off: this hub never mints tokens; paste one signed by your backend")
+		return
+	}
+	if !loopbackHost(r.Host) {
+		a.log.Info("dev mode: token refused", "reason", "Host is not loopback", "host", capInput(r.Host), "remote", r.RemoteAddr)
+		sse.WriteError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for a loopback Host: open the demo page at http://localhost:<port>/ or http://127.0.0.1:<port>/")
 		return
 	}
 	var req struct {
@@ -109,4 +136,35 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	})
 	a.log.Info("dev mode: minted a token", "user", user.String())
 	writeJSON(w, http.StatusOK, demoToken{User: user.String(), Token: token, PublishKey: a.cfg.PublishKey, ExpiresAt: exp})
+}
+
+// loopbackHost reports whether a Host header names this machine:
+// localhost or a name under .localhost (which RFC 6761 keeps on loopback,
+// and browsers resolve so themselves), an address in 127.0.0.0/8, or
+// [::1]; with or without a port.
+func loopbackHost(host string) bool {
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		if !allDigits(port) {
+			return false
+		}
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	host = strings.ToLower(host)
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Zone() == "" && addr.IsLoopback()
+}
+
+// allDigits reports whether s is a non-empty run of ASCII digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -134,17 +135,26 @@ func FuzzRequestToken(f *testing.F) {
 
 // FuzzPublishBody posts arbitrary bodies and content types to the publish
 // handler and checks its contract: either 200 with the id of exactly one
-// new event, whose type and data are valid and as sent, or a 4xx with a
-// JSON error and nothing published.
+// new event, whose type and data are valid and as sent, addressed to
+// everyone only if the body says "all": true, with each field spelt
+// exactly; or a 4xx with a JSON error and nothing published.
 func FuzzPublishBody(f *testing.F) {
 	// Small limits, so that the too-large paths are reached by small
 	// inputs: the fuzzer minimizes every new input, and big ones slow it.
-	hub := sse.NewHub(sse.Config{HistorySize: 4, MaxEventSize: 512})
+	// The hub allows fewer recipients than the handler, so that both
+	// refusals are reached.
+	hub := sse.NewHub(sse.Config{HistorySize: 4, MaxEventSize: 512, MaxRecipients: 3})
 	f.Cleanup(func() { _ = hub.Close() })
 	metrics := newServerMetrics(hub)
-	h := &publishHandler{hub: hub, key: newKeyChecker(testKey), maxBody: 1 << 10, log: slog.New(slog.DiscardHandler), metrics: metrics}
+	h := &publishHandler{hub: hub, key: newKeyChecker(testKey), maxBody: 1 << 10, maxRecipients: 4, log: slog.New(slog.DiscardHandler), metrics: metrics}
 	for _, body := range []string{
+		`{"all":true,"type":"notification","data":{"title":"hi"}}`,
 		`{"type":"notification","data":{"title":"hi"}}`,
+		`{"all":false,"type":"t"}`, `{"all":null,"type":"t"}`, `{"all":true,"users":["` + fuzzSub + `"],"type":"t"}`,
+		`{"users":[],"type":"t"}`, `{"users":null,"type":"t"}`, `{"clients":[],"type":"t"}`, `{"clients":null,"type":"t"}`,
+		`{"users":["` + fuzzSub + `"],"users":[],"type":"t"}`, `{"Users":["` + fuzzSub + `"],"type":"t"}`,
+		`{"users":["` + fuzzSub + `"],"type":"error"}`, `{"all":true,"type":"open"}`,
+		`{"clients":["a","b","c","d"],"type":"t"}`, `{"clients":["a","b","c","d","e"],"type":"t"}`,
 		`{"users":["` + fuzzSub + `"],"type":"t","data":1}`,
 		`{"users":["` + strings.ToUpper(fuzzSub) + `"],"clients":["c-1"],"type":"a.b:c-d_e"}`,
 		`{"clients":["x"],"type":"t","data":null}`,
@@ -152,15 +162,15 @@ func FuzzPublishBody(f *testing.F) {
 		`{"type":"t"}{"type":"u"}`, `{"type":"t"} `, `{"user":["x"],"type":"t"}`,
 		`{"users":"` + fuzzSub + `","type":"t"}`, `{"users":["00000000-0000-0000-0000-000000000000"],"type":"t"}`,
 		`{"clients":["a b"],"type":"t"}`, `{"type":"t","data":"` + strings.Repeat("a", 600) + `"}`, `{"type":"t","data":"` + strings.Repeat("a", 1100) + `"}`,
-		`{"type":"t","data":"\ud800"}`, `{"type":"t","data":"\u2028"}`, "{\"type\":\"t\",\"data\":\"\xff\"}",
+		`{"all":true,"type":"t","data":"\ud800"}`, `{"all":true,"type":"t","data":"\u2028"}`, "{\"all\":true,\"type\":\"t\",\"data\":\"\xff\"}",
 		`[]`, `null`, ``, `{"type":"t","Type":"u"}`, `{"TYPE":"t"}`,
 	} {
 		f.Add(body, "application/json")
 	}
-	f.Add(`{"type":"t"}`, "")
-	f.Add(`{"type":"t"}`, "application/x-www-form-urlencoded")
-	f.Add(`{"type":"t"}`, "application/cloudevents+json; charset=utf-8")
-	f.Add(`{"type":"t"}`, "application/json; charset=\"")
+	f.Add(`{"all":true,"type":"t"}`, "")
+	f.Add(`{"all":true,"type":"t"}`, "application/x-www-form-urlencoded")
+	f.Add(`{"all":true,"type":"t"}`, "application/cloudevents+json; charset=utf-8")
+	f.Add(`{"all":true,"type":"t"}`, "application/json; charset=\"")
 	f.Fuzz(func(t *testing.T, body, ctype string) {
 		before, err := hub.Broker().Head(context.Background())
 		if err != nil {
@@ -207,8 +217,29 @@ func FuzzPublishBody(f *testing.F) {
 		if err := dec.Decode(&req2); err != nil {
 			t.Fatalf("published body %q that does not decode: %v", body, err)
 		}
-		if !typeRe.MatchString(m.Type) || reservedTypes[m.Type] || m.Type != req2.Type {
+		if !typeRe.MatchString(m.Type) || sse.ReservedType(m.Type) != "" || m.Type != req2.Type {
 			t.Fatalf("published type %q from %q", m.Type, req2.Type)
+		}
+		// Read the body a second way: as a map, which keeps one value per
+		// exact key. Every key must be a field spelt exactly, and everyone
+		// only what "all": true asked for.
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(body), &fields); err != nil {
+			t.Fatalf("published body %q that is not an object: %v", body, err)
+		}
+		for k := range fields {
+			if !slices.Contains(publishFields, k) {
+				t.Fatalf("published body %q with field %q", body, k)
+			}
+		}
+		all := string(bytes.TrimSpace(fields["all"])) == "true"
+		_, hasUsers := fields["users"]
+		_, hasClients := fields["clients"]
+		if m.Broadcast() != all || (all && (hasUsers || hasClients)) {
+			t.Fatalf("published to everyone=%v from %q", m.Broadcast(), body)
+		}
+		if n := len(req2.Users) + len(req2.Clients); n > 3 {
+			t.Fatalf("published to %d addressees, over the hub's limit of 3", n)
 		}
 		if !json.Valid(m.Data) || bytes.ContainsAny(m.Data, "\r\n") {
 			t.Fatalf("published data %q is not one line of JSON", m.Data)

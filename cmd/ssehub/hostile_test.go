@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // These tests attack the real server — run() in-process on 127.0.0.1:0,
@@ -430,7 +432,7 @@ func TestNeverReadingClientIsCut(t *testing.T) {
 	// subscriber took to have it.
 	bigEvent := func() time.Duration {
 		start := time.Now()
-		body := fmt.Sprintf(`{"type":"big","data":{"n":%d,"pad":"%s"}}`, n, pad)
+		body := fmt.Sprintf(`{"all":true,"type":"big","data":{"n":%d,"pad":"%s"}}`, n, pad)
 		if status, out := publish(t, r.url, testKey, body); status != http.StatusOK {
 			t.Fatalf("publish %d: %d %v", n, status, out)
 		}
@@ -517,5 +519,76 @@ func TestStreamsLeaveNoMemoryBehind(t *testing.T) {
 	t.Logf("heap %d → %d bytes after %d streams: %.0f bytes per stream", before, after, n, perStream)
 	if perStream > 256 {
 		t.Errorf("%.0f bytes of heap kept per stream opened and closed", perStream)
+	}
+}
+
+// TestRefusalsEchoLittle sends 40 KB of hostile input where a refusal
+// quotes what it refuses — a token's sub, a user id, a client id, a type,
+// a field name, a Content-Type — and checks that neither the answer nor
+// any log line grows with it: an unauthenticated client must not be able
+// to make the hub write 40 KB of its choosing to the logs per request.
+func TestRefusalsEchoLittle(t *testing.T) {
+	t.Parallel()
+	r := startRun(t, nil, testEnv)
+	huge := strings.Repeat("A", 40<<10)
+	send := func(req *http.Request) (int, string) {
+		t.Helper()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	stream := func(tok string) *http.Request {
+		req, _ := http.NewRequest(http.MethodGet, r.url+"/sse/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return req
+	}
+	post := func(ctype, body string) *http.Request {
+		req, _ := http.NewRequest(http.MethodPost, r.url+"/sse/publish", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header.Set("Content-Type", ctype)
+		return req
+	}
+	const js = "application/json"
+	cases := []struct {
+		name   string
+		req    *http.Request
+		status int
+	}{
+		{"40 KB sub", stream(signHS(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": huge, "exp": time.Now().Add(time.Hour).Unix()})), 401},
+		{"40 KB iss", stream(signHS(t, jwt.SigningMethodHS256, testSecret+"-other", jwt.MapClaims{"sub": newUser(), "iss": huge, "exp": time.Now().Add(time.Hour).Unix()})), 401},
+		{"40 KB not-a-token", stream(huge), 401},
+		{"40 KB user id", post(js, `{"users":["`+huge+`"],"type":"x"}`), 400},
+		{"40 KB client id", post(js, `{"clients":["`+huge+`"],"type":"x"}`), 400},
+		{"40 KB type", post(js, `{"all":true,"type":"`+huge+`"}`), 400},
+		{"40 KB field name", post(js, `{"`+huge+`":1,"all":true,"type":"x"}`), 400},
+		{"40 KB content type", post("text/"+huge, `{"all":true,"type":"x"}`), 415},
+	}
+	for _, tc := range cases {
+		status, body := send(tc.req)
+		if status != tc.status {
+			t.Errorf("%s: status %d, want %d (%.200s)", tc.name, status, tc.status, body)
+		}
+		if len(body) > 512 {
+			t.Errorf("%s: answer of %d bytes: %.200s…", tc.name, len(body), body)
+		}
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	refusals := 0
+	for _, line := range strings.Split(r.logs.String(), "\n") {
+		if strings.Contains(line, "refused") {
+			refusals++
+		}
+		if len(line) > 1024 {
+			t.Errorf("log line of %d bytes: %.200s…", len(line), line)
+		}
+	}
+	if refusals != len(cases) {
+		t.Errorf("%d refusals logged, want %d", refusals, len(cases))
 	}
 }

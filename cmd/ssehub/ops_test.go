@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -28,7 +30,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		s.nextOf(t, "notification")
 	}
 	publish(t, ta.srv.URL, "wrong-key-wrong-key", `{"type":"x"}`)
-	publish(t, ta.srv.URL, testKey, `{"type":"bad type"}`)
+	publish(t, ta.srv.URL, testKey, `{"all":true,"type":"bad type"}`)
 	// A resume from an id the hub never issued gets a resync.
 	r := openStream(t, ta.srv.URL+"/sse/stream?lastEventId=1-1", bearerAuth(token(t, user)))
 	r.nextOf(t, "resync")
@@ -199,7 +201,10 @@ func TestCORS(t *testing.T) {
 }
 
 // TestDemoPage checks the embedded page and its files, served with the
-// right content types and a CSP.
+// right content types, and every one of them with the page's CSP (whose
+// frame-ancestors 'none' forbids framing) and X-Frame-Options: DENY for
+// browsers that predate CSP: a page or file that may be framed can be
+// used for clickjacking.
 func TestDemoPage(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, testConfig(t), nil)
@@ -218,10 +223,13 @@ func TestDemoPage(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != want || len(body) == 0 {
 			t.Errorf("GET %s: %d %q (%d bytes), want 200 %q", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body), want)
 		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != demoCSP {
+			t.Errorf("GET %s: Content-Security-Policy %q, want %q", path, got, demoCSP)
+		}
+		if got := resp.Header.Get("X-Frame-Options"); got != "DENY" {
+			t.Errorf("GET %s: X-Frame-Options %q, want DENY", path, got)
+		}
 		if path == "/" {
-			if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
-				t.Errorf("GET /: no CSP")
-			}
 			if !strings.Contains(string(body), `src="/assets/app.js"`) {
 				t.Errorf("GET /: page does not load app.js")
 			}
@@ -247,7 +255,7 @@ func TestDemoTokenDevOnly(t *testing.T) {
 		t.Errorf("config %v, want dev false", out)
 	}
 
-	devCfg, err := parseConfig([]string{"--addr", "127.0.0.1:0"}, noEnv, nil)
+	devCfg, err := parseConfig([]string{"--dev", "--addr", "127.0.0.1:0"}, noEnv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,6 +293,7 @@ func TestPrefixes(t *testing.T) {
 		s.nextOf(t, "connected")
 		req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+want+"/publish", strings.NewReader(`{"users":["`+user+`"],"type":"x"}`))
 		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header.Set("Content-Type", "application/json")
 		if status, out := doJSON(t, req); status != 200 {
 			t.Fatalf("prefix %q: publish %d %v", prefix, status, out)
 		}
@@ -292,6 +301,49 @@ func TestPrefixes(t *testing.T) {
 		req, _ = http.NewRequest(http.MethodGet, ta.srv.URL+want+"/status", nil)
 		if status, _ := doJSON(t, req); status != 200 {
 			t.Errorf("prefix %q: status %d", prefix, status)
+		}
+	}
+}
+
+// TestDemoTokenLoopbackHostOnly checks that a dev hub mints tokens only
+// for requests whose Host is a loopback name or address. A page on
+// evil.example.com whose name the attacker re-points at 127.0.0.1 (DNS
+// rebinding) reaches a dev hub on this machine as same-origin, but its
+// requests still carry Host: evil.example.com, and get a 403.
+func TestDemoTokenLoopbackHostOnly(t *testing.T) {
+	t.Parallel()
+	devCfg, err := parseConfig([]string{"--dev"}, noEnv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := newTestApp(t, devCfg, nil)
+	port := dev.srv.Listener.Addr().(*net.TCPAddr).Port
+	allowed := []string{
+		"localhost", "localhost:8080", "LocalHost", "app.localhost", "app.localhost:3000",
+		"127.0.0.1", fmt.Sprintf("127.0.0.1:%d", port), "127.1.2.3:80", "[::1]", "[::1]:8080",
+	}
+	refused := []string{
+		"evil.example.com", "evil.example.com:8080", "localhost.evil.example.com", "localhostx",
+		"10.0.0.1", "192.168.1.2:8080", "0.0.0.0", "[::]", "[::2]:8080", "[fe80::1]", "127.0.0.1.nip.io",
+		"localhost:8080@evil.example.com",
+	}
+	mint := func(host string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, dev.srv.URL+"/demo/token", strings.NewReader(`{}`))
+		req.Host = host
+		return doJSON(t, req)
+	}
+	for _, host := range allowed {
+		if status, out := mint(host); status != http.StatusOK || out["token"] == nil {
+			t.Errorf("Host %q: %d %v, want a token", host, status, out)
+		}
+	}
+	for _, host := range refused {
+		status, out := mint(host)
+		if status != http.StatusForbidden || out["error"] != "forbidden" || out["message"] == "" {
+			t.Errorf("Host %q: %d %v, want 403 with a JSON error", host, status, out)
+		}
+		if out["token"] != nil || out["publish_key"] != nil {
+			t.Errorf("Host %q got a token or the key", host)
 		}
 	}
 }

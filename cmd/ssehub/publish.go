@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -17,13 +18,20 @@ import (
 	sse "github.com/ssekit/sse"
 )
 
-// publishRequest is the body of POST <prefix>/publish.
+// publishRequest is the body of POST <prefix>/publish. Everyone is only
+// All: a body that names nobody is refused, never a broadcast. The lists
+// are left out when empty, so that the CLI, which sends this type, never
+// sends the null list the hub refuses.
 type publishRequest struct {
-	Users   []string        `json:"users"`
-	Clients []string        `json:"clients"`
+	All     bool            `json:"all,omitempty"`
+	Users   []string        `json:"users,omitempty"`
+	Clients []string        `json:"clients,omitempty"`
 	Type    string          `json:"type"`
 	Data    json.RawMessage `json:"data"`
 }
+
+// publishFields are the keys a publish body may have, spelt exactly.
+var publishFields = []string{"all", "users", "clients", "type", "data"}
 
 // publishResponse is the answer to a publish: the id the broker gave it.
 type publishResponse struct {
@@ -31,13 +39,10 @@ type publishResponse struct {
 }
 
 // typeRe is what an event type may be. The library only refuses what
-// breaks the framing; an HTTP API for other languages is stricter, so
-// that a type is also a safe listener name and metrics label.
+// breaks the framing and the types it reserves (sse.ReservedType); an HTTP
+// API for other languages is stricter, so that a type is also a safe
+// listener name and metrics label.
 var typeRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
-
-// reservedTypes are sent by the hub itself; a publisher sending them would
-// confuse every client.
-var reservedTypes = map[string]bool{sse.TypeConnected: true, sse.TypeHeartbeat: true, sse.TypeResync: true}
 
 // maxClientIDLen bounds a client id in a publish.
 const maxClientIDLen = 128
@@ -48,10 +53,17 @@ type publishHandler struct {
 	hub     *sse.Hub
 	key     keyChecker
 	maxBody int64
-	log     *slog.Logger
-	metrics *serverMetrics
+	// maxRecipients bounds users + clients of one publish; 0: no limit.
+	// The hub has the same bound; this one answers before the ids are
+	// parsed, naming the flag.
+	maxRecipients int
+	log           *slog.Logger
+	metrics       *serverMetrics
 }
 
+// ServeHTTP publishes one event: 200 with its id, 401 without the key, a
+// 4xx naming what to fix, or 503 when the hub or its broker cannot take
+// it (nothing was sent: retry).
 func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key, ok := bearer(r.Header.Get("Authorization"))
 	if !ok || !p.key.ok(key) {
@@ -66,7 +78,7 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, status, err)
 		return
 	}
-	target, err := checkTarget(req)
+	target, err := checkTarget(req, p.maxRecipients)
 	if err != nil {
 		p.refuse(w, http.StatusBadRequest, err)
 		return
@@ -76,7 +88,9 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, sse.ErrEventTooLarge):
 		p.refuse(w, http.StatusRequestEntityTooLarge, err)
 		return
-	case errors.Is(err, sse.ErrInvalidEvent):
+	case errors.Is(err, sse.ErrInvalidEvent), errors.Is(err, sse.ErrInvalidTarget), errors.Is(err, sse.ErrTooManyRecipients):
+		// Checked above already; the hub checks again, and what it
+		// refuses is still the publisher's to fix, not worth a retry.
 		p.refuse(w, http.StatusBadRequest, err)
 		return
 	case err != nil:
@@ -96,21 +110,27 @@ func (p *publishHandler) refuse(w http.ResponseWriter, status int, err error) {
 	p.metrics.publishRejected.WithLabelValues(fmt.Sprint(status)).Inc()
 	p.log.Info("publish refused", "status", status, "err", err)
 	code := "bad_request"
-	switch status {
-	case http.StatusRequestEntityTooLarge:
+	switch {
+	case status == http.StatusRequestEntityTooLarge:
 		code = "payload_too_large"
-	case http.StatusUnsupportedMediaType:
+	case status == http.StatusUnsupportedMediaType:
 		code = "unsupported_media_type"
+	case errors.Is(err, sse.ErrTooManyRecipients):
+		code = "too_many_recipients"
 	}
 	sse.WriteError(w, status, code, err.Error())
 }
 
-// decode reads the body: one JSON object with known fields only, so that a
-// typo like "user" for "users" is an error, not a broadcast to everyone.
+// decode reads the body: one JSON object whose keys are the known fields,
+// spelt exactly and each at most once, so that a typo like "user" for
+// "users" is an error, not a broadcast to everyone.
 func (p *publishHandler) decode(w http.ResponseWriter, r *http.Request) (publishRequest, int, error) {
 	var req publishRequest
-	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		return req, http.StatusUnsupportedMediaType, fmt.Errorf("content type %q: send application/json", ct)
+	switch ct := r.Header.Get("Content-Type"); {
+	case ct == "":
+		return req, http.StatusUnsupportedMediaType, errors.New("no Content-Type: send application/json")
+	case !isJSON(ct):
+		return req, http.StatusUnsupportedMediaType, fmt.Errorf("content type %s: send application/json", quoteInput(ct))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
 	if err != nil {
@@ -120,18 +140,81 @@ func (p *publishHandler) decode(w http.ResponseWriter, r *http.Request) (publish
 		}
 		return req, http.StatusBadRequest, fmt.Errorf("read body: %w", err)
 	}
+	if err := checkFields(body); err != nil {
+		return req, http.StatusBadRequest, err
+	}
+	// checkFields vouches for the keys; this decode types the values.
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return req, http.StatusBadRequest, fmt.Errorf("malformed JSON body: %w", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return req, http.StatusBadRequest, errors.New("malformed JSON body: more than one value")
 	}
 	if len(req.Data) == 0 {
 		req.Data = json.RawMessage("null")
 	}
 	return req, 0, nil
+}
+
+// checkFields reads the top-level object of body strictly: each key must
+// be one of publishFields, spelt exactly, at most once, and an addressee
+// field must name someone. encoding/json alone matches "Users" or "TYPE"
+// case-insensitively and lets a second "users" replace the first, so a
+// body could say one thing to a proxy, a log or a reviewer and another to
+// the hub; and a list that is empty or null was once everyone.
+func checkFields(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil {
+		return fmt.Errorf("malformed JSON body: %w", err)
+	} else if tok != json.Delim('{') {
+		return errors.New("malformed JSON body: want an object")
+	}
+	seen := make(map[string]bool, len(publishFields))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("malformed JSON body: %w", err)
+		}
+		key, _ := tok.(string) // in an object, a token that is no error is a key
+		switch {
+		case !slices.Contains(publishFields, key):
+			return fmt.Errorf("unknown field %s: the fields are all, users, clients, type and data, in lower case", quoteInput(key))
+		case seen[key]:
+			return fmt.Errorf("field %q appears twice: send each field once", key)
+		}
+		seen[key] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return fmt.Errorf("malformed JSON body: %w", err)
+		}
+		if err := checkAddressee(key, bytes.TrimSpace(value)); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return fmt.Errorf("malformed JSON body: %w", err)
+	}
+	return nil
+}
+
+// checkAddressee refuses an addressee field that is present but names
+// nobody: "all", "users" or "clients" null, or a list that is empty.
+// Whoever sent it meant someone, or meant to leave the field out; an
+// empty query result must not become everyone, nor pass for no one.
+func checkAddressee(key string, value json.RawMessage) error {
+	if key != "all" && key != "users" && key != "clients" {
+		return nil
+	}
+	if string(value) == "null" {
+		return fmt.Errorf(`%q is null: leave it out, or name someone ("all": true for everyone)`, key)
+	}
+	var list []json.RawMessage
+	if key != "all" && json.Unmarshal(value, &list) == nil && len(list) == 0 {
+		return fmt.Errorf(`%q is empty: name at least one, or send "all": true for everyone`, key)
+	}
+	return nil
 }
 
 // isJSON reports whether a Content-Type is JSON (application/json or a
@@ -143,29 +226,51 @@ func isJSON(ct string) bool {
 }
 
 // checkTarget validates the type and the addressees and returns the
-// target with user ids in canonical form.
-func checkTarget(req publishRequest) (sse.Target, error) {
+// target with user ids in canonical form. Everyone is only "all": true,
+// alone; more than maxRecipients addressees (0: no limit) wrap
+// sse.ErrTooManyRecipients.
+func checkTarget(req publishRequest, maxRecipients int) (sse.Target, error) {
 	var t sse.Target
-	if !typeRe.MatchString(req.Type) {
-		return t, fmt.Errorf("type %q: want 1 to 64 of A-Z a-z 0-9 _ . : -", req.Type)
+	if err := checkType(req.Type); err != nil {
+		return t, err
 	}
-	if reservedTypes[req.Type] {
-		return t, fmt.Errorf("type %q is reserved for the hub", req.Type)
+	switch {
+	case req.All && (req.Users != nil || req.Clients != nil):
+		return t, errors.New(`"all": true excludes "users" and "clients": send one or the other`)
+	case req.All:
+		return sse.Target{All: true}, nil
+	case req.Users == nil && req.Clients == nil:
+		return t, errors.New(`no addressee: name "users" or "clients", or set "all": true to send to everyone`)
+	}
+	if n := len(req.Users) + len(req.Clients); maxRecipients > 0 && n > maxRecipients {
+		return t, fmt.Errorf("%w: %d users and clients, over --max-recipients %d: split the publish", sse.ErrTooManyRecipients, n, maxRecipients)
 	}
 	for i, u := range req.Users {
 		id, err := uuid.Parse(u)
 		if err != nil || id == uuid.Nil {
-			return t, fmt.Errorf("users[%d]: %q is not a user uuid", i, u)
+			return t, fmt.Errorf("users[%d]: %s is not a user uuid", i, quoteInput(u))
 		}
 		t.Users = append(t.Users, id.String())
 	}
 	for i, c := range req.Clients {
 		if c == "" || len(c) > maxClientIDLen || !printableASCII(c) {
-			return t, fmt.Errorf("clients[%d]: %q is not a client id", i, c)
+			return t, fmt.Errorf("clients[%d]: %s is not a client id", i, quoteInput(c))
 		}
 		t.Clients = append(t.Clients, c)
 	}
 	return t, nil
+}
+
+// checkType refuses a type that is not typeRe, or that the library
+// reserves (the hub's own, and those EventSource dispatches itself).
+func checkType(typ string) error {
+	if !typeRe.MatchString(typ) {
+		return fmt.Errorf("type %s: want 1 to 64 of A-Z a-z 0-9 _ . : -", quoteInput(typ))
+	}
+	if why := sse.ReservedType(typ); why != "" {
+		return fmt.Errorf("type %q is %s: choose another", typ, why)
+	}
+	return nil
 }
 
 // printableASCII reports whether s has only printable ASCII without spaces.

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	sse "github.com/ssekit/sse"
 )
 
 // TestPublishRefusesBadInput checks that every invalid publish gets a 4xx
@@ -33,21 +37,28 @@ func TestPublishRefusesBadInput(t *testing.T) {
 		{"users not a list", "POST", testKey, "", `{"users":"` + user + `","type":"x"}`, 400, "bad_request"},
 		{"empty client id", "POST", testKey, "", `{"clients":[""],"type":"x"}`, 400, "bad_request"},
 		{"client id with space", "POST", testKey, "", `{"clients":["a b"],"type":"x"}`, 400, "bad_request"},
-		{"no type", "POST", testKey, "", `{"data":1}`, 400, "bad_request"},
-		{"type with newline", "POST", testKey, "", `{"type":"a\nb"}`, 400, "bad_request"},
-		{"type with space", "POST", testKey, "", `{"type":"a b"}`, 400, "bad_request"},
-		{"type too long", "POST", testKey, "", `{"type":"` + strings.Repeat("t", 65) + `"}`, 400, "bad_request"},
-		{"reserved type", "POST", testKey, "", `{"type":"resync"}`, 400, "bad_request"},
-		{"event over max-event-size", "POST", testKey, "", `{"type":"x","data":"` + strings.Repeat("a", 200) + `"}`, 413, "payload_too_large"},
-		{"body over max-publish-bytes", "POST", testKey, "", `{"type":"x","data":"` + strings.Repeat("a", 2000) + `"}`, 413, "payload_too_large"},
-		{"form content type", "POST", testKey, "application/x-www-form-urlencoded", `{"type":"x"}`, 415, "unsupported_media_type"},
+		{"no type", "POST", testKey, "", `{"all":true,"data":1}`, 400, "bad_request"},
+		{"type with newline", "POST", testKey, "", `{"all":true,"type":"a\nb"}`, 400, "bad_request"},
+		{"type with space", "POST", testKey, "", `{"all":true,"type":"a b"}`, 400, "bad_request"},
+		{"type too long", "POST", testKey, "", `{"all":true,"type":"` + strings.Repeat("t", 65) + `"}`, 400, "bad_request"},
+		{"reserved type", "POST", testKey, "", `{"users":["` + user + `"],"type":"resync"}`, 400, "bad_request"},
+		{"EventSource's error type", "POST", testKey, "", `{"users":["` + user + `"],"type":"error"}`, 400, "bad_request"},
+		{"EventSource's open type", "POST", testKey, "", `{"all":true,"type":"open"}`, 400, "bad_request"},
+		{"event over max-event-size", "POST", testKey, "", `{"all":true,"type":"x","data":"` + strings.Repeat("a", 200) + `"}`, 413, "payload_too_large"},
+		{"body over max-publish-bytes", "POST", testKey, "", `{"all":true,"type":"x","data":"` + strings.Repeat("a", 2000) + `"}`, 413, "payload_too_large"},
+		{"form content type", "POST", testKey, "application/x-www-form-urlencoded", `{"all":true,"type":"x"}`, 415, "unsupported_media_type"},
+		{"no content type", "POST", testKey, "none", `{"all":true,"type":"x"}`, 415, "unsupported_media_type"},
 		{"GET", "GET", testKey, "", ``, 405, "method_not_allowed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, ta.srv.URL+"/sse/publish", strings.NewReader(tc.body))
 			req.Header.Set("Content-Type", "application/json")
-			if tc.ctype != "" {
+			switch tc.ctype {
+			case "":
+			case "none":
+				req.Header.Del("Content-Type")
+			default:
 				req.Header.Set("Content-Type", tc.ctype)
 			}
 			if tc.key != "" {
@@ -98,7 +109,7 @@ func TestPublishRoutes(t *testing.T) {
 	send(map[string]any{"users": []string{strings.ToUpper(alice)}, "type": "only_alice", "data": map[string]int{"n": 1}})
 	send(map[string]any{"clients": []string{bobClient.ClientID}, "type": "only_bob_client"})
 	send(map[string]any{"users": []string{alice, bob}, "type": "both"})
-	end := send(map[string]any{"type": "everyone", "data": "bye"})
+	end := send(map[string]any{"all": true, "type": "everyone", "data": "bye"})
 
 	for name, tc := range map[string]struct {
 		s    *stream
@@ -153,8 +164,116 @@ func TestPublishAfterShutdownIs503(t *testing.T) {
 	if err := ta.hub.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	status, out := publish(t, ta.srv.URL, testKey, `{"type":"late"}`)
+	status, out := publish(t, ta.srv.URL, testKey, `{"all":true,"type":"late"}`)
 	if status != http.StatusServiceUnavailable || out["error"] != "unavailable" {
 		t.Errorf("got %d %v, want 503 unavailable", status, out)
+	}
+}
+
+// TestPublishNeverBroadcastsByAccident checks that everyone is only what
+// the publisher says with "all": true: a body that names nobody, a list
+// that is present but empty or null, a duplicate or case-variant key, or
+// "all" combined with a list is a 400, and nothing is published.
+func TestPublishNeverBroadcastsByAccident(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, testConfig(t), nil)
+	user := newUser()
+	s := openStream(t, ta.srv.URL+"/sse/stream", bearerAuth(token(t, user)))
+	s.nextOf(t, "connected")
+	cases := []struct {
+		name, body string
+		want       []string // the message must contain each
+	}{
+		{"no addressee", `{"type":"x"}`, []string{`"users"`, `"clients"`, `"all": true`}},
+		{"all false alone", `{"all":false,"type":"x"}`, []string{`"all": true`}},
+		{"all null", `{"all":null,"type":"x"}`, []string{`"all"`}},
+		{"all with users", `{"all":true,"users":["` + user + `"],"type":"x"}`, []string{`"all"`, `"users"`}},
+		{"all with clients", `{"all":true,"clients":["c-1"],"type":"x"}`, []string{`"all"`, `"clients"`}},
+		{"users empty", `{"users":[],"type":"x"}`, []string{`"users"`}},
+		{"users null", `{"users":null,"type":"x"}`, []string{`"users"`}},
+		{"clients empty", `{"clients":[],"type":"x"}`, []string{`"clients"`}},
+		{"clients null", `{"clients":null,"type":"x"}`, []string{`"clients"`}},
+		{"users empty beside clients", `{"users":[],"clients":["c-1"],"type":"x"}`, []string{`"users"`}},
+		{"duplicate users, empty last", `{"users":["` + user + `"],"users":[],"type":"x"}`, []string{`"users"`}},
+		{"duplicate users, empty first", `{"users":[],"users":["` + user + `"],"type":"x"}`, []string{`"users"`}},
+		{"duplicate type", `{"users":["` + user + `"],"type":"x","type":"y"}`, []string{`"type"`}},
+		{"case variant Users", `{"Users":["` + user + `"],"type":"x"}`, []string{`"Users"`}},
+		{"case variant TYPE", `{"users":["` + user + `"],"TYPE":"x"}`, []string{`"TYPE"`}},
+		{"case variant beside the field", `{"users":["` + user + `"],"type":"x","Type":"y"}`, []string{`"Type"`}},
+		{"escaped key", `{"\u0075sers":["` + user + `"],"users":[],"type":"x"}`, []string{`"users"`}},
+		{"trailing bracket", `{"users":["` + user + `"],"type":"x"}]`, []string{"malformed"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := publish(t, ta.srv.URL, testKey, tc.body)
+			msg, _ := body["message"].(string)
+			if status != http.StatusBadRequest || body["error"] != "bad_request" {
+				t.Fatalf("got %d %v, want 400 bad_request", status, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message %q lacks %s", msg, w)
+				}
+			}
+		})
+	}
+	if got := ta.hub.Stats().Published; got != 0 {
+		t.Fatalf("Published = %d after only refused publishes, want 0", got)
+	}
+	// Everyone, when asked for, does reach the user.
+	status, out := publish(t, ta.srv.URL, testKey, `{"all":true,"type":"everyone"}`)
+	if status != http.StatusOK {
+		t.Fatalf(`"all": true: %d %v`, status, out)
+	}
+	if ev := s.nextOf(t, "everyone"); ev.ID != out["id"] {
+		t.Errorf("event id %q, want %v", ev.ID, out["id"])
+	}
+	// "all": false beside a list is just that list.
+	if status, out := publish(t, ta.srv.URL, testKey, `{"all":false,"users":["`+user+`"],"type":"mine"}`); status != http.StatusOK {
+		t.Fatalf(`"all": false with users: %d %v`, status, out)
+	}
+	s.nextOf(t, "mine")
+}
+
+// TestPublishMaxRecipients checks --max-recipients: more users and
+// clients than it is a 400 too_many_recipients, as is the hub's own
+// ErrTooManyRecipients; 0 lifts the limit.
+func TestPublishMaxRecipients(t *testing.T) {
+	t.Parallel()
+	users := func(n int) string {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = newUser()
+		}
+		return mustJSON(ids)
+	}
+	ta := newTestApp(t, testConfig(t, "--max-recipients", "2"), nil)
+	status, out := publish(t, ta.srv.URL, testKey, `{"users":`+users(2)+`,"clients":["c-1"],"type":"x"}`)
+	if status != http.StatusBadRequest || out["error"] != "too_many_recipients" || !strings.Contains(out["message"].(string), "--max-recipients") {
+		t.Errorf("3 addressees over 2: got %d %v, want 400 too_many_recipients naming --max-recipients", status, out)
+	}
+	if status, out := publish(t, ta.srv.URL, testKey, `{"users":`+users(2)+`,"type":"x"}`); status != http.StatusOK {
+		t.Errorf("2 addressees: got %d %v, want 200", status, out)
+	}
+
+	unlimited := newTestApp(t, testConfig(t, "--max-recipients", "0"), nil)
+	if status, out := publish(t, unlimited.srv.URL, testKey, `{"users":`+users(1500)+`,"type":"x"}`); status != http.StatusOK {
+		t.Errorf("1500 addressees with no limit: got %d %v, want 200", status, out)
+	}
+
+	// The hub's own refusals are the publisher's to fix too, not a 503.
+	hub, err := sse.New(sse.Config{MaxRecipients: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hub.Close() })
+	h := &publishHandler{hub: hub, key: newKeyChecker(testKey), maxBody: 1 << 20, log: slog.New(slog.DiscardHandler), metrics: newServerMetrics(hub)}
+	req := httptest.NewRequest(http.MethodPost, "/sse/publish", strings.NewReader(`{"users":`+users(2)+`,"type":"x"}`))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"too_many_recipients"`) {
+		t.Errorf("hub's ErrTooManyRecipients: got %d %s, want 400 too_many_recipients", w.Code, w.Body)
 	}
 }

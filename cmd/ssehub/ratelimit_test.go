@@ -200,12 +200,12 @@ func TestPublishRateLimit(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, testConfig(t, "--publish-rate-ip", "0.001", "--publish-burst-ip", "2"), nil)
 	for range 2 {
-		if status, out := publish(t, ta.srv.URL, testKey, `{"type":"t"}`); status != http.StatusOK {
+		if status, out := publish(t, ta.srv.URL, testKey, `{"all":true,"type":"t"}`); status != http.StatusOK {
 			t.Fatalf("publish within the burst: %d %v", status, out)
 		}
 	}
 	for _, key := range []string{testKey, "wrong-key-wrong-key"} {
-		req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/sse/publish", strings.NewReader(`{"type":"t"}`))
+		req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/sse/publish", strings.NewReader(`{"all":true,"type":"t"}`))
 		req.Header.Set("Authorization", "Bearer "+key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

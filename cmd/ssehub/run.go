@@ -29,16 +29,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // fillDevSecrets generates, in dev mode, the JWT secret and the publish
-// key that were not given.
+// key (check has made sure that none was given).
 func (c *config) fillDevSecrets() {
 	if !c.Dev {
 		return
 	}
 	c.JWTSecret = randomSecret(32)
-	if c.PublishKey == "" {
-		c.PublishKey = randomSecret(24)
-		c.GeneratedKey = true
-	}
+	c.PublishKey = randomSecret(24)
 }
 
 // serve runs the hub server until ctx is done. Shutdown stops accepting,
@@ -87,6 +84,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 	if cfg.Dev {
 		announceDevMode(log, stderr, cfg, ln.Addr())
+		warnIfExposed(log, ln.Addr())
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", baseURL(ln.Addr()), "prefix", cfg.Prefix, "mode", mode, "dev", cfg.Dev)
 
@@ -134,34 +132,43 @@ func baseURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// announceDevMode says loudly that this hub is in dev mode, with the
-// generated secrets, so that nobody runs it so by mistake. In text format
-// it is a banner for a person; in JSON format a warning record for the
-// log pipeline.
+// announceDevMode says loudly that this hub is in dev mode, so that nobody
+// runs it so by mistake. In text format it is a banner for the person at
+// the terminal who asked for --dev, with the generated secrets to try the
+// hub with. In JSON format it is a warning record without them: a log
+// pipeline is read by many people and kept for long, and a secret has no
+// place in it.
 func announceDevMode(log *slog.Logger, w io.Writer, cfg config, addr net.Addr) {
 	if cfg.LogFormat == "json" {
-		log.Warn("DEV MODE: generated secrets; the demo page mints tokens for anyone; set --jwt-secret and --publish-key in production",
-			"jwt_secret", cfg.JWTSecret, "publish_key", cfg.PublishKey, "publish_key_generated", cfg.GeneratedKey)
+		log.Warn("DEV MODE (--dev): secrets were generated for this run and are never logged " +
+			"(the text log format prints them in a banner; the demo page gets the publish key with its token); " +
+			"/demo/token mints a token for anyone on this machine; never expose this hub")
 		return
 	}
 	base := baseURL(addr)
-	key := cfg.PublishKey
-	if !cfg.GeneratedKey {
-		key = "(the one you set)"
-	}
 	bar := strings.Repeat("=", 78)
 	fmt.Fprintf(w, `%s
-  DEV MODE: no --jwt-secret was given, so secrets were generated for this run
-  and the demo page mints a token for anyone who asks. Never expose this.
-  For production set --jwt-secret and --publish-key (or SSEHUB_JWT_SECRET and
-  SSEHUB_PUBLISH_KEY).
+  DEV MODE (--dev): secrets were generated for this run, and the demo page
+  mints a token for anyone on this machine who asks. Never expose this.
+  For production drop --dev and set --jwt-secret and --publish-key (or
+  SSEHUB_JWT_SECRET and SSEHUB_PUBLISH_KEY).
 
     SSEHUB_JWT_SECRET=%s
     SSEHUB_PUBLISH_KEY=%s
 
   Demo page:  %s/
   Publish:    curl -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
-                -d '{"type":"notification","data":{"title":"Hello"}}' %s%s/publish
+                -d '{"all":true,"type":"notification","data":{"title":"Hello"}}' %s%s/publish
 %s
-`, bar, cfg.JWTSecret, key, base, cfg.PublishKey, base, cfg.Prefix, bar)
+`, bar, cfg.JWTSecret, cfg.PublishKey, base, cfg.PublishKey, base, cfg.Prefix, bar)
+}
+
+// warnIfExposed warns when a dev hub listens beyond loopback, as it does
+// when --addr says so: /demo/token's Host check stops only browsers (DNS
+// rebinding), and any other client that reaches the hub can send
+// Host: localhost and get a token and the publish key.
+func warnIfExposed(log *slog.Logger, addr net.Addr) {
+	if ta, ok := addr.(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		log.Warn("DEV MODE on a non-loopback address: anyone who can reach it can mint tokens and get the publish key; listen on 127.0.0.1", "addr", addr.String())
+	}
 }

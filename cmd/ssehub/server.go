@@ -87,6 +87,7 @@ func hubConfig(c config, log *slog.Logger) sse.Config {
 		HistorySize:       c.HistorySize,
 		HistoryAge:        c.HistoryAge,
 		MaxEventSize:      c.MaxEventSize,
+		MaxRecipients:     none(c.MaxRecipients),
 		Overflow:          overflow,
 		MaxStreamAge:      noneD(c.MaxStreamAge),
 		WriteDelay:        noneD(c.WriteDelay),
@@ -104,11 +105,12 @@ func (a *app) routes() http.Handler {
 	// once a request without a body is read (TestStreamOutlivesReadTimeout).
 	mux.Handle(p+"/stream", a.cors(a.streamHandler()))
 	mux.Handle(p+"/publish", a.cors(only(http.MethodPost, a.limitPublish(&publishHandler{
-		hub:     a.hub,
-		key:     newKeyChecker(a.cfg.PublishKey),
-		maxBody: int64(a.cfg.MaxPublishBytes),
-		log:     a.log,
-		metrics: a.metrics,
+		hub:           a.hub,
+		key:           newKeyChecker(a.cfg.PublishKey),
+		maxBody:       int64(a.cfg.MaxPublishBytes),
+		maxRecipients: a.cfg.MaxRecipients,
+		log:           a.log,
+		metrics:       a.metrics,
 	}))))
 	mux.Handle(p+"/status", a.cors(only(http.MethodGet, http.HandlerFunc(a.status))))
 	mux.Handle("/metrics", only(http.MethodGet, a.metrics.handler()))

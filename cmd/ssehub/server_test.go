@@ -122,7 +122,7 @@ func TestRedisURLNeedsCluster(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), guard)
 	defer cancel()
-	env := map[string]string{"SSEHUB_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}
+	env := map[string]string{"SSEHUB_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0", "SSEHUB_JWT_SECRET": testSecret, "SSEHUB_PUBLISH_KEY": testKey}
 	err := run(ctx, []string{"--addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--redis-url") {
 		t.Fatalf("err = %v, want one naming --redis-url", err)
@@ -132,38 +132,55 @@ func TestRedisURLNeedsCluster(t *testing.T) {
 	}
 }
 
-// TestDevModeAnnounced checks that dev mode says so loudly, with the
-// generated secrets, in both log formats.
+// TestDevModeAnnounced checks that dev mode says so loudly in both log
+// formats: the text banner, for a person at a terminal, shows the
+// generated secrets; the JSON warning, for a log pipeline that many
+// people and systems read, never does.
 func TestDevModeAnnounced(t *testing.T) {
 	t.Parallel()
-	for _, format := range []string{"text", "json"} {
-		t.Run(format, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(t.Context())
-			var logs syncBuffer
-			done := make(chan error, 1)
-			go func() {
-				done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--log-format", format}, noEnv, io.Discard, &logs)
-			}()
-			deadline := time.Now().Add(guard)
-			for !strings.Contains(logs.String(), "listening") && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
+	t.Run("text", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		var logs syncBuffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--log-format", "text"}, noEnv, io.Discard, &logs)
+		}()
+		deadline := time.Now().Add(guard)
+		for !strings.Contains(logs.String(), "listening") && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		for _, w := range []string{"DEV MODE", "SSEHUB_JWT_SECRET=", "SSEHUB_PUBLISH_KEY="} {
+			if !strings.Contains(logs.String(), w) {
+				t.Errorf("output lacks %q:\n%s", w, logs.String())
 			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("run: %v", err)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		r := startRun(t, []string{"--dev"}, nil)
+		// The key a page gets with its token: the one the hub generated.
+		req, _ := http.NewRequest(http.MethodPost, r.url+"/demo/token", strings.NewReader(`{}`))
+		status, out := doJSON(t, req)
+		key, _ := out["publish_key"].(string)
+		if status != http.StatusOK || len(key) < minPublishKeyLen {
+			t.Fatalf("POST /demo/token: %d %v", status, out)
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+		logs := r.logs.String()
+		if !strings.Contains(logs, "DEV MODE") {
+			t.Errorf("logs lack the DEV MODE warning:\n%s", logs)
+		}
+		for _, leak := range []string{key, "jwt_secret", "publish_key"} {
+			if strings.Contains(logs, leak) {
+				t.Errorf("JSON logs contain %q:\n%s", leak, logs)
 			}
-			out := logs.String()
-			want := []string{"DEV MODE", "SSEHUB_JWT_SECRET=", "SSEHUB_PUBLISH_KEY="}
-			if format == "json" {
-				want = []string{"DEV MODE", `"jwt_secret":"`, `"publish_key":"`}
-			}
-			for _, w := range want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -173,3 +190,36 @@ type syncBuffer struct {
 
 func (b *syncBuffer) Write(p []byte) (int, error) { return b.lw.Write(p) }
 func (b *syncBuffer) String() string              { return b.lw.String() }
+
+// TestStreamIsNeverStored checks that ssehub's streams, served detached
+// from net/http as ssehub serves them by default, say no-store: a user's
+// events are personal data that no cache or proxy may keep.
+func TestStreamIsNeverStored(t *testing.T) {
+	t.Parallel()
+	r := startRun(t, nil, testEnv)
+	s := openStream(t, r.url+"/sse/stream", bearerAuth(token(t, newUser())))
+	if got, want := s.resp.Header.Get("Cache-Control"), "no-cache, no-store"; got != want {
+		t.Errorf("Cache-Control %q, want %q", got, want)
+	}
+}
+
+// TestDevModeOffLoopbackWarns checks that a dev hub told to listen on
+// every interface says that anyone who reaches it can mint tokens: the
+// Host check of /demo/token stops browsers, not other clients.
+func TestDevModeOffLoopbackWarns(t *testing.T) {
+	t.Parallel()
+	const warning = "DEV MODE on a non-loopback address"
+	exposed := startRun(t, []string{"--dev", "--addr", "0.0.0.0:0"}, nil)
+	local := startRun(t, []string{"--dev"}, nil) // startRun's 127.0.0.1:0
+	for _, r := range []*running{exposed, local} {
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(exposed.logs.String(), warning) {
+		t.Errorf("dev hub on 0.0.0.0 did not warn:\n%s", exposed.logs)
+	}
+	if strings.Contains(local.logs.String(), warning) {
+		t.Errorf("dev hub on loopback warned:\n%s", local.logs)
+	}
+}

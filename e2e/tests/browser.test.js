@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { startHub, kill, freePort, signHS256, publish, newUser, SECRET, KEY, GUARD } from "./helpers.js";
+import { startHub, kill, freePort, signHS256, publish, tryPublish, devPublishKey, newUser, SECRET, KEY, GUARD } from "./helpers.js";
 
 // The README's screenshot is rewritten only on request (UPDATE_SCREENSHOT=1
 // bash e2e/run.sh), so that a test run leaves the work tree clean; otherwise
@@ -41,10 +41,12 @@ function logEntry(page, type, needle) {
 
 test("demo page in dev mode: live events, toast, badge, publish form, survives a restart", async (t) => {
   const port = await freePort();
-  // Dev mode (no secret); a fixed publish key so the test can publish.
-  const env = { SSEHUB_PUBLISH_KEY: KEY };
-  let hub = await startHub(port, { env });
+  // Dev mode generates its own secrets: the test publishes with the key
+  // the demo page gets too.
+  const args = ["--dev"];
+  let hub = await startHub(port, { args });
   t.after(() => kill(hub, "SIGTERM"));
+  let key = await devPublishKey(hub.url);
   const page = await launch(t);
 
   await page.goto(hub.url + "/");
@@ -55,14 +57,14 @@ test("demo page in dev mode: live events, toast, badge, publish form, survives a
   await logEntry(page, "connected", "client_id");
 
   // Published by a backend through the HTTP API.
-  await publish(hub.url, { users: [user], type: "new_item", data: { item_type: "post", item_id: "42", item: { title: "Launch notes" } } });
+  await publish(hub.url, { users: [user], type: "new_item", data: { item_type: "post", item_id: "42", item: { title: "Launch notes" } } }, key);
   await logEntry(page, "new_item", "Launch notes");
-  await publish(hub.url, { users: [user], type: "badge_update", data: { count: 3 } });
+  await publish(hub.url, { users: [user], type: "badge_update", data: { count: 3 } }, key);
   await page.locator('#badge[data-count="3"]').waitFor();
-  await publish(hub.url, { type: "message", data: { text: "Deploy finished for everyone" } });
+  await publish(hub.url, { all: true, type: "message", data: { text: "Deploy finished for everyone" } }, key);
   await logEntry(page, "message", "Deploy finished");
   // Not for this user: must not show up.
-  await publish(hub.url, { users: [newUser()], type: "message", data: { text: "someone else's" } });
+  await publish(hub.url, { users: [newUser()], type: "message", data: { text: "someone else's" } }, key);
 
   // Published from the page's own form, to "me".
   await page.selectOption("#type", "notification");
@@ -71,7 +73,7 @@ test("demo page in dev mode: live events, toast, badge, publish form, survives a
   await page.locator(".toast", { hasText: "Ada Lovelace followed you" }).waitFor();
   await logEntry(page, "notification", "Ada Lovelace");
   assert.match(await page.locator("#publish-result").textContent(), /^Published \d+-\d+$/);
-  await publish(hub.url, { users: [user], type: "notification", data: { title: "Build #128 passed", message: "main is green: 412 tests in 38 s" } });
+  await publish(hub.url, { users: [user], type: "notification", data: { title: "Build #128 passed", message: "main is green: 412 tests in 38 s" } }, key);
   await page.locator(".toast", { hasText: "Build #128 passed" }).waitFor();
   mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
   // Finished animations, so that the toasts are shown as a person sees them.
@@ -84,10 +86,11 @@ test("demo page in dev mode: live events, toast, badge, publish form, survives a
   // which died with the in-memory history: it is told so with a resync.
   await kill(hub, "SIGKILL");
   await page.locator('#state[data-state="reconnecting"]').waitFor();
-  hub = await startHub(port, { env });
+  hub = await startHub(port, { args });
+  key = await devPublishKey(hub.url);
   await logEntry(page, "resync", "history_unavailable");
   await page.locator('#state[data-state="open"]').waitFor();
-  await publish(hub.url, { users: [user], type: "message", data: { text: "after the restart" } });
+  await publish(hub.url, { users: [user], type: "message", data: { text: "after the restart" } }, key);
   await logEntry(page, "message", "after the restart");
 });
 
@@ -127,4 +130,47 @@ test("demo page outside dev mode: a pasted token, and the browser's own reconnec
   await page.selectOption("#type", "message");
   await page.click("#publish-btn");
   await logEntry(page, "message", "Hi there");
+});
+
+test("reserved types: error and open are refused, and no extra error or open fires in the browser", async (t) => {
+  const port = await freePort();
+  const hub = await startHub(port, { env: { SSEHUB_JWT_SECRET: SECRET, SSEHUB_PUBLISH_KEY: KEY } });
+  t.after(() => kill(hub, "SIGTERM"));
+  const page = await launch(t);
+  // Same origin as the hub, so that the page's CSP lets it connect.
+  await page.goto(hub.url + "/");
+  const user = newUser();
+
+  // A browser's EventSource dispatches an event named "error" to onerror
+  // and one named "open" to onopen: the app would think its stream failed
+  // or reopened. Count both on an EventSource of our own.
+  await page.evaluate((token) => {
+    const counts = { open: 0, error: 0, connected: 0, after: 0 };
+    window.reserved = { counts };
+    const es = new EventSource(`/sse/stream?access_token=${encodeURIComponent(token)}`);
+    window.reserved.es = es;
+    for (const type of Object.keys(counts)) es.addEventListener(type, () => { counts[type]++; });
+  }, signHS256(user));
+  await page.waitForFunction(() => window.reserved.counts.open === 1 && window.reserved.counts.connected === 1);
+
+  for (const body of [
+    { users: [user], type: "error", data: { fake: true } },
+    { users: [user], type: "open", data: { fake: true } },
+    { all: true, type: "error", data: null },
+    { all: true, type: "open", data: null },
+  ]) {
+    const { status, answer } = await tryPublish(hub.url, body);
+    assert.equal(status, 400, `publish ${JSON.stringify(body)}: ${status} ${JSON.stringify(answer)}`);
+    assert.equal(answer.error, "bad_request");
+    assert.match(answer.message, /EventSource/);
+  }
+  // An event published after them arrives; had either of them been sent,
+  // it would have fired before this one, on the same stream.
+  await publish(hub.url, { users: [user], type: "after", data: { n: 1 } });
+  await page.waitForFunction(() => window.reserved.counts.after === 1);
+  const counts = await page.evaluate(() => {
+    window.reserved.es.close();
+    return window.reserved.counts;
+  });
+  assert.deepEqual(counts, { open: 1, error: 0, connected: 1, after: 1 }, "an extra open or error fired");
 });

@@ -74,17 +74,38 @@ export function signHS256(sub, secret = SECRET, ttlSeconds = 3600) {
   return `${input}.${sig}`;
 }
 
-// publish posts an event through the HTTP API and returns its id.
+// publish posts an event through the HTTP API and returns its id. A
+// broadcast must say so: { all: true, … }.
 export async function publish(baseURL, body, key = KEY) {
+  const { status, answer } = await tryPublish(baseURL, body, key);
+  if (status !== 200) throw new Error(`publish ${JSON.stringify(body)}: ${status} ${JSON.stringify(answer)}`);
+  return answer.id;
+}
+
+// tryPublish posts an event and returns the status and the JSON answer,
+// whatever they are.
+export async function tryPublish(baseURL, body, key = KEY) {
   const res = await fetch(`${baseURL}/sse/publish`, {
     method: "POST",
     headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(GUARD),
   });
+  return { status: res.status, answer: await res.json() };
+}
+
+// devPublishKey returns the publish key a dev hub (--dev) generated: the
+// one its demo page gets with a token. A dev hub refuses a key of ours.
+export async function devPublishKey(baseURL) {
+  const res = await fetch(`${baseURL}/demo/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: "{}",
+    signal: AbortSignal.timeout(GUARD),
+  });
   const answer = await res.json();
-  if (res.status !== 200) throw new Error(`publish ${JSON.stringify(body)}: ${res.status} ${JSON.stringify(answer)}`);
-  return answer.id;
+  if (res.status !== 200 || !answer.publish_key) throw new Error(`POST /demo/token: ${res.status} ${JSON.stringify(answer)}`);
+  return answer.publish_key;
 }
 
 // metric returns the value of one sample of the hub's /metrics, or 0.

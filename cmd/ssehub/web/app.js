@@ -262,6 +262,8 @@ async function publish(ev) {
   }
   const body = { type, data };
   const to = document.querySelector('input[name="to"]:checked').value;
+  // Everyone is only ever asked for: the hub refuses a body that names nobody.
+  if (to === "all") body.all = true;
   if (to === "me") body.users = [state.user];
   if (to === "user") body.users = [$("#to-user").value.trim()];
   if (to === "client") body.clients = [state.clientId];
