@@ -2,94 +2,158 @@ package sse
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"time"
 )
 
-// Message is one published event as brokers carry it: the encoded event and
-// whom it is addressed to.
+// Message is one published event as brokers carry it: the encoded event,
+// the channels it is appended to and the connections it is addressed to.
 type Message struct {
-	// ID is assigned by the broker's Publish; leave it empty when publishing.
+	// ID is the broker's id of the publish, assigned by Publish and
+	// returned to the publisher: unique, for logs and correlation. What a
+	// client sees is its own position (see the package doc), not this.
 	ID string
-	// Users and Clients address the event; both empty means everyone.
-	// An event addressed to users and clients reaches both.
-	Users   []string
+
+	// Channels are the channels the event is appended to, sorted and
+	// without repeats: a user's ("user:<id>"), everyone's ("all").
+	// Brokers treat the names as opaque strings.
+	Channels []string
+
+	// Positions[i] is the event's position in Channels[i], assigned by the
+	// broker's Publish. Positions are ordered within a channel (CompareIDs)
+	// and mean nothing across channels.
+	Positions []string
+
+	// Clients address connections by id. They are live only: an event
+	// addressed to clients is kept in no channel's history for them.
 	Clients []string
+
 	// Type is the event type; Data is its JSON-encoded data.
 	Type string
 	Data []byte
+
 	// Time is when the broker accepted the message; set by Publish.
 	Time time.Time
 }
 
-// Broadcast reports whether m is addressed to everyone.
-func (m *Message) Broadcast() bool { return len(m.Users) == 0 && len(m.Clients) == 0 }
-
-// addressedTo reports whether m reaches a connection of user (may be "",
-// anonymous) with the given client id.
-func (m *Message) addressedTo(user, client string) bool {
-	if m.Broadcast() {
-		return true
-	}
-	if user != "" {
-		for _, u := range m.Users {
-			if u == user {
-				return true
-			}
+// positionIn returns m's position in channel, or "" if m is not in it.
+func (m *Message) positionIn(channel string) string {
+	if len(m.Channels) == 1 {
+		// The common case: one user, or everyone.
+		if m.Channels[0] == channel {
+			return m.Positions[0]
 		}
+		return ""
 	}
-	for _, c := range m.Clients {
-		if c == client {
-			return true
-		}
+	if i, ok := slices.BinarySearch(m.Channels, channel); ok {
+		return m.Positions[i]
 	}
-	return false
+	return ""
 }
 
 // Broker carries published events to the hub of every node, assigns their
-// ids and keeps their history. It is the seam between one process and a
-// cluster: the hub does not know which broker it has.
+// positions and keeps each channel's history. It is the seam between one
+// process and a cluster: the hub does not know which broker it has.
+// brokertest.Run is the contract every broker passes.
 //
-// Ids must be one or more unsigned decimal numbers joined by '-' (the memory
-// broker's "epoch-seq", a Redis stream id, a JetStream sequence) and must
-// increase, field by field numerically, in publish order; CompareIDs orders
-// them.
+// Positions must be one or more unsigned decimal numbers joined by '-' (the
+// memory broker's "epoch-seq", a Redis stream id) and must increase within
+// a channel, field by field numerically, in publish order; CompareIDs
+// orders them. Each channel has its own history, so one channel's traffic
+// never trims another's.
 //
 // Implementations must be safe for concurrent use.
 type Broker interface {
-	// Publish assigns m the next id, stores it in the history and delivers
-	// it to every subscription, on every node. It returns the id, or an
-	// error when the broker could not accept the message (which is then not
-	// delivered anywhere). ctx bounds the call.
+	// Publish appends m to each of m.Channels, assigning it a position in
+	// each, and hands it to every subscription that follows one of them
+	// (and, for m.Clients, to every subscription). It returns the id of the
+	// publish, or an error when the broker could not accept it; a broker
+	// whose channels live apart (a Redis Cluster) may then have stored it
+	// in some of them. ctx bounds the call.
 	Publish(ctx context.Context, m Message) (id string, err error)
 
-	// Subscribe delivers to fn, one at a time and in id order, every message
-	// published after Subscribe returns, until ctx is done. fn must not block.
-	// A broker that loses its connection resumes from the last id it
-	// delivered, so a subscription sees no gap and no duplicate. When it
-	// cannot (its history broke: trimmed before it was read, or lost), it
-	// delivers a broadcast message of TypeResync, whose id is where the
-	// unbroken history starts again, so that every client is told. ctx
-	// bounds the whole lifetime of the subscription: the broker stops its
-	// goroutines when it is done.
-	Subscribe(ctx context.Context, fn func(Message)) error
+	// Subscribe starts delivering to fn, one at a time per channel and in
+	// position order within each, every message published after a Follow
+	// of its channel has returned, and every message addressed to
+	// clients, until ctx is done. fn must not block. Messages from
+	// different channels may come from different goroutines. A broker may
+	// deliver messages of channels nobody followed; a subscriber ignores
+	// them. A broker that loses its connection resumes each channel from
+	// the last position it delivered, so no channel sees a gap or a
+	// duplicate. When it cannot (a channel's history broke: trimmed before
+	// it was read, or lost), it delivers a message of TypeResync for that
+	// channel, whose position is where the channel's unbroken history
+	// starts again. ctx bounds the whole lifetime of the subscription: the
+	// broker stops its goroutines when it is done.
+	Subscribe(ctx context.Context, fn func(Message)) (Subscription, error)
 
-	// Replay calls fn, in id order, with every message after afterID that is
-	// still in the history, up to the newest. It returns ErrUnknownID, having
-	// called fn for nothing, when afterID is not in the history or when
-	// messages after it have been trimmed. It stops at the first error fn
-	// returns and returns it.
-	Replay(ctx context.Context, afterID string, fn func(Message) error) error
+	// Read returns, in position order, at most limit messages of channel
+	// after the position after. It returns ErrUnknownID when after is not
+	// a position of this channel's history, or when messages after it have
+	// been trimmed: the caller must then be told that it lost history. An
+	// empty result means nothing was published to channel after it. A
+	// returned Message may carry other channels besides channel.
+	Read(ctx context.Context, channel, after string, limit int) ([]Message, error)
 
-	// Head returns the id of the newest message, or the broker's starting
-	// id when there is none; replaying after it yields what is published
-	// later.
-	Head(ctx context.Context) (string, error)
+	// Head returns channel's newest position, or a position before every
+	// message yet to come when it has none: reading after it yields what
+	// is published later.
+	Head(ctx context.Context, channel string) (string, error)
 }
 
-// CompareIDs orders two broker ids: -1 if a is before b, 0 if equal, +1 if
-// after. Ids are compared field by field ('-' separated) as unsigned decimal
-// numbers; a malformed id sorts before every well-formed one.
+// Subscription is a running Subscribe: the set of channels whose messages
+// it must deliver.
+type Subscription interface {
+	// Follow returns once every message published to the channels after
+	// it returns will reach the subscription's fn. Calls are counted: each
+	// needs its Unfollow. ctx bounds the call.
+	Follow(ctx context.Context, channels ...string) error
+
+	// Unfollow undoes one Follow of each channel. A broker may go on
+	// delivering a channel for a while (so that a client reconnecting at
+	// once finds it followed still).
+	Unfollow(channels ...string)
+}
+
+// CursorStore is an optional interface of a Broker: it keeps, for a
+// connection whose position does not fit in an event id (ids stay within
+// 128 bytes, see the package doc), the whole position under a short key
+// that the id carries instead, where every node of the cluster can read
+// it. A hub whose broker lacks it keeps them in its own memory, which
+// resumes on that node only.
+type CursorStore interface {
+	// SaveCursor keeps value under key for about as long as the history
+	// keeps events. Keys are derived from their value, so saving a key
+	// twice saves the same value.
+	SaveCursor(ctx context.Context, key, value string) error
+	// LoadCursor returns the value saved under key, or ErrUnknownID.
+	LoadCursor(ctx context.Context, key string) (string, error)
+}
+
+// errNoChannel is a broker's answer to a Message that addresses nothing.
+var errNoChannel = errors.New("sse: message has no channel and no client")
+
+// CheckMessage is the validation a broker's Publish applies to m: it must
+// address at least one channel or client, with channels sorted and
+// without repeats. It is exported for the brokers outside this package.
+func CheckMessage(m *Message) error {
+	if len(m.Channels) == 0 && len(m.Clients) == 0 {
+		return errNoChannel
+	}
+	for i, ch := range m.Channels {
+		if ch == "" || (i > 0 && m.Channels[i-1] >= ch) {
+			return errors.New("sse: message channels must be non-empty, sorted and without repeats")
+		}
+	}
+	return nil
+}
+
+// CompareIDs orders two positions of a channel: -1 if a is before b, 0 if
+// equal, +1 if after. Positions are compared field by field ('-'
+// separated) as unsigned decimal numbers; a malformed one sorts before
+// every well-formed one.
 func CompareIDs(a, b string) int {
 	okA, okB := ValidID(a), ValidID(b)
 	switch {
@@ -132,10 +196,11 @@ func sign(n int) int {
 	return 0
 }
 
-// maxIDLen bounds an id, so that a Last-Event-ID stays a cheap header.
+// maxIDLen bounds an event id, so that a Last-Event-ID stays a cheap
+// header that a browser sends cross-origin without a CORS preflight.
 const maxIDLen = 128
 
-// ValidID reports whether id has the broker id form: unsigned decimal
+// ValidID reports whether id has the form of a position: unsigned decimal
 // numbers joined by single '-', at most 128 bytes.
 func ValidID(id string) bool {
 	if id == "" || len(id) > maxIDLen {

@@ -1,6 +1,9 @@
 package sse
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Reasons a stream ends, as counted in Stats.Disconnects.
 const (
@@ -13,24 +16,41 @@ const (
 	ReasonBroker     = "broker"      // the broker could not replay its history
 )
 
-// entry is one framed event with the id it carries, so that the catch-up
-// after a replay can drop what the replay already wrote. Every recipient
-// queues a pointer to the same entry: a queue slot is one word.
+// entry is one event as every recipient queues it: its frame without the
+// id line (each connection writes its own position there) and its
+// positions, by which a stream updates its own and the catch-up after a
+// replay drops what the replay already wrote. Every recipient queues a
+// pointer to the same entry: a queue slot is one word.
 type entry struct {
-	id    string
+	msg   *Message // Channels and Positions; nil for a client-only event
 	frame []byte
-	// resync marks a broker's announcement that its history broke: it is
-	// never "already written" by a replay, whatever its id.
+	// resync marks a broker's announcement that the history of msg's
+	// channels broke: msg's positions are where each starts again. Its
+	// frame is written per connection, and it is never "already written"
+	// by a replay, whatever its position.
 	resync bool
 }
 
+// positionIn returns the entry's position in channel, or "".
+func (e *entry) positionIn(channel string) string {
+	if e.msg == nil {
+		return ""
+	}
+	return e.msg.positionIn(channel)
+}
+
 // client is one registered stream. The hub enqueues into it from the
-// broker's delivery; the stream's own goroutine drains it. Nothing here
-// touches the socket.
+// broker's delivery; the stream's writer drains it (see stream.go for who
+// that is). Nothing here touches the socket, except abort.
 type client struct {
 	id   string
 	user string // "" for an anonymous connection
-	slot int    // index in registry.all, guarded by the registry lock
+	// channels are the channels the stream follows, BroadcastChannel
+	// first, and tags their letters in its event ids; set before the
+	// client is registered, never changed.
+	channels []string
+	tags     []string
+	slot     int // index in registry.all, guarded by the registry lock
 
 	// wake tells the stream's goroutine to look at the client: events are
 	// queued, the hub ended the stream, or its timer fired. Capacity 1. One
@@ -50,19 +70,27 @@ type client struct {
 	limit      int  // BufferSize, once live
 	catchingUp bool // replay in progress: overflow means "replay again", not "disconnect"
 	overflowed bool
-	// floor is the last id the replay wrote, until a live event past it
-	// arrives: a broker's live delivery may lag its history (Redis: the
-	// XREAD loop behind an XRANGE), so an event the replay already wrote
-	// can still come live after the catch-up ended.
-	floor  string
+	// floors[k] is the last position in channels[k] the replay wrote,
+	// until a live event of that channel past it arrives: a broker's live
+	// delivery may lag its history (Redis: a subscription behind a read),
+	// so an event the replay already wrote can still come live after the
+	// catch-up ended. nil when no channel has one.
+	floors []string
 	reason string // why the hub ended the stream; "" while it runs
 	ticked bool   // the stream's heartbeat and rotation timer fired
 }
 
 func newClient(id, user string, limit int, abort func()) *client {
+	channels, tags := []string{BroadcastChannel}, []string{channelTag(BroadcastChannel)}
+	if user != "" {
+		ch := UserChannel(user)
+		channels, tags = append(channels, ch), append(tags, channelTag(ch))
+	}
 	return &client{
 		id:         id,
 		user:       user,
+		channels:   channels,
+		tags:       tags,
 		abort:      abort,
 		limit:      limit,
 		catchingUp: true,
@@ -84,17 +112,42 @@ const (
 	ignored // the stream is ending or replaying over it
 )
 
-// enqueue offers e without ever blocking the publisher. When it queues e
-// to a stream that is owed no wake-up yet, wake is true: the caller must
-// see that the stream is woken, now (signal) or in the next round of its
-// hub's waker.
-func (c *client) enqueue(e *entry, policy OverflowPolicy) (_ enqueueResult, wake bool) {
+// channelIndex returns the index of ch in c.channels, or -1.
+func (c *client) channelIndex(ch string) int {
+	for k, x := range c.channels {
+		if x == ch {
+			return k
+		}
+	}
+	return -1
+}
+
+// followsAny reports whether c follows one of sorted.
+func (c *client) followsAny(sorted []string) bool {
+	for _, ch := range c.channels {
+		if _, ok := slices.BinarySearch(sorted, ch); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// enqueue offers e, which reached c through its channel k at position pos
+// (k -1 and pos "" for an event addressed to c by id), without ever
+// blocking the publisher. When it queues e to a stream that is owed no
+// wake-up yet, wake is true: the caller must see that the stream is woken,
+// now (signal) or in the next round of its hub's waker.
+func (c *client) enqueue(e *entry, k int, pos string, policy OverflowPolicy) (_ enqueueResult, wake bool) {
 	c.mu.Lock()
+	floor := ""
+	if k >= 0 && c.floors != nil && !e.resync {
+		floor = c.floors[k]
+	}
 	switch {
 	case c.reason != "":
 		c.mu.Unlock()
 		return ignored, false
-	case c.floor != "" && !e.resync && CompareIDs(e.id, c.floor) <= 0:
+	case floor != "" && CompareIDs(pos, floor) <= 0:
 		c.mu.Unlock()
 		return ignored, false // the replay wrote it
 	case c.catchingUp && len(c.queue) >= max(c.limit, catchUpLimit):
@@ -111,9 +164,11 @@ func (c *client) enqueue(e *entry, policy OverflowPolicy) (_ enqueueResult, wake
 		c.mu.Unlock()
 		return disconnected, false
 	}
-	// Past the replay (ids only grow) or a resync (ids may start over):
-	// nothing more to drop.
-	c.floor = ""
+	// Past the replay (positions only grow) or a resync (they may start
+	// over): nothing more of this channel to drop.
+	if floor != "" || (e.resync && k >= 0 && c.floors != nil) {
+		c.floors[k] = ""
+	}
 	c.queue = append(c.queue, e)
 	wake = !c.woken
 	c.woken = true
@@ -158,11 +213,11 @@ func (c *client) tick() {
 	c.signal()
 }
 
-// endCatchUp finishes a replay that wrote everything up to last: it returns
-// false if live events overflowed meanwhile (replay again from last), and
-// otherwise drops the queued events the replay already covered and
-// switches the client to live delivery.
-func (c *client) endCatchUp(last string) bool {
+// endCatchUp finishes a replay that wrote, in each channel k, everything
+// up to last[k]: it returns false if live events overflowed meanwhile
+// (replay again from last), and otherwise drops the queued events the
+// replay already covered and switches the client to live delivery.
+func (c *client) endCatchUp(last []string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.overflowed {
@@ -170,16 +225,27 @@ func (c *client) endCatchUp(last string) bool {
 		return false
 	}
 	c.catchingUp = false
-	c.floor = last
+	c.floors = slices.Clone(last)
 	keep := c.queue[:0]
 	for _, e := range c.queue {
-		if e.resync || CompareIDs(e.id, last) > 0 {
+		if e.resync || !c.covered(e, last) {
 			keep = append(keep, e)
 		}
 	}
 	clear(c.queue[len(keep):])
 	c.queue = keep
 	return true
+}
+
+// covered reports whether a replay that reached last wrote e: e is in one
+// of c's channels at or before where the replay got to.
+func (c *client) covered(e *entry, last []string) bool {
+	for k, ch := range c.channels {
+		if p := e.positionIn(ch); p != "" && CompareIDs(p, last[k]) <= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // end closes the stream for reason; the first reason wins. It reports

@@ -160,11 +160,11 @@ func TestHistoryAgeExpiresEvents(t *testing.T) {
 		defer hub.Close()
 		first, _ := hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "n", Data: 1})
 		hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "n", Data: 2})
-		if err := hub.Broker().Replay(t.Context(), first, func(sse.Message) error { return nil }); err != nil {
-			t.Fatalf("replay within HistoryAge: %v", err)
+		if _, err := hub.Broker().Read(t.Context(), sse.BroadcastChannel, first, 10); err != nil {
+			t.Fatalf("read within HistoryAge: %v", err)
 		}
 		time.Sleep(time.Minute + time.Second)
-		err := hub.Broker().Replay(t.Context(), first, func(sse.Message) error { return nil })
+		_, err := hub.Broker().Read(t.Context(), sse.BroadcastChannel, first, 10)
 		if !errors.Is(err, sse.ErrUnknownID) {
 			t.Fatalf("replay of an expired id: %v, want ErrUnknownID", err)
 		}
@@ -173,7 +173,7 @@ func TestHistoryAgeExpiresEvents(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		rec := newRecorder()
 		req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
-		req.Header.Set("Last-Event-ID", first)
+		req.Header.Set("Last-Event-ID", "a"+first) // the broadcast channel's position
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

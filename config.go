@@ -45,12 +45,20 @@ type Config struct {
 	MaxClientsPerUser int
 
 	// HistorySize bounds how many events the in-memory broker keeps for
-	// replay. Defaults to 1000. Ignored when Broker is set.
+	// replay in each channel: every user's own, and the broadcast one.
+	// Defaults to 1000. Ignored when Broker is set.
 	HistorySize int
 
 	// HistoryAge bounds how old a kept event may be. Defaults to 10m.
-	// Ignored when Broker is set.
+	// Ignored when Broker is set, except that it also bounds how long the
+	// hub keeps a cursor for a broker without a CursorStore.
 	HistoryAge time.Duration
+
+	// HistoryBytes bounds everything the in-memory broker keeps for its
+	// history, in all channels together; over it, the oldest events go
+	// first, and a client that needed one gets a resync. Defaults to 64
+	// MiB. Negative means unbounded. Ignored when Broker is set.
+	HistoryBytes int64
 
 	// MaxEventSize bounds an event's encoded type and data, in bytes; a
 	// larger send fails with ErrEventTooLarge. Defaults to 64 KiB.
@@ -123,6 +131,7 @@ func DefaultConfig() Config {
 		MaxClientsPerUser: 5,
 		HistorySize:       1000,
 		HistoryAge:        10 * time.Minute,
+		HistoryBytes:      64 << 20,
 		MaxEventSize:      64 << 10,
 		MaxRecipients:     1000,
 		MaxStreamAge:      time.Hour,
@@ -141,6 +150,7 @@ func (c Config) withDefaults() (Config, error) {
 	orDefault(&c.MaxClientsPerUser, d.MaxClientsPerUser)
 	orDefault(&c.HistorySize, d.HistorySize)
 	orDefault(&c.HistoryAge, d.HistoryAge)
+	orDefault(&c.HistoryBytes, d.HistoryBytes)
 	orDefault(&c.MaxEventSize, d.MaxEventSize)
 	orDefault(&c.MaxRecipients, d.MaxRecipients)
 	orDefault(&c.MaxStreamAge, d.MaxStreamAge)

@@ -177,9 +177,9 @@ type gatedHead struct {
 	release chan struct{}
 }
 
-func (b gatedHead) Head(ctx context.Context) (string, error) {
+func (b gatedHead) Head(ctx context.Context, channel string) (string, error) {
 	<-b.release
-	return b.Broker.Head(ctx)
+	return b.Broker.Head(ctx, channel)
 }
 
 // TestDetachedStreamOpensWithItsPosition shows that a detached stream's

@@ -14,18 +14,20 @@ import (
 
 // Hub routes events to the connections it serves: to one user (all of that
 // user's connections), several users, one connection, or everyone. Sends go
-// through the Broker, which numbers them and keeps their history; the hub
-// hears every message back from its broker subscription and enqueues the
-// frame, encoded once, to each addressed connection.
+// through the Broker, which appends each to the channels it is addressed
+// to and keeps their histories; the hub hears every message of the
+// channels its connections follow back from its broker subscription and
+// enqueues the frame, encoded once, to each of their connections.
 //
-// The hub starts no goroutine of its own beyond what its broker's
-// subscription needs; each stream runs on its request's goroutine. Close
-// or Shutdown ends every stream and the subscription. All methods are safe
-// for concurrent use.
+// The goroutines a hub owns, its locks and their order are described in
+// the package documentation (Concurrency). Close or Shutdown ends every
+// stream and goroutine. All methods are safe for concurrent use.
 type Hub struct {
 	cfg        Config
 	broker     Broker
 	ownsBroker bool
+	sub        Subscription
+	cursors    CursorStore // the broker's, or the hub's own
 	reg        *registry
 	stats      stats
 	waker      *waker // nil: every enqueue wakes its stream at once
@@ -88,21 +90,39 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h := &Hub{cfg: cfg, broker: cfg.Broker, reg: newRegistry(), closed: make(chan struct{})}
 	if h.broker == nil {
-		h.broker = NewMemoryBroker(cfg.HistorySize, cfg.HistoryAge)
+		h.broker = NewMemoryBrokerLimits(MemoryLimits{PerChannel: cfg.HistorySize, MaxAge: cfg.HistoryAge, MaxBytes: max(cfg.HistoryBytes, 0)})
 		h.ownsBroker = true
 	}
+	h.cursors, _ = h.broker.(CursorStore)
+	if h.cursors == nil {
+		h.cursors = newLocalCursors(cfg.HistoryAge)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := h.broker.Subscribe(ctx, h.deliver); err != nil {
+	sub, err := h.broker.Subscribe(ctx, h.deliver)
+	if err == nil {
+		// Every connection follows the broadcast channel: the hub follows
+		// it once, for its whole life.
+		fctx, fcancel := context.WithTimeout(ctx, followTimeout)
+		err = sub.Follow(fctx, BroadcastChannel)
+		fcancel()
+	}
+	if err != nil {
 		cancel()
+		if h.ownsBroker {
+			h.broker.(*MemoryBroker).Close()
+		}
 		return nil, fmt.Errorf("sse: subscribe: %w", err)
 	}
-	h.cancelSub = cancel
+	h.sub, h.cancelSub = sub, cancel
 	if cfg.WriteDelay > 0 {
 		h.waker = newWaker(cfg.WriteDelay)
 		go h.waker.run(h.closed)
 	}
 	return h, nil
 }
+
+// followTimeout bounds the broadcast channel's Follow in New.
+const followTimeout = 30 * time.Second
 
 // NewHub is New for configurations known to be valid, as in the Quick
 // Start; it panics on an invalid Config, like regexp.MustCompile.
@@ -134,7 +154,7 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	m := Message{Users: sortedSet(to.Users), Clients: sortedSet(to.Clients), Type: p.typ, Data: p.data}
+	m := Message{Channels: to.channels(), Clients: sortedSet(to.Clients), Type: p.typ, Data: p.data}
 	id, err := h.broker.Publish(ctx, m)
 	if err != nil {
 		if errors.Is(err, ErrBrokerClosed) {
@@ -144,6 +164,21 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event) (string, error) 
 	}
 	h.stats.published(p.typ)
 	return id, nil
+}
+
+// channels returns the channels t addresses, sorted, without repeats.
+func (t Target) channels() []string {
+	if t.All {
+		return []string{BroadcastChannel}
+	}
+	if len(t.Users) == 0 {
+		return nil
+	}
+	out := make([]string, len(t.Users))
+	for i, u := range t.Users {
+		out[i] = UserChannel(u)
+	}
+	return sortedSet(out)
 }
 
 // sortedSet returns ss sorted and without repeats.
@@ -191,11 +226,13 @@ func (h *Hub) SendToClient(clientID string, ev Event) error {
 }
 
 // deliver is the broker subscription: it frames m once and offers the same
-// bytes to every addressed client without blocking. A message of
-// TypeResync can only come from the broker itself (sends of that type are
-// refused), telling every client that its history broke.
+// bytes to every connection that follows one of m's channels (or that m
+// names by client id) without blocking. A message of TypeResync can only
+// come from the broker itself (sends of that type are refused), telling
+// the followers of its channels that their history broke. Brokers may call
+// it from several goroutines at once (one per channel shard).
 func (h *Hub) deliver(m Message) {
-	var e *entry // framed at the first recipient: none, no framing
+	var e *entry // made at the first recipient: none, no framing
 	n := 0
 	resync := m.Type == TypeResync
 	var wake *[]*client
@@ -205,12 +242,21 @@ func (h *Hub) deliver(m Message) {
 			wake = new([]*client)
 		}
 	}
-	h.reg.each(&m, func(c *client) {
+	h.reg.each(&m, func(c *client, via int) {
 		if e == nil {
-			fr := appendFrame(make([]byte, 0, frameSize(m.ID, m.Type, m.Data)), m.ID, m.Type, m.Data)
-			e = &entry{id: m.ID, frame: fr, resync: resync}
+			e = &entry{resync: resync}
+			if len(m.Channels) > 0 {
+				e.msg = &m
+			}
+			if !resync {
+				e.frame = appendFrame(make([]byte, 0, frameSize("", m.Type, m.Data)), "", m.Type, m.Data)
+			}
 		}
-		res, woken := c.enqueue(e, h.cfg.Overflow)
+		k, pos := -1, ""
+		if via >= 0 {
+			k, pos = c.channelIndex(m.Channels[via]), m.Positions[via]
+		}
+		res, woken := c.enqueue(e, k, pos, h.cfg.Overflow)
 		switch {
 		case woken && wake != nil:
 			*wake = append(*wake, c)
@@ -233,15 +279,12 @@ func (h *Hub) deliver(m Message) {
 		h.wakeLists.Put(wake)
 	}
 	h.stats.delivered(m.Type, n)
-	if resync {
-		h.stats.resyncs.Add(uint64(n))
-	}
 }
 
 // GetConnectedUsers returns the users with at least one connection whose
 // id is a UUID; ConnectedUserIDs returns them all.
 func (h *Hub) GetConnectedUsers() []uuid.UUID {
-	ids := h.reg.users()
+	ids := h.reg.userIDs()
 	out := make([]uuid.UUID, 0, len(ids))
 	for _, id := range ids {
 		if u, err := uuid.Parse(id); err == nil {
@@ -253,7 +296,7 @@ func (h *Hub) GetConnectedUsers() []uuid.UUID {
 
 // ConnectedUserIDs returns the ids of the users with at least one
 // connection.
-func (h *Hub) ConnectedUserIDs() []string { return h.reg.users() }
+func (h *Hub) ConnectedUserIDs() []string { return h.reg.userIDs() }
 
 // GetUserClientCount returns how many connections the user has.
 func (h *Hub) GetUserClientCount(userID uuid.UUID) int { return h.reg.userCount(userID.String()) }

@@ -20,7 +20,7 @@ type laggingBroker struct {
 	held []Message
 }
 
-func (b *laggingBroker) Subscribe(ctx context.Context, fn func(Message)) error {
+func (b *laggingBroker) Subscribe(ctx context.Context, fn func(Message)) (Subscription, error) {
 	b.mu.Lock()
 	b.fn = fn
 	b.mu.Unlock()
@@ -65,7 +65,8 @@ func TestLiveDeliveryLaggingTheReplayIsNotDuplicated(t *testing.T) {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	req.Header.Set("Last-Event-ID", id1)
+	req.Header.Set("Last-Event-ID", "a"+id1) // the broadcast channel's position
+
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,13 @@ package sse_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,18 +123,18 @@ func (b *failingBroker) Publish(ctx context.Context, m sse.Message) (string, err
 	return b.MemoryBroker.Publish(ctx, m)
 }
 
-func (b *failingBroker) Head(ctx context.Context) (string, error) {
+func (b *failingBroker) Head(ctx context.Context, channel string) (string, error) {
 	if b.down.Load() {
 		return "", errDown
 	}
-	return b.MemoryBroker.Head(ctx)
+	return b.MemoryBroker.Head(ctx, channel)
 }
 
-func (b *failingBroker) Replay(ctx context.Context, after string, fn func(sse.Message) error) error {
+func (b *failingBroker) Read(ctx context.Context, channel, after string, limit int) ([]sse.Message, error) {
 	if b.down.Load() {
-		return errDown
+		return nil, errDown
 	}
-	return b.MemoryBroker.Replay(ctx, after, fn)
+	return b.MemoryBroker.Read(ctx, channel, after, limit)
 }
 
 func TestDeadBrokerIsLoud(t *testing.T) {
@@ -204,45 +206,54 @@ func TestRefuseAsksToComeBackLater(t *testing.T) {
 	}
 }
 
-// resyncingBroker lets a test deliver what a broker delivers when its
-// history broke: a broadcast of TypeResync.
+// resyncingBroker lets a test deliver what a broker delivers when a
+// channel's history broke: a message of TypeResync in that channel.
 type resyncingBroker struct {
 	*sse.MemoryBroker
 	mu   sync.Mutex
 	subs []func(sse.Message)
 }
 
-func (b *resyncingBroker) Subscribe(ctx context.Context, fn func(sse.Message)) error {
+func (b *resyncingBroker) Subscribe(ctx context.Context, fn func(sse.Message)) (sse.Subscription, error) {
 	b.mu.Lock()
 	b.subs = append(b.subs, fn)
 	b.mu.Unlock()
 	return b.MemoryBroker.Subscribe(ctx, fn)
 }
 
-func (b *resyncingBroker) breakHistory(id string) {
+func (b *resyncingBroker) breakHistory(channel, pos string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, fn := range b.subs {
-		fn(sse.Message{ID: id, Type: sse.TypeResync, Data: []byte(`{"reason":"history_unavailable"}`)})
+		fn(sse.Message{ID: "x", Channels: []string{channel}, Positions: []string{pos}, Type: sse.TypeResync})
 	}
 }
 
-func TestBrokerResyncReachesEveryClient(t *testing.T) {
+func TestBrokerResyncReachesTheChannelsFollowers(t *testing.T) {
 	t.Parallel()
 	b := &resyncingBroker{MemoryBroker: sse.NewMemoryBroker(100, 0)}
 	defer b.Close()
 	h := newTestHub(t, sse.Config{Broker: b})
-	cs := []*conn{h.dial(t, "a", ""), h.dial(t, "", "")}
-	for _, c := range cs {
+	alice, anon := h.dial(t, "a", ""), h.dial(t, "", "")
+	for _, c := range []*conn{alice, anon} {
 		c.Connected()
 	}
-	b.breakHistory("0-0") // an id lower than any the clients hold
-	for _, c := range cs {
-		if ev := c.NextOf(); ev.Type != sse.TypeResync || ev.ID != "0-0" {
-			t.Fatalf("got %q id %q, want the broker's resync", ev.Type, ev.ID)
+	b.breakHistory(sse.UserChannel("a"), "0-0") // a position lower than any the clients hold
+	ev := alice.NextOf()
+	if ev.Type != sse.TypeResync || !strings.HasSuffix(ev.ID, ".u0-0") {
+		t.Fatalf("alice got %q id %q, want the broker's resync moving her user channel to 0-0", ev.Type, ev.ID)
+	}
+	var data struct{ Channels []string }
+	if err := json.Unmarshal(ev.Data, &data); err != nil || !slices.Equal(data.Channels, []string{"user"}) {
+		t.Fatalf("resync data %s, want channels [user]", ev.Data)
+	}
+	b.breakHistory(sse.BroadcastChannel, "0-0")
+	for _, c := range []*conn{alice, anon} {
+		if ev := c.NextOf(); ev.Type != sse.TypeResync || !strings.HasPrefix(ev.ID, "a0-0") {
+			t.Fatalf("got %q id %q, want the broker's resync of the broadcast channel", ev.Type, ev.ID)
 		}
 	}
-	if got := h.Stats().Resyncs; got != 2 {
-		t.Fatalf("Resyncs = %d, want 2", got)
+	if got := h.Stats().Resyncs; got != 3 {
+		t.Fatalf("Resyncs = %d, want 3", got)
 	}
 }

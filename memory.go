@@ -3,58 +3,148 @@ package sse
 import (
 	"context"
 	"errors"
+	"hash/maphash"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // ErrBrokerClosed is returned by a broker's methods after its Close.
 var ErrBrokerClosed = errors.New("sse: broker closed")
 
-// MemoryBroker is the embedded broker for a single process: it numbers
-// events "epoch-seq", keeps a bounded history in a ring and calls its
-// subscribers synchronously, in order, from Publish. The epoch is the
-// broker's creation time, so ids from an earlier process are unknown to a
-// new one and get a resync, never a wrong replay.
+// MemoryLimits bound a MemoryBroker's history.
+type MemoryLimits struct {
+	// PerChannel is how many events one channel keeps. At least 1.
+	PerChannel int
+	// MaxAge is how old a kept event may be; 0: no age bound.
+	MaxAge time.Duration
+	// MaxBytes bounds everything the broker keeps for its history (event
+	// data and types, channel names, positions, bookkeeping); over it, the
+	// broker's oldest events go first, in every channel. 0: no bound.
+	MaxBytes int64
+}
+
+// MemoryBroker is the embedded broker for a single process.
 //
-// It starts no goroutines. All methods are safe for concurrent use.
+// Positions are "epoch-seq", where seq counts every publish of the broker:
+// an event has the same position in each of its channels, and a channel's
+// positions increase but skip other channels' numbers. The epoch is the
+// broker's creation time, so positions from an earlier process are unknown
+// to a new one and get a resync, never a wrong replay.
+//
+// Each channel keeps its own history, so one user's resume window does not
+// shrink when other users get events: at most PerChannel events, none
+// older than MaxAge, and everything together within MaxBytes (over it, the
+// broker's oldest events go first, from every channel they are in; a
+// client that needed one gets a resync, as for any other loss). A channel
+// whose events are all gone keeps a tombstone — where its history ended —
+// so that a client that saw its last event still resumes without a
+// resync; tombstones count toward MaxBytes, and one dropped for room
+// raises a watermark in a fixed table hashed by channel name, which can
+// make a resume in a long-quiet channel ask for a resync, never miss one.
+//
+// Subscribers are called synchronously, in order, from Publish, with every
+// message: a hub in the same process follows everything. It starts no
+// goroutines. All methods are safe for concurrent use.
 type MemoryBroker struct {
-	maxAge time.Duration
-	epoch  string
-	now    func() time.Time
+	lim   MemoryLimits
+	epoch string
+	now   func() time.Time
+	seed  maphash.Seed
 
 	mu      sync.Mutex
 	seq     uint64
-	ring    []Message // capacity = history size; ring[start] is the oldest
-	start   int
-	n       int
-	trimmed uint64 // seq of the newest message dropped from history
+	bytes   int64          // counted size of everything kept
+	log     deque[*record] // kept events, oldest first (refs 0: dropped)
+	chans   map[string]*chanLog
+	tombs   deque[tomb]       // channels that became empty, oldest first
+	marks   [markSlots]uint64 // seq watermarks of forgotten tombstones
+	cursors cursorCache
 	subs    map[*func(Message)]struct{}
 	closed  bool
 }
 
-var _ Broker = (*MemoryBroker)(nil)
+var (
+	_ Broker      = (*MemoryBroker)(nil)
+	_ CursorStore = (*MemoryBroker)(nil)
+)
 
-// NewMemoryBroker returns a broker that keeps at most size events, none
-// older than maxAge (0: no age bound).
+// record is one kept event, shared by the channels that keep it.
+type record struct {
+	msg  Message
+	seq  uint64
+	size int64 // counted in MemoryBroker.bytes until refs drops to 0
+	refs int   // channels still keeping it
+}
+
+// chanLog is one channel's history.
+type chanLog struct {
+	name    string
+	entries deque[*record]
+	// trimmed is the seq of the newest event dropped from this channel:
+	// a position before it has lost history.
+	trimmed uint64
+	gen     uint64 // counts the times it became empty; a tomb names one
+}
+
+// tomb marks the moment a channel became empty.
+type tomb struct {
+	ch  *chanLog
+	gen uint64
+	at  time.Time
+}
+
+// markSlots is the size of the watermark table of forgotten channels
+// (512 KiB).
+const markSlots = 1 << 16
+
+// Sizes counted per kept thing, beyond the bytes of its strings: the
+// struct, its slots in slices and maps, allocation slack.
+var (
+	recordOverhead  = int64(unsafe.Sizeof(record{})) + 16
+	perChannelSlot  = int64(unsafe.Sizeof("")*2) + 8 // Channels and Positions entries, a deque slot
+	chanLogOverhead = int64(unsafe.Sizeof(chanLog{})) + 64
+)
+
+// NewMemoryBroker returns a broker whose channels keep at most size events
+// each, none older than maxAge (0: no age bound), with no bound on their
+// total; see NewMemoryBrokerLimits.
 func NewMemoryBroker(size int, maxAge time.Duration) *MemoryBroker {
-	if size < 1 {
-		size = 1
-	}
+	return NewMemoryBrokerLimits(MemoryLimits{PerChannel: size, MaxAge: maxAge})
+}
+
+// NewMemoryBrokerLimits returns a broker with the given limits.
+func NewMemoryBrokerLimits(lim MemoryLimits) *MemoryBroker {
+	lim.PerChannel = max(lim.PerChannel, 1)
 	return &MemoryBroker{
-		maxAge: maxAge,
-		epoch:  strconv.FormatInt(time.Now().UnixNano(), 10),
-		now:    time.Now,
-		ring:   make([]Message, size),
-		subs:   make(map[*func(Message)]struct{}),
+		lim:     lim,
+		epoch:   strconv.FormatInt(time.Now().UnixNano(), 10),
+		now:     time.Now,
+		seed:    maphash.MakeSeed(),
+		chans:   make(map[string]*chanLog),
+		cursors: cursorCache{m: make(map[string]cursorEntry)},
+		subs:    make(map[*func(Message)]struct{}),
 	}
 }
 
-// Publish numbers m, keeps it and hands it to every subscriber before it
-// returns; holding the lock across the hand-off is what keeps every
-// subscriber's view in id order.
+// Bytes returns the counted size of the history, which MaxBytes bounds.
+func (b *MemoryBroker) Bytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bytes
+}
+
+// Publish numbers m, keeps it in each of its channels and hands it to
+// every subscriber before it returns; holding the lock across the hand-off
+// is what keeps every subscriber's view in order. The broker keeps m's
+// slices: the caller must not change them afterwards.
 func (b *MemoryBroker) Publish(ctx context.Context, m Message) (string, error) {
+	if err := CheckMessage(&m); err != nil {
+		return "", err
+	}
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -64,29 +154,137 @@ func (b *MemoryBroker) Publish(ctx context.Context, m Message) (string, error) {
 		return "", ErrBrokerClosed
 	}
 	b.seq++
+	now := b.now()
 	m.ID = b.id(b.seq)
-	m.Time = b.now()
-	b.expire(m.Time)
-	if b.n == len(b.ring) {
-		b.drop()
+	m.Time = now
+	if len(m.Channels) > 0 {
+		m.Positions = make([]string, len(m.Channels))
+		for i := range m.Positions {
+			m.Positions[i] = m.ID
+		}
+		r := &record{msg: m, seq: b.seq, size: recordSize(&m)}
+		for _, name := range m.Channels {
+			ch := b.channel(name)
+			if ch.entries.len() >= b.lim.PerChannel {
+				b.dropOldest(ch, now)
+			}
+			ch.entries.push(r)
+			r.refs++
+		}
+		b.log.push(r)
+		b.bytes += r.size
 	}
-	b.ring[(b.start+b.n)%len(b.ring)] = m
-	b.n++
+	b.trim(now)
 	for fn := range b.subs {
 		(*fn)(m)
 	}
 	return m.ID, nil
 }
 
-// Subscribe registers fn until ctx is done.
-func (b *MemoryBroker) Subscribe(ctx context.Context, fn func(Message)) error {
+// recordSize counts what keeping m costs.
+func recordSize(m *Message) int64 {
+	n := recordOverhead + int64(len(m.Type)+len(m.Data)+len(m.ID))
+	for _, ch := range m.Channels {
+		n += perChannelSlot + int64(len(ch))
+	}
+	return n
+}
+
+// channel returns the history of name, creating it. A channel created
+// anew inherits the watermark of any forgotten one under its hash: its
+// history before that may have been lost.
+func (b *MemoryBroker) channel(name string) *chanLog {
+	ch := b.chans[name]
+	if ch == nil {
+		ch = &chanLog{name: name, trimmed: b.marks[b.slot(name)]}
+		b.chans[name] = ch
+		b.bytes += chanLogOverhead + int64(len(name))
+	}
+	return ch
+}
+
+func (b *MemoryBroker) slot(name string) int {
+	return int(maphash.String(b.seed, name) % markSlots)
+}
+
+// dropOldest removes ch's oldest event.
+func (b *MemoryBroker) dropOldest(ch *chanLog, now time.Time) {
+	r := ch.entries.pop()
+	ch.trimmed = r.seq
+	if r.refs--; r.refs == 0 {
+		b.bytes -= r.size
+	}
+	if ch.entries.len() == 0 {
+		ch.gen++
+		b.tombs.push(tomb{ch: ch, gen: ch.gen, at: now})
+	}
+}
+
+// trim drops events older than MaxAge, then the oldest events or
+// tombstones, whichever are older, while the history is over MaxBytes.
+func (b *MemoryBroker) trim(now time.Time) {
+	for b.log.len() > 0 {
+		r := b.log.front()
+		if r.refs == 0 { // dropped from every channel by their own bounds
+			b.log.pop()
+			continue
+		}
+		old := b.lim.MaxAge > 0 && now.Sub(r.msg.Time) > b.lim.MaxAge
+		if !old && !b.over() {
+			break
+		}
+		if !old && b.liveTomb() && !b.tombs.front().at.After(r.msg.Time) {
+			b.forgetTomb()
+			continue
+		}
+		b.log.pop()
+		for _, name := range r.msg.Channels {
+			if ch := b.chans[name]; ch != nil && ch.entries.len() > 0 && ch.entries.front() == r {
+				b.dropOldest(ch, now)
+			}
+		}
+	}
+	for b.over() && b.liveTomb() {
+		b.forgetTomb()
+	}
+}
+
+func (b *MemoryBroker) over() bool { return b.lim.MaxBytes > 0 && b.bytes > b.lim.MaxBytes }
+
+// liveTomb drops stale tombstones (of channels that got events again, or
+// became empty again later) from the front and reports whether one is
+// left.
+func (b *MemoryBroker) liveTomb() bool {
+	for b.tombs.len() > 0 {
+		t := b.tombs.front()
+		if t.ch.gen == t.gen && t.ch.entries.len() == 0 && b.chans[t.ch.name] == t.ch {
+			return true
+		}
+		b.tombs.pop()
+	}
+	return false
+}
+
+// forgetTomb drops the oldest tombstone: its channel goes, and its
+// watermark stays in the table.
+func (b *MemoryBroker) forgetTomb() {
+	ch := b.tombs.pop().ch
+	delete(b.chans, ch.name)
+	b.bytes -= chanLogOverhead + int64(len(ch.name))
+	if s := b.slot(ch.name); b.marks[s] < ch.trimmed {
+		b.marks[s] = ch.trimmed
+	}
+}
+
+// Subscribe registers fn until ctx is done. fn gets every message.
+func (b *MemoryBroker) Subscribe(ctx context.Context, fn func(Message)) (Subscription, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return ErrBrokerClosed
+		return nil, ErrBrokerClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	key := &fn
 	b.subs[key] = struct{}{}
@@ -95,50 +293,82 @@ func (b *MemoryBroker) Subscribe(ctx context.Context, fn func(Message)) error {
 		delete(b.subs, key)
 		b.mu.Unlock()
 	})
-	return nil
+	return followAll{}, nil
 }
 
-// Replay hands fn the kept messages after afterID. The messages are copied
-// out under the lock and fn runs without it, so a slow reader never holds
-// up publishers.
-func (b *MemoryBroker) Replay(ctx context.Context, afterID string, fn func(Message) error) error {
+// followAll is the Subscription of a broker that delivers every message.
+type followAll struct{}
+
+func (followAll) Follow(context.Context, ...string) error { return nil }
+func (followAll) Unfollow(...string)                      {}
+
+// Read returns channel's kept messages after the position after. They are
+// copied out under the lock; their slices are shared and must not be
+// changed.
+func (b *MemoryBroker) Read(ctx context.Context, channel, after string, limit int) ([]Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.closed {
-		b.mu.Unlock()
-		return ErrBrokerClosed
+		return nil, ErrBrokerClosed
 	}
-	b.expire(b.now())
-	seq, ok := b.parse(afterID)
-	if !ok || seq > b.seq || seq < b.trimmed {
-		b.mu.Unlock()
-		return ErrUnknownID
+	b.trim(b.now())
+	seq, ok := b.parse(after)
+	if !ok || seq > b.seq {
+		return nil, ErrUnknownID
 	}
-	// Kept messages have consecutive seqs, the oldest being trimmed+1.
-	skip := int(seq - b.trimmed)
-	out := make([]Message, 0, b.n-skip)
-	for i := skip; i < b.n; i++ {
-		out = append(out, b.ring[(b.start+i)%len(b.ring)])
-	}
-	b.mu.Unlock()
-	for _, m := range out {
-		if err := ctx.Err(); err != nil {
-			return err
+	ch := b.chans[channel]
+	if ch == nil {
+		if seq < b.marks[b.slot(channel)] {
+			return nil, ErrUnknownID
 		}
-		if err := fn(m); err != nil {
-			return err
-		}
+		return nil, nil
 	}
-	return nil
+	if seq < ch.trimmed {
+		return nil, ErrUnknownID
+	}
+	n := ch.entries.len()
+	i := sort.Search(n, func(i int) bool { return ch.entries.at(i).seq > seq })
+	out := make([]Message, 0, min(max(limit, 0), n-i))
+	for ; i < n && len(out) < limit; i++ {
+		out = append(out, ch.entries.at(i).msg)
+	}
+	return out, nil
 }
 
-// Head returns the newest id, "epoch-0" before the first publish.
-func (b *MemoryBroker) Head(context.Context) (string, error) {
+// Head returns the broker's newest position, "epoch-0" before the first
+// publish: it is the head of every channel.
+func (b *MemoryBroker) Head(context.Context, string) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return "", ErrBrokerClosed
 	}
 	return b.id(b.seq), nil
+}
+
+// SaveCursor keeps a cursor for MaxAge (an hour if MaxAge is 0), at most
+// maxCursors of them.
+func (b *MemoryBroker) SaveCursor(_ context.Context, key, value string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrBrokerClosed
+	}
+	b.cursors.save(key, value, b.now(), b.lim.MaxAge)
+	return nil
+}
+
+// LoadCursor returns a saved cursor, or ErrUnknownID.
+func (b *MemoryBroker) LoadCursor(_ context.Context, key string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return "", ErrBrokerClosed
+	}
+	return b.cursors.load(key, b.now(), b.lim.MaxAge)
 }
 
 // Close drops the subscribers and the history; later calls fail with
@@ -148,7 +378,9 @@ func (b *MemoryBroker) Close() error {
 	defer b.mu.Unlock()
 	b.closed = true
 	clear(b.subs)
-	b.ring, b.n = nil, 0
+	b.log, b.tombs, b.chans = deque[*record]{}, deque[tomb]{}, nil
+	b.cursors = cursorCache{}
+	b.bytes = 0
 	return nil
 }
 
@@ -156,7 +388,7 @@ func (b *MemoryBroker) id(seq uint64) string {
 	return b.epoch + "-" + strconv.FormatUint(seq, 10)
 }
 
-// parse returns the seq of one of this broker's ids.
+// parse returns the seq of one of this broker's positions.
 func (b *MemoryBroker) parse(id string) (uint64, bool) {
 	epoch, seq, ok := strings.Cut(id, "-")
 	if !ok || epoch != b.epoch {
@@ -166,20 +398,80 @@ func (b *MemoryBroker) parse(id string) (uint64, bool) {
 	return n, err == nil
 }
 
-// expire drops messages older than maxAge.
-func (b *MemoryBroker) expire(now time.Time) {
-	if b.maxAge <= 0 {
-		return
-	}
-	for b.n > 0 && now.Sub(b.ring[b.start].Time) > b.maxAge {
-		b.drop()
-	}
+// deque is a FIFO on a slice whose front is at head.
+type deque[T any] struct {
+	s    []T
+	head int
 }
 
-// drop removes the oldest kept message.
-func (b *MemoryBroker) drop() {
-	b.trimmed++
-	b.ring[b.start] = Message{}
-	b.start = (b.start + 1) % len(b.ring)
-	b.n--
+func (d *deque[T]) len() int   { return len(d.s) - d.head }
+func (d *deque[T]) push(v T)   { d.s = append(d.s, v) }
+func (d *deque[T]) front() T   { return d.s[d.head] }
+func (d *deque[T]) at(i int) T { return d.s[d.head+i] }
+func (d *deque[T]) pop() (v T) {
+	var zero T
+	v, d.s[d.head] = d.s[d.head], zero
+	d.head++
+	// Move the live part down once the dead part is most of the slice, so
+	// that pushes and pops stay amortized O(1) and the array is reused.
+	if d.head >= 32 && d.head*2 >= len(d.s) {
+		n := copy(d.s, d.s[d.head:])
+		clear(d.s[n:])
+		d.s, d.head = d.s[:n], 0
+	}
+	return v
+}
+
+// maxCursors bounds the cursors a MemoryBroker keeps.
+const maxCursors = 1 << 16
+
+type cursorEntry struct {
+	value string
+	at    time.Time
+	n     uint64 // which save this is, to tell a stale order slot
+}
+
+type cursorSlot struct {
+	key string
+	n   uint64
+}
+
+// cursorCache keeps cursors by key, expiring the oldest first.
+type cursorCache struct {
+	m     map[string]cursorEntry
+	order deque[cursorSlot] // in save order; a key saved again is moved to the back
+	n     uint64
+}
+
+func (c *cursorCache) save(key, value string, now time.Time, maxAge time.Duration) {
+	c.n++
+	c.m[key] = cursorEntry{value, now, c.n}
+	c.order.push(cursorSlot{key, c.n})
+	c.expire(now, maxAge)
+}
+
+func (c *cursorCache) load(key string, now time.Time, maxAge time.Duration) (string, error) {
+	c.expire(now, maxAge)
+	e, ok := c.m[key]
+	if !ok {
+		return "", ErrUnknownID
+	}
+	return e.value, nil
+}
+
+func (c *cursorCache) expire(now time.Time, maxAge time.Duration) {
+	if maxAge <= 0 {
+		maxAge = time.Hour
+	}
+	for c.order.len() > 0 {
+		s := c.order.front()
+		e, ok := c.m[s.key]
+		if ok && e.n == s.n {
+			if len(c.m) <= maxCursors && now.Sub(e.at) <= maxAge {
+				return
+			}
+			delete(c.m, s.key)
+		}
+		c.order.pop()
+	}
 }

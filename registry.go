@@ -1,20 +1,26 @@
 package sse
 
-import "sync"
+import (
+	"slices"
+	"strings"
+	"sync"
+)
 
-// registry indexes the live clients three ways: all of them (for
-// broadcasts, a slice so that fan-out is a linear walk), by client id, and
-// by user (oldest first, for MaxClientsPerUser). Sending to one user costs
-// that user's connections, not the hub's.
+// registry indexes the live clients by the channels they follow: every
+// client follows the broadcast channel (all, a slice, so that fan-out is a
+// linear walk), and the others are a map from channel to its followers,
+// oldest first (for MaxClientsPerUser). Sending to one user costs that
+// user's connections, not the hub's. It also finds clients by id.
 type registry struct {
-	mu     sync.RWMutex
-	all    []*client
-	byID   map[string]*client
-	byUser map[string][]*client
+	mu        sync.RWMutex
+	all       []*client
+	byID      map[string]*client
+	byChannel map[string][]*client
+	users     int // user channels with a follower
 }
 
 func newRegistry() *registry {
-	return &registry{byID: make(map[string]*client), byUser: make(map[string][]*client)}
+	return &registry{byID: make(map[string]*client), byChannel: make(map[string][]*client)}
 }
 
 // add registers c unless the hub is full (maxClients < 0: no limit). When
@@ -23,8 +29,8 @@ func newRegistry() *registry {
 func (r *registry) add(c *client, maxClients, maxPerUser int) (evicted *client, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c.user != "" && maxPerUser > 0 && len(r.byUser[c.user]) >= maxPerUser {
-		evicted = r.byUser[c.user][0]
+	if uc := r.byChannel[UserChannel(c.user)]; c.user != "" && maxPerUser > 0 && len(uc) >= maxPerUser {
+		evicted = uc[0]
 		r.removeLocked(evicted)
 	} else if maxClients > 0 && len(r.all) >= maxClients {
 		return nil, false
@@ -32,8 +38,11 @@ func (r *registry) add(c *client, maxClients, maxPerUser int) (evicted *client, 
 	c.slot = len(r.all)
 	r.all = append(r.all, c)
 	r.byID[c.id] = c
-	if c.user != "" {
-		r.byUser[c.user] = append(r.byUser[c.user], c)
+	for _, ch := range c.channels[1:] {
+		if len(r.byChannel[ch]) == 0 && strings.HasPrefix(ch, userPrefix) {
+			r.users++
+		}
+		r.byChannel[ch] = append(r.byChannel[ch], c)
 	}
 	return evicted, true
 }
@@ -55,56 +64,47 @@ func (r *registry) removeLocked(c *client) bool {
 	last.slot = c.slot
 	r.all[len(r.all)-1] = nil
 	r.all = r.all[:len(r.all)-1]
-	if c.user != "" {
-		cs := r.byUser[c.user]
-		for i, o := range cs {
-			if o == c {
-				cs = append(cs[:i], cs[i+1:]...)
-				break
-			}
+	for _, ch := range c.channels[1:] {
+		cs := r.byChannel[ch]
+		if i := slices.Index(cs, c); i >= 0 {
+			cs = slices.Delete(cs, i, i+1)
 		}
-		if len(cs) == 0 {
-			delete(r.byUser, c.user)
-		} else {
-			r.byUser[c.user] = cs
+		if len(cs) > 0 {
+			r.byChannel[ch] = cs
+			continue
+		}
+		delete(r.byChannel, ch)
+		if strings.HasPrefix(ch, userPrefix) {
+			r.users--
 		}
 	}
 	return true
 }
 
-// each calls fn for every client m is addressed to, once each, under the
-// read lock; fn must not block.
-func (r *registry) each(m *Message, fn func(*client)) {
+// each calls fn once for every client m is addressed to, under the read
+// lock, with the index in m.Channels of the channel it was reached
+// through (-1: by its client id); fn must not block. A client that follows
+// several of m's channels is reached through the first of them only.
+func (r *registry) each(m *Message, fn func(c *client, via int)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if m.Broadcast() {
-		for _, c := range r.all {
-			fn(c)
+	for i, ch := range m.Channels {
+		cs := r.all
+		if ch != BroadcastChannel {
+			cs = r.byChannel[ch]
 		}
-		return
-	}
-	// Publish sorted and compacted Users and Clients: no repeats to skip.
-	for _, u := range m.Users {
-		for _, c := range r.byUser[u] {
-			fn(c)
+		for _, c := range cs {
+			if i > 0 && c.followsAny(m.Channels[:i]) {
+				continue
+			}
+			fn(c, i)
 		}
 	}
 	for _, id := range m.Clients {
-		c := r.byID[id]
-		if c == nil || (c.user != "" && contains(m.Users, c.user)) {
-			continue
-		}
-		fn(c)
-	}
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
+		if c := r.byID[id]; c != nil && !c.followsAny(m.Channels) {
+			fn(c, -1)
 		}
 	}
-	return false
 }
 
 // snapshot returns every client; for shutdown.
@@ -118,16 +118,18 @@ func (r *registry) snapshot() []*client {
 func (r *registry) counts() (clients, users int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.all), len(r.byUser)
+	return len(r.all), r.users
 }
 
-// users returns the connected user ids.
-func (r *registry) users() []string {
+// userIDs returns the connected user ids.
+func (r *registry) userIDs() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.byUser))
-	for u := range r.byUser {
-		out = append(out, u)
+	out := make([]string, 0, r.users)
+	for ch := range r.byChannel {
+		if u, ok := strings.CutPrefix(ch, userPrefix); ok {
+			out = append(out, u)
+		}
 	}
 	return out
 }
@@ -136,5 +138,5 @@ func (r *registry) users() []string {
 func (r *registry) userCount(user string) int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.byUser[user])
+	return len(r.byChannel[UserChannel(user)])
 }

@@ -96,14 +96,20 @@ func TestUnknownOrExpiredIDGetsResync(t *testing.T) {
 		ids = append(ids, id)
 	}
 	epoch, _, _ := strings.Cut(ids[0], "-")
+	// Broadcast positions are "a" + the broker's; the memory broker's head
+	// is the same in every channel.
+	head := "a" + ids[4] + ".u" + ids[4]
 	cases := map[string]string{
-		"trimmed":       ids[0], // ids[1] is gone from the history of 3
-		"malformed":     "not-an-id",
-		"other process": "1-1",
-		"future":        epoch + "-99",
-		"oversized":     strings.Repeat("1", 4096),
-		"empty field":   "1--1",
-		"negative":      "-5",
+		"trimmed":        "a" + ids[0], // ids[1] is gone from the history of 3
+		"earlier format": ids[1],       // a bare position, as ssekit wrote before channels
+		"malformed":      "not-an-id",
+		"other process":  "a1-1",
+		"future":         "a" + epoch + "-99",
+		"oversized":      strings.Repeat("1", 4096),
+		"empty field":    "a1--1",
+		"negative":       "-5",
+		"repeated tag":   "a" + ids[3] + ".a" + ids[4],
+		"unknown cursor": "c1z2y3",
 	}
 	for name, last := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -112,8 +118,8 @@ func TestUnknownOrExpiredIDGetsResync(t *testing.T) {
 				t.Fatal("resumed = true on an unknown id")
 			}
 			ev := c.NextOf()
-			if ev.Type != sse.TypeResync || ev.ID != ids[4] {
-				t.Fatalf("got %q id %q, want resync with the head id %q", ev.Type, ev.ID, ids[4])
+			if ev.Type != sse.TypeResync || ev.ID != head {
+				t.Fatalf("got %q id %q, want resync with the head id %q", ev.Type, ev.ID, head)
 			}
 			var d struct {
 				Reason      string `json:"reason"`
@@ -125,7 +131,7 @@ func TestUnknownOrExpiredIDGetsResync(t *testing.T) {
 		})
 	}
 	// The oldest kept position still resumes without a resync.
-	c := h.dial(t, "u", ids[1])
+	c := h.dial(t, "u", "a"+ids[1])
 	if d := c.Connected(); !d.Resumed {
 		t.Fatal("resumed = false from the oldest kept position")
 	}
@@ -206,7 +212,8 @@ func TestClientIDsAreNeverWrittenBack(t *testing.T) {
 	// the hub did not issue must not reach the wire, or a crafted link
 	// could inject events into a victim's stream.
 	h := newTestHub(t, sse.Config{})
-	head, _ := h.Broker().Head(t.Context())
+	pos, _ := h.Broker().Head(t.Context(), sse.BroadcastChannel)
+	head := "a" + pos + ".u" + pos
 	c := dialURL(t, h.srv.URL+"?user=u&lastEventId=x%0Aevent:%20evil%0Adata:%20pwned%0A%0A", "", "")
 	var types []string
 	for range 2 {

@@ -265,7 +265,7 @@ func TestManyClientsManyEventsInOrder(t *testing.T) {
 			if string(ev.Data) != fmt.Sprint(want) {
 				t.Fatalf("client %d: data %s, want %d", i, ev.Data, want)
 			}
-			if last != "" && sse.CompareIDs(ev.ID, last) <= 0 {
+			if last != "" && !ssetest.Moved(last, ev.ID) {
 				t.Fatalf("client %d: id %s after %s", i, ev.ID, last)
 			}
 			last = ev.ID

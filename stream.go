@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -25,8 +27,12 @@ const maxCatchUpPasses = 8
 // enough for its retry hint, not for a peer that stopped reading.
 const endGrace = time.Second
 
-// flushAt is how much replayed data is gathered before a write.
-const flushAt = 32 << 10
+// flushAt is how much replayed data is gathered before a write;
+// maxCursorLen bounds the position a cursor may hold.
+const (
+	flushAt      = 32 << 10
+	maxCursorLen = 4 << 10
+)
 
 // ServeStream serves one event stream on w for userID ("" for an anonymous
 // connection) and returns when it ends: the client went away, the hub ended
@@ -128,8 +134,9 @@ func lastEventID(r *http.Request) string {
 	return r.URL.Query().Get("lastEventId")
 }
 
-// stream is one connection's writer; it lives on the request goroutine and
-// is the only thing that touches w.
+// stream is one connection's writer, the only thing that touches w: it
+// runs on the request's goroutine, or on a goroutine of the hub for a
+// detached stream (see ServeStream).
 type stream struct {
 	hub *Hub
 	c   *client
@@ -141,6 +148,14 @@ type stream struct {
 	head []byte
 	// deadline is the write deadline last set on the connection.
 	deadline time.Time
+
+	// pos[k] is the stream's position in c.channels[k]: the last event of
+	// that channel it wrote, or where it started.
+	pos []string
+	// cursor is the key of the last cursor the stream saved (when its
+	// position stopped fitting in an id), and base the positions it holds.
+	cursor string
+	base   []string
 }
 
 // jitteredRetry returns 1–2× the larger of base and RetryInterval, in
@@ -153,21 +168,31 @@ func (h *Hub) jitteredRetry(base time.Duration) int64 {
 // run writes the opening, the replay and then live events until the stream
 // ends; it returns why it ended.
 func (s *stream) run(ctx context.Context, resumeFrom string) string {
-	h := s.hub
+	h, c := s.hub, s.c
 	s.buf = appendRetry(s.buf, h.cfg.RetryInterval.Milliseconds())
-	var err error
-	if resumeFrom == "" {
-		head, herr := h.broker.Head(ctx)
-		if herr != nil {
-			// Without a position the client could not resume later without
-			// a gap: send it away to come back when the broker answers.
-			h.cfg.Logger.Warn("sse: broker head failed; stream refused", "err", herr)
+	// The live feed of the stream's channels must run before it reads
+	// where they are: then whatever is published after that reaches it
+	// live, and the replay covers the rest.
+	if own := c.channels[1:]; len(own) > 0 {
+		if err := h.sub.Follow(ctx, own...); err != nil {
+			if ctx.Err() != nil {
+				return ReasonClientGone
+			}
+			h.cfg.Logger.Warn("sse: broker follow failed; stream refused", "err", err)
 			return s.endWithRetry(ReasonBroker)
 		}
-		s.appendConnected(head, false)
-		err = s.catchUp(ctx, head, nil)
-	} else {
-		err = s.catchUp(ctx, resumeFrom, func(resumed bool) { s.appendConnected("", resumed) })
+		defer h.sub.Unfollow(own...)
+	}
+	from, lost, named, err := s.start(ctx, resumeFrom)
+	if err == nil && resumeFrom == "" {
+		// A fresh stream's connected event carries its position, so that a
+		// browser that reconnects before any event arrived still resumes
+		// from there.
+		s.pos = from
+		err = s.appendConnected(false, true)
+	}
+	if err == nil {
+		err = s.catchUp(ctx, resumeFrom, from, lost, named)
 	}
 	switch {
 	case errors.Is(err, errWrite):
@@ -183,103 +208,324 @@ func (s *stream) run(ctx context.Context, resumeFrom string) string {
 	return s.live(ctx)
 }
 
-// appendConnected appends the connected event. A fresh stream's carries
-// the broker's head as its id, so that a browser that reconnects before any
-// event arrived still resumes from there; a resuming stream's carries none
-// (id is ""), so that it moves the client's position only through the
-// events replayed to it, or through a resync.
-func (s *stream) appendConnected(id string, resumed bool) {
+// start returns where the stream starts in each of its channels: after
+// the positions its Last-Event-ID carries, and at the channel's head for a
+// fresh stream or a channel the id does not name (one the client did not
+// follow before). lost marks the channels whose history the client cannot
+// get back: every one when the id is not one this hub writes (an earlier
+// version's, a forged or expired one). named marks the channels the id
+// carries a position for. A position the id carries may still be unknown
+// to the broker; catchUp finds out.
+func (s *stream) start(ctx context.Context, lastID string) (from []string, lost, named []bool, err error) {
+	c := s.c
+	from, lost, named = make([]string, len(c.channels)), make([]bool, len(c.channels)), make([]bool, len(c.channels))
+	var known map[string]string
+	if lastID != "" {
+		var ok bool
+		if known, ok = s.hub.resolveID(ctx, lastID); !ok {
+			for k := range lost {
+				lost[k] = true
+			}
+		}
+	}
+	for k, ch := range c.channels {
+		if p, ok := known[c.tags[k]]; ok {
+			from[k], named[k] = p, true
+			continue
+		}
+		if from[k], err = s.hub.broker.Head(ctx, ch); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return from, lost, named, nil
+}
+
+// resolveID returns the positions by channel tag that a Last-Event-ID
+// stands for, loading its cursor if it has one. It reports false for an id
+// this hub does not know.
+func (h *Hub) resolveID(ctx context.Context, id string) (map[string]string, bool) {
+	p, ok := parseID(id, maxIDLen)
+	if !ok {
+		return nil, false
+	}
+	if p.cursor == "" {
+		// Every id the hub writes has the broadcast channel's position.
+		_, ok := p.pos[channelTag(BroadcastChannel)]
+		return p.pos, ok
+	}
+	value, err := h.cursors.LoadCursor(ctx, p.cursor)
+	if err != nil {
+		if !errors.Is(err, ErrUnknownID) {
+			h.cfg.Logger.Warn("sse: cursor load failed; the client resyncs", "err", err)
+		}
+		return nil, false
+	}
+	base, ok := parseID(value, maxCursorLen)
+	if !ok || base.cursor != "" {
+		return nil, false
+	}
+	maps.Copy(base.pos, p.pos) // what changed since the cursor
+	_, ok = base.pos[channelTag(BroadcastChannel)]
+	return base.pos, ok
+}
+
+// appendConnected appends the connected event, with the stream's position
+// as its id when withID (a fresh stream's), and none for a resuming one,
+// which moves the client's position only through the events replayed to
+// it, or through a resync.
+func (s *stream) appendConnected(resumed, withID bool) error {
 	data, _ := json.Marshal(struct {
 		ClientID  string `json:"client_id"`
 		Timestamp string `json:"timestamp"`
 		Resumed   bool   `json:"resumed"`
 	}{s.c.id, time.Now().UTC().Format(time.RFC3339Nano), resumed})
-	s.buf = appendFrame(s.buf, id, TypeConnected, data)
+	if withID {
+		var err error
+		if s.buf, err = s.appendID(s.buf); err != nil {
+			return err
+		}
+	}
+	s.buf = appendFrame(s.buf, "", TypeConnected, data)
+	return nil
 }
 
-// catchUp replays the history after from, writing what is addressed to
-// this client, then hands over to live delivery without a gap or a
-// duplicate: live events queued meanwhile that the replay already wrote
-// are dropped, and if they overflowed, the replay runs again from where it
-// got to. opening, if not nil, is called before the first frame with
-// whether the broker knew from. A from that is not an id of the broker form
-// is unknown without asking the broker: it came from the client and is
-// never trusted, let alone written back.
-func (s *stream) catchUp(ctx context.Context, from string, opening func(resumed bool)) error {
+// replayPage is how many messages catchUp reads from a channel at a time.
+const replayPage = 256
+
+// catchUp replays each channel's history after from, then hands over to
+// live delivery without a gap or a duplicate: live events queued meanwhile
+// that the replay already wrote are dropped, and if they overflowed, the
+// replay runs again from where it got to. The channels' histories are
+// merged by time, each in its own order, a page at a time, so that a
+// resume reads only this stream's channels and holds a page of each. A
+// channel whose history is gone (lost[k], or a position the broker does
+// not know) is announced with one resync naming it, and starts at its
+// head; the others replay as usual. lastID is the client's, echoed in the
+// resync when it has the form of an id; a non-empty one makes this a
+// resume, whose connected event is written first, saying whether a
+// channel the id named (named[k]) resumes.
+func (s *stream) catchUp(ctx context.Context, lastID string, from []string, lost, named []bool) error {
 	h, c := s.hub, s.c
-	resynced := false
-	for pass := 0; pass < maxCatchUpPasses; pass++ {
-		last := from
-		replay := h.broker.Replay
-		if !ValidID(from) {
-			replay = unknownID
+	s.pos = from
+	pagers := make([]pager, len(c.channels))
+	for k, ch := range c.channels {
+		pagers[k] = pager{ch: ch, after: from[k]}
+	}
+	// The first page of every channel tells which ones lost history,
+	// before anything is written.
+	for k := range pagers {
+		if lost[k] {
+			continue
 		}
-		err := replay(ctx, from, func(m Message) error {
-			if opening != nil {
-				opening(true)
-				opening = nil
-			}
-			last = m.ID
-			if !m.addressedTo(c.user, c.id) {
-				return nil
-			}
-			s.buf = appendFrame(s.buf, m.ID, m.Type, m.Data)
-			h.stats.replayed.Add(1)
-			if len(s.buf) >= flushAt {
-				return s.write()
-			}
-			return nil
-		})
-		if errors.Is(err, ErrUnknownID) && !resynced {
-			if opening != nil {
-				opening(false)
-				opening = nil
-			}
-			head, herr := h.broker.Head(ctx)
-			if herr != nil {
-				return herr
-			}
-			s.appendResync(from, head)
-			resynced = true
-			from = head
-			pass--
+		err := pagers[k].fill(ctx, h.broker)
+		if errors.Is(err, ErrUnknownID) {
+			lost[k] = true
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if opening != nil {
-			opening(true)
-			opening = nil
+	}
+	resumed := false
+	for k := range lost {
+		resumed = resumed || (named[k] && !lost[k])
+	}
+	if lastID != "" {
+		if err := s.appendConnected(resumed, false); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(lost, true) {
+		var names []string
+		for k, ch := range c.channels {
+			if !lost[k] {
+				continue
+			}
+			head, err := h.broker.Head(ctx, ch)
+			if err != nil {
+				return err
+			}
+			s.pos[k], pagers[k] = head, pager{ch: ch, after: head}
+			names = append(names, channelKind(ch))
+		}
+		if err := s.appendResync(lastID, names); err != nil {
+			return err
+		}
+	}
+	for pass := 0; pass < maxCatchUpPasses; pass++ {
+		if err := s.replay(ctx, pagers); err != nil {
+			return err
 		}
 		if err := s.write(); err != nil {
 			return err
 		}
-		if c.endCatchUp(last) {
+		if c.endCatchUp(s.pos) {
 			return nil
 		}
-		from = last
+		for k := range pagers {
+			pagers[k] = pager{ch: c.channels[k], after: s.pos[k]}
+		}
 	}
 	return errCatchUp
 }
 
-// unknownID is Replay for an id that cannot be the broker's.
-func unknownID(context.Context, string, func(Message) error) error { return ErrUnknownID }
+// replay writes the channels' messages, oldest first, until every pager
+// is done.
+func (s *stream) replay(ctx context.Context, pagers []pager) error {
+	h := s.hub
+	for {
+		next := -1
+		for k := range pagers {
+			p := &pagers[k]
+			if !p.done && len(p.page) == 0 {
+				if err := p.fill(ctx, h.broker); err != nil {
+					if errors.Is(err, ErrUnknownID) {
+						// Trimmed under the replay: what it wrote stands;
+						// the client reconnects and is told of the rest.
+						return fmt.Errorf("channel %s: %w", channelKind(p.ch), err)
+					}
+					return err
+				}
+			}
+			if len(p.page) > 0 && (next < 0 || p.page[0].Time.Before(pagers[next].page[0].Time)) {
+				next = k
+			}
+		}
+		if next < 0 {
+			return nil
+		}
+		m := &pagers[next].page[0]
+		pagers[next].page = pagers[next].page[1:]
+		// A message of several of the stream's channels is written once,
+		// through the first of them to reach it: the others are at or
+		// past its position by then.
+		if !s.advance(m) {
+			continue
+		}
+		var err error
+		if s.buf, err = s.appendID(s.buf); err != nil {
+			return err
+		}
+		s.buf = appendFrame(s.buf, "", m.Type, m.Data)
+		h.stats.replayed.Add(1)
+		if len(s.buf) >= flushAt {
+			if err := s.write(); err != nil {
+				return err
+			}
+		}
+	}
+}
 
-// appendResync appends the resync event, whose id moves the client to the
-// head: what it missed is gone, and it should refetch its state. The
-// client's id is echoed only when it has the form of an id.
-func (s *stream) appendResync(lastID, head string) {
-	if !ValidID(lastID) {
+// advance moves the stream's position to m's in each of its channels that
+// m is in, and reports whether it moved: false when the stream already
+// wrote m.
+func (s *stream) advance(m *Message) bool {
+	in := 0
+	for k, ch := range s.c.channels {
+		if p := m.positionIn(ch); p != "" {
+			if CompareIDs(p, s.pos[k]) <= 0 {
+				return false
+			}
+			in++
+		}
+	}
+	if in == 0 {
+		return false
+	}
+	for k, ch := range s.c.channels {
+		if p := m.positionIn(ch); p != "" {
+			s.pos[k] = p
+		}
+	}
+	return true
+}
+
+// pager reads one channel's history a page at a time.
+type pager struct {
+	ch    string
+	after string
+	page  []Message
+	done  bool // the last read returned nothing
+}
+
+func (p *pager) fill(ctx context.Context, b Broker) error {
+	page, err := b.Read(ctx, p.ch, p.after, replayPage)
+	if err != nil {
+		return err
+	}
+	if len(page) == 0 {
+		p.done = true
+		return nil
+	}
+	p.page = page
+	p.after = page[len(page)-1].positionIn(p.ch)
+	return nil
+}
+
+// appendResync appends the resync event: the channels named have lost
+// history, and the event's id moves the client to their head (and keeps
+// its place in the others). The client's last id is echoed only when it
+// has the form of an id.
+func (s *stream) appendResync(lastID string, channels []string) error {
+	if _, ok := parseID(lastID, maxIDLen); !ok && !ValidID(lastID) {
 		lastID = ""
 	}
 	data, _ := json.Marshal(struct {
-		Reason      string `json:"reason"`
-		LastEventID string `json:"last_event_id"`
-	}{"history_unavailable", lastID})
-	s.buf = appendFrame(s.buf, head, TypeResync, data)
+		Reason      string   `json:"reason"`
+		LastEventID string   `json:"last_event_id"`
+		Channels    []string `json:"channels"`
+	}{"history_unavailable", lastID, channels})
+	var err error
+	if s.buf, err = s.appendID(s.buf); err != nil {
+		return err
+	}
+	s.buf = appendFrame(s.buf, "", TypeResync, data)
 	s.hub.stats.resyncs.Add(1)
+	return nil
 }
+
+// appendID appends the id line of the stream's position. When the
+// position does not fit in maxIDLen, the id names a cursor that holds it
+// (saved through the hub's CursorStore, by every node readable when the
+// broker is one), followed by the channels that moved since: a new cursor
+// is saved only once those no longer fit either.
+func (s *stream) appendID(b []byte) ([]byte, error) {
+	c := s.c
+	b = append(b, "id: "...)
+	start := len(b)
+	b = appendPositions(b, c.tags, s.pos)
+	if len(b)-start > maxIDLen {
+		value := string(b[start:])
+		b = b[:start]
+		if s.cursor != "" {
+			b = appendDelta(b, s.cursor, c.tags, s.pos, s.base)
+		}
+		if s.cursor == "" || len(b)-start > maxIDLen {
+			if len(value) > maxCursorLen {
+				return b, fmt.Errorf("%w: a position of %d bytes", errCursor, len(value))
+			}
+			key := cursorKey([]byte(value))
+			ctx, cancel := context.WithTimeout(context.Background(), cursorTimeout)
+			err := s.hub.cursors.SaveCursor(ctx, key, value)
+			cancel()
+			if err != nil {
+				return b, fmt.Errorf("%w: %w", errCursor, err)
+			}
+			s.cursor, s.base = key, slices.Clone(s.pos)
+			b = append(b[:start], cursorTag)
+			b = append(b, key...)
+		}
+	}
+	return append(b, '\n'), nil
+}
+
+// errCursor ends a stream whose position could not be saved: an event
+// written without a position the client can resume from would break the
+// delivery promise.
+var errCursor = errors.New("sse: cannot save the stream's position")
+
+// cursorTimeout bounds saving a cursor.
+const cursorTimeout = 5 * time.Second
 
 // live writes queued events as they come, a batch per wake-up, and
 // heartbeats when the stream has been silent for HeartbeatInterval. One
@@ -325,23 +571,15 @@ func (s *stream) live(ctx context.Context) string {
 			return s.endWithRetry(reason)
 		}
 		if len(q) > 0 {
-			var err error
-			if len(q) == 1 {
-				// The common case at modest rates: write the shared frame
-				// itself, no copy.
-				err = s.writeBytes(q[0].frame)
-			} else {
-				n := 0
-				for _, e := range q {
-					n += len(e.frame)
-				}
-				s.buf = slices.Grow(s.buf, n)
-				for _, e := range q {
-					s.buf = append(s.buf, e.frame...)
-				}
+			err := s.appendQueued(q)
+			if err == nil {
 				err = s.write()
 			}
 			clear(q) // let written frames be collected
+			if errors.Is(err, errCursor) {
+				h.cfg.Logger.Warn("sse: stream ended", "err", err)
+				return s.endWithRetry(ReasonBroker)
+			}
 			if err != nil {
 				return ReasonWriteError
 			}
@@ -367,6 +605,44 @@ func (s *stream) live(ctx context.Context) string {
 		}
 		timer.Reset(next(now))
 	}
+}
+
+// appendQueued appends the frames of q, each with the id line of the
+// stream's position after it. An event addressed to the connection by id
+// moves no position and carries no id (the client keeps its last); a
+// broker's resync moves its channels to where their history starts again.
+func (s *stream) appendQueued(q []*entry) error {
+	n := 0
+	for _, e := range q {
+		n += len(e.frame) + 16 + 24*len(s.pos)
+	}
+	s.buf = slices.Grow(s.buf, n)
+	var err error
+	for _, e := range q {
+		if e.resync {
+			var lost []string
+			for k, ch := range s.c.channels {
+				if p := e.positionIn(ch); p != "" {
+					s.pos[k] = p
+					lost = append(lost, channelKind(ch))
+				}
+			}
+			if err := s.appendResync("", lost); err != nil {
+				return err
+			}
+			continue
+		}
+		if e.msg != nil && !s.advance(e.msg) {
+			continue // the replay wrote it (a broker may repeat across a reconnect)
+		}
+		if e.msg != nil {
+			if s.buf, err = s.appendID(s.buf); err != nil {
+				return err
+			}
+		}
+		s.buf = append(s.buf, e.frame...)
+	}
+	return nil
 }
 
 // errWrite marks a failed or stalled write to the client.

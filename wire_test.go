@@ -59,7 +59,10 @@ func TestStreamHeadersAndOpening(t *testing.T) {
 		t.Fatal(err)
 	}
 	frame := rawUntil(t, resp.Body, "event: notification")
-	want := "id: " + id + "\nevent: notification\ndata: {\"n\":1,\"title\":\"Hi\"}\n\n"
+	// The id is the stream's position: where it joined the broadcast
+	// channel, and the event's in the user's.
+	joined, _, _ := ssetest.Positions(strings.TrimPrefix(lines[0], "id: "))
+	want := "id: a" + joined["a"] + ".u" + id + "\nevent: notification\ndata: {\"n\":1,\"title\":\"Hi\"}\n\n"
 	if frame != want {
 		t.Fatalf("frame %q, want %q", frame, want)
 	}

@@ -1,8 +1,10 @@
 // Package brokertest is the conformance suite every sse.Broker must pass,
 // in the manner of testing/slogtest: a broker package calls Run from its own
 // tests with a function that makes a fresh broker, and the suite checks the
-// written contract of sse.Broker against it (delivery, order, exactly-once,
-// replay, ErrUnknownID, context handling and stopping).
+// written contract of sse.Broker against it: live delivery of followed
+// channels, order and exactly-once per channel, reads of each channel's own
+// history (which other channels' traffic never trims), positions and
+// ErrUnknownID, context handling and stopping.
 //
 //	func TestConformance(t *testing.T) {
 //		brokertest.Run(t, func(t *testing.T) sse.Broker {
@@ -24,49 +26,57 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	sse "github.com/ssekit/sse"
 )
 
-// MinHistory is how many of the newest messages a broker under test must
-// keep for replay; a smaller history fails the suite.
+// MinHistory is how many of the newest messages of a channel a broker
+// under test must keep for replay; a smaller history fails the suite.
 const MinHistory = 10
 
-// MaxHistory bounds the history the suite is willing to fill to see a
-// broker trim: a broker under test must trim some of its history once
-// MaxHistory messages have been published, or its trimming case fails.
+// MaxHistory bounds the messages the suite is willing to publish to one
+// channel to see a broker trim it: a broker under test must trim some of a
+// channel's history once MaxHistory messages have been published to it,
+// or its trimming case fails.
 const MaxHistory = 5000
 
 // wait bounds every wait for an asynchronous delivery. It is a failure
 // bound for a broken broker, not a performance expectation.
 const wait = 15 * time.Second
 
+// page is the limit the suite reads with.
+const page = 1000
+
 // Run runs the suite. newBroker is called once per case, with that case's
-// *testing.T, and must return a broker with an empty history that keeps at
-// least MinHistory messages and trims before MaxHistory; it registers the
-// broker's cleanup with t.Cleanup. Cases run one after another.
+// *testing.T, and must return a broker whose channels are empty, each
+// keeping at least MinHistory messages and trimming before MaxHistory,
+// with no bound on their total that MaxHistory messages would reach; it
+// registers the broker's cleanup with t.Cleanup. Cases run one after
+// another.
 func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker) {
 	t.Helper()
 	cases := []struct {
 		name string
 		fn   func(*testing.T, sse.Broker)
 	}{
-		{"DeliveryAfterSubscribe", testDelivery},
+		{"DeliveryOfFollowedChannels", testDelivery},
 		{"OnlyAfterSubscribe", testOnlyAfterSubscribe},
-		{"HeadOfEmptyBroker", testHeadEmpty},
+		{"FollowIsCounted", testFollowCounted},
+		{"HeadOfEmptyChannel", testHeadEmpty},
 		{"HeadFollowsPublish", testHeadFollows},
-		{"ReplayAfterID", testReplay},
-		{"ReplayStopsAtCallbackError", testReplayCallbackError},
-		{"ReplayMalformedID", testReplayMalformed},
-		{"ReplayFutureID", testReplayFuture},
-		{"ReplayTrimmedID", testReplayTrimmed},
+		{"ReadAfterPosition", testRead},
+		{"ReadPages", testReadPages},
+		{"ChannelsAreIndependent", testIndependent},
+		{"ReadMalformedPosition", testReadMalformed},
+		{"ReadFuturePosition", testReadFuture},
+		{"ReadTrimmedPosition", testReadTrimmed},
+		{"PublishNeedsAnAddressee", testPublishValidation},
 		{"OrderUnderConcurrentPublishers", testConcurrentOrder},
 		{"ExactlyOncePerSubscriber", testExactlyOnce},
 		{"PublishRespectsContext", testPublishContext},
-		{"ReplayRespectsContext", testReplayContext},
+		{"ReadRespectsContext", testReadContext},
 		{"SubscribeRespectsContext", testSubscribeContext},
 		{"NothingAfterSubscriptionEnds", testStop},
 		{"Close", testClose},
@@ -78,26 +88,63 @@ func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker) {
 	}
 }
 
-// collector is a subscription callback that records what it is handed and
-// checks that it is never called concurrently.
-type collector struct {
-	inFlight   atomic.Int32
-	concurrent atomic.Bool
-
-	mu     sync.Mutex
-	msgs   []sse.Message
-	notify chan struct{} // capacity 1: "msgs grew"
+// delivery is one message as a subscription saw it in one channel ("" for
+// a message to clients only).
+type delivery struct {
+	channel, pos string
+	msg          sse.Message
 }
 
-func newCollector() *collector { return &collector{notify: make(chan struct{}, 1)} }
+// collector is a subscription callback that records, for the channels it
+// watches, each (channel, position) it is handed, and messages to
+// clients; it checks that it is never called concurrently for one
+// channel.
+type collector struct {
+	watch map[string]bool
+
+	mu         sync.Mutex
+	inFlight   map[string]bool
+	concurrent bool
+	got        []delivery
+	notify     chan struct{} // capacity 1: "got grew"
+}
+
+func newCollector(channels ...string) *collector {
+	c := &collector{watch: make(map[string]bool), inFlight: make(map[string]bool), notify: make(chan struct{}, 1)}
+	for _, ch := range channels {
+		c.watch[ch] = true
+	}
+	return c
+}
 
 func (c *collector) fn(m sse.Message) {
-	if c.inFlight.Add(1) > 1 {
-		c.concurrent.Store(true)
+	var ds []delivery
+	for i, ch := range m.Channels {
+		if c.watch[ch] {
+			pos := ""
+			if i < len(m.Positions) {
+				pos = m.Positions[i]
+			}
+			ds = append(ds, delivery{ch, pos, m})
+		}
 	}
-	defer c.inFlight.Add(-1)
+	if len(m.Channels) == 0 {
+		ds = append(ds, delivery{"", "", m})
+	}
 	c.mu.Lock()
-	c.msgs = append(c.msgs, m)
+	for _, d := range ds {
+		if c.inFlight[d.channel] {
+			c.concurrent = true
+		}
+		c.inFlight[d.channel] = true
+	}
+	c.mu.Unlock()
+	time.Sleep(time.Microsecond) // widen the window a concurrent call would hit
+	c.mu.Lock()
+	for _, d := range ds {
+		c.inFlight[d.channel] = false
+	}
+	c.got = append(c.got, ds...)
 	c.mu.Unlock()
 	select {
 	case c.notify <- struct{}{}:
@@ -105,22 +152,25 @@ func (c *collector) fn(m sse.Message) {
 	}
 }
 
-func (c *collector) snapshot() []sse.Message {
+func (c *collector) snapshot() []delivery {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.msgs)
+	return slices.Clone(c.got)
 }
 
-// waitFor waits until the collector holds at least n messages and returns
-// them; it fails the test after wait.
-func (c *collector) waitFor(t *testing.T, n int) []sse.Message {
+// waitFor waits until the collector holds at least n deliveries and
+// returns them; it fails the test after wait.
+func (c *collector) waitFor(t *testing.T, n int) []delivery {
 	t.Helper()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		if got := c.snapshot(); len(got) >= n {
-			if c.concurrent.Load() {
-				t.Error("the subscription callback was called concurrently")
+			c.mu.Lock()
+			concurrent := c.concurrent
+			c.mu.Unlock()
+			if concurrent {
+				t.Error("the subscription callback was called concurrently for one channel")
 			}
 			return got
 		}
@@ -128,287 +178,448 @@ func (c *collector) waitFor(t *testing.T, n int) []sse.Message {
 		case <-c.notify:
 		case <-timer.C:
 			got := c.snapshot()
-			t.Fatalf("subscription received %d messages within %v, want %d: %s", len(got), wait, n, brief(ids(got)))
+			t.Fatalf("subscription received %d deliveries within %v, want %d: %s", len(got), wait, n, brief(positions(got)))
 		}
 	}
 }
 
-// has reports whether the collector holds a message with id.
+// has reports whether the collector holds a delivery of message id.
 func (c *collector) has(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, m := range c.msgs {
-		if m.ID == id {
+	for _, d := range c.got {
+		if d.msg.ID == id {
 			return true
 		}
 	}
 	return false
 }
 
-func subscribe(t *testing.T, b sse.Broker) *collector {
+// in returns the deliveries of one channel.
+func in(ds []delivery, channel string) []delivery {
+	var out []delivery
+	for _, d := range ds {
+		if d.channel == channel {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// subscribe starts a subscription that follows channels.
+func subscribe(t *testing.T, b sse.Broker, channels ...string) *collector {
 	t.Helper()
-	c := newCollector()
-	if err := b.Subscribe(t.Context(), c.fn); err != nil {
+	c := newCollector(channels...)
+	sub, err := b.Subscribe(t.Context(), c.fn)
+	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
+	}
+	if len(channels) > 0 {
+		if err := sub.Follow(t.Context(), channels...); err != nil {
+			t.Fatalf("Follow(%q): %v", channels, err)
+		}
 	}
 	return c
 }
 
-func publish(t *testing.T, b sse.Broker, m sse.Message) string {
+// msg returns a message to channels of type typ.
+func msg(typ string, channels ...string) sse.Message {
+	return sse.Message{Channels: channels, Type: typ, Data: []byte(`{}`)}
+}
+
+// published is what Publish returned for one message: its id and its
+// position in each of its channels.
+type published struct {
+	id  string
+	pos map[string]string
+}
+
+func publish(t *testing.T, b sse.Broker, m sse.Message) published {
 	t.Helper()
 	id, err := b.Publish(t.Context(), m)
 	if err != nil {
-		t.Fatalf("Publish: %v", err)
+		t.Fatalf("Publish to %q: %v", m.Channels, err)
 	}
-	if !sse.ValidID(id) {
-		t.Fatalf("Publish returned id %q, which is not a valid broker id", id)
+	if id == "" {
+		t.Fatal("Publish returned an empty id")
 	}
-	return id
+	return published{id: id}
 }
 
-// publishAll publishes ms in order and returns their ids.
-func publishAll(t *testing.T, b sse.Broker, ms []sse.Message) []string {
-	t.Helper()
-	ids := make([]string, 0, len(ms))
-	for _, m := range ms {
-		ids = append(ids, publish(t, b, m))
-	}
-	return ids
-}
-
-// publishN publishes n broadcasts of type typ and returns their ids.
-func publishN(t *testing.T, b sse.Broker, typ string, n int) []string {
+// publishN publishes n messages of type typ to channels and returns their
+// positions in the first channel. Nothing else may publish meanwhile.
+func publishN(t *testing.T, b sse.Broker, typ string, n int, channels ...string) []string {
 	t.Helper()
 	out := make([]string, n)
 	for i := range out {
-		out[i] = publish(t, b, sse.Message{Type: typ, Data: fmt.Appendf(nil, `{"n":%d}`, i)})
+		before := head(t, b, channels[0])
+		publish(t, b, sse.Message{Channels: channels, Type: typ, Data: fmt.Appendf(nil, `{"n":%d}`, i)})
+		got, err := b.Read(t.Context(), channels[0], before, page)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("Read(%q, head before a publish) = %d messages, %v; want the one published", channels[0], len(got), err)
+		}
+		out[i] = posIn(got[0], channels[0])
 	}
 	return out
 }
 
-func head(t *testing.T, b sse.Broker) string {
+func head(t *testing.T, b sse.Broker, channel string) string {
 	t.Helper()
-	h, err := b.Head(t.Context())
+	h, err := b.Head(t.Context(), channel)
 	if err != nil {
-		t.Fatalf("Head: %v", err)
+		t.Fatalf("Head(%q): %v", channel, err)
 	}
 	if !sse.ValidID(h) {
-		t.Fatalf("Head = %q, which is not a valid broker id", h)
+		t.Fatalf("Head(%q) = %q, which is not a valid position", channel, h)
 	}
 	return h
 }
 
-// replay returns what Replay hands fn after afterID, and its error.
-func replay(ctx context.Context, b sse.Broker, afterID string) ([]sse.Message, error) {
-	var got []sse.Message
-	err := b.Replay(ctx, afterID, func(m sse.Message) error {
-		got = append(got, m)
-		return nil
-	})
-	return got, err
-}
-
-// brief abbreviates a list of ids for a failure message.
-func brief(ids []string) string {
-	if len(ids) <= 6 {
-		return fmt.Sprint(ids)
+// readAll reads channel after the position after, page by page.
+func readAll(ctx context.Context, b sse.Broker, channel, after string) ([]sse.Message, error) {
+	var out []sse.Message
+	for {
+		got, err := b.Read(ctx, channel, after, page)
+		if err != nil {
+			return out, err
+		}
+		if len(got) == 0 {
+			return out, nil
+		}
+		out = append(out, got...)
+		after = posIn(got[len(got)-1], channel)
 	}
-	return fmt.Sprintf("%v … %v (%d ids)", ids[:3], ids[len(ids)-3:], len(ids))
 }
 
-func ids(ms []sse.Message) []string {
+// posIn returns m's position in channel, "" if m is not in it.
+func posIn(m sse.Message, channel string) string {
+	for i, ch := range m.Channels {
+		if ch == channel && i < len(m.Positions) {
+			return m.Positions[i]
+		}
+	}
+	return ""
+}
+
+// positionsIn returns the positions of ms in channel.
+func positionsIn(ms []sse.Message, channel string) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
-		out[i] = m.ID
+		out[i] = posIn(m, channel)
 	}
 	return out
 }
 
-// checkIncreasing fails unless the messages' ids strictly increase.
-func checkIncreasing(t *testing.T, what string, ms []sse.Message) {
+func positions(ds []delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.channel + "@" + d.pos
+	}
+	return out
+}
+
+// brief abbreviates a list for a failure message.
+func brief(ids []string) string {
+	if len(ids) <= 6 {
+		return fmt.Sprint(ids)
+	}
+	return fmt.Sprintf("%v … %v (%d)", ids[:3], ids[len(ids)-3:], len(ids))
+}
+
+// checkIncreasing fails unless the positions strictly increase.
+func checkIncreasing(t *testing.T, what string, pos []string) {
 	t.Helper()
-	for i := 1; i < len(ms); i++ {
-		if sse.CompareIDs(ms[i-1].ID, ms[i].ID) >= 0 {
-			t.Fatalf("%s: id %q at %d is not after %q", what, ms[i].ID, i, ms[i-1].ID)
+	for i, p := range pos {
+		if !sse.ValidID(p) {
+			t.Fatalf("%s: position %q at %d is not a valid position", what, p, i)
+		}
+		if i > 0 && sse.CompareIDs(pos[i-1], p) >= 0 {
+			t.Fatalf("%s: position %q at %d is not after %q", what, p, i, pos[i-1])
 		}
 	}
 }
 
 // sameMessage fails unless got carries what want was published with.
-func sameMessage(t *testing.T, what string, got sse.Message, wantID string, want sse.Message) {
+func sameMessage(t *testing.T, what string, got, want sse.Message) {
 	t.Helper()
-	if got.ID != wantID {
-		t.Errorf("%s: ID = %q, want %q", what, got.ID, wantID)
-	}
 	if got.Type != want.Type {
 		t.Errorf("%s: Type = %q, want %q", what, got.Type, want.Type)
 	}
 	if !bytes.Equal(got.Data, want.Data) {
 		t.Errorf("%s: Data = %.80q, want %.80q", what, got.Data, want.Data)
 	}
-	if !slices.Equal(got.Users, want.Users) {
-		t.Errorf("%s: Users = %q, want %q", what, got.Users, want.Users)
-	}
-	if !slices.Equal(got.Clients, want.Clients) {
+	if len(want.Channels) == 0 && !slices.Equal(got.Clients, want.Clients) {
 		t.Errorf("%s: Clients = %q, want %q", what, got.Clients, want.Clients)
 	}
 	if got.Time.IsZero() {
 		t.Errorf("%s: Time is zero; Publish must set it", what)
 	}
+	if got.ID == "" {
+		t.Errorf("%s: ID is empty", what)
+	}
 }
 
 // samples are messages with every kind of address and awkward content,
 // so that a broker's encoding is checked as well as its routing.
-func samples() []sse.Message {
+func samples(a, b string) []sse.Message {
 	big := bytes.Repeat([]byte("x"), 70_000)
 	return []sse.Message{
-		{Type: "notification", Data: []byte(`{"title":"New follower!"}`)},
-		{Users: []string{"a", "b,c", "ü ser"}, Type: "update", Data: []byte(`{"n":1}`)},
-		{Clients: []string{"client-1"}, Type: "", Data: []byte(`null`)},
-		{Users: []string{"u"}, Clients: []string{"c1", "c2"}, Type: "both", Data: []byte(`"two\nlines\r\x00"`)},
-		{Type: "big", Data: append(append([]byte(`"`), big...), '"')},
-		{Type: "empty-data", Data: []byte{}},
+		{Channels: []string{a}, Type: "notification", Data: []byte(`{"title":"New follower!"}`)},
+		{Channels: sorted(a, b), Type: "update", Data: []byte(`{"n":1}`)},
+		{Clients: []string{"client-1", "ü ser,2"}, Type: "", Data: []byte(`null`)},
+		{Channels: []string{b}, Clients: []string{"c1"}, Type: "both", Data: []byte(`"two\nlines\r\x00"`)},
+		{Channels: []string{a}, Type: "big", Data: append(append([]byte(`"`), big...), '"')},
+		{Channels: []string{b}, Type: "empty-data", Data: []byte{}},
 	}
 }
 
-// testDelivery: a subscriber gets every message published after Subscribe
-// returned, in order, with the ids Publish returned and the fields intact.
+func sorted(ss ...string) []string {
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return out
+}
+
+// testDelivery: a subscription gets every message of the channels it
+// follows published after Follow returned, once per channel, in order,
+// with fields intact, and every message to clients.
 func testDelivery(t *testing.T, b sse.Broker) {
-	c := subscribe(t, b)
-	want := samples()
-	wantIDs := publishAll(t, b, want)
-	got := c.waitFor(t, len(want))
-	if len(got) != len(want) {
-		t.Fatalf("received %d messages, want %d: %s", len(got), len(want), brief(ids(got)))
+	const a, c = "user:a", "user:b,ü{x}"
+	col := subscribe(t, b, a, c)
+	want := samples(a, c)
+	for _, m := range want {
+		publish(t, b, m)
 	}
-	checkIncreasing(t, "delivery", got)
-	for i := range want {
-		sameMessage(t, fmt.Sprintf("message %d", i), got[i], wantIDs[i], want[i])
+	// One delivery per (channel, message) and one per client-only message.
+	n := 0
+	for _, m := range want {
+		n += max(len(m.Channels), 1)
+	}
+	got := col.waitFor(t, n)
+	if len(got) != n {
+		t.Fatalf("received %d deliveries, want %d: %s", len(got), n, brief(positions(got)))
+	}
+	for _, ch := range []string{a, c, ""} {
+		var wantHere []sse.Message
+		for _, m := range want {
+			if slices.Contains(m.Channels, ch) || (ch == "" && len(m.Channels) == 0) {
+				wantHere = append(wantHere, m)
+			}
+		}
+		gotHere := in(got, ch)
+		if len(gotHere) != len(wantHere) {
+			t.Fatalf("channel %q: received %d, want %d", ch, len(gotHere), len(wantHere))
+		}
+		var pos []string
+		for i := range wantHere {
+			sameMessage(t, fmt.Sprintf("channel %q message %d", ch, i), gotHere[i].msg, wantHere[i])
+			pos = append(pos, gotHere[i].pos)
+		}
+		if ch != "" {
+			checkIncreasing(t, "channel "+ch, pos)
+			if h := head(t, b, ch); sse.CompareIDs(h, pos[len(pos)-1]) < 0 {
+				t.Fatalf("Head(%q) = %q is before the newest delivered position %q", ch, h, pos[len(pos)-1])
+			}
+		}
 	}
 }
 
 // testOnlyAfterSubscribe: a subscription does not see what was published
-// before Subscribe was called.
+// before it started.
 func testOnlyAfterSubscribe(t *testing.T, b sse.Broker) {
-	publishN(t, b, "before", 3)
-	c := subscribe(t, b)
-	after := publishN(t, b, "after", 3)
-	got := c.waitFor(t, 3)
-	if !slices.Equal(ids(got), after) {
-		t.Fatalf("received %v, want only the messages published after Subscribe %v", ids(got), after)
+	publishN(t, b, "before", 3, "x")
+	col := subscribe(t, b, "x")
+	after := publishN(t, b, "after", 3, "x")
+	got := col.waitFor(t, 3)
+	if pos := positions(got); !slices.Equal(pos, []string{"x@" + after[0], "x@" + after[1], "x@" + after[2]}) {
+		t.Fatalf("received %v, want only the messages published after Subscribe %v", pos, after)
 	}
 }
 
-// testHeadEmpty: an empty broker has a valid head, and replaying after it
+// testFollowCounted: two Follows need two Unfollows; a channel still
+// followed keeps being delivered.
+func testFollowCounted(t *testing.T, b sse.Broker) {
+	col := newCollector("x")
+	sub, err := b.Subscribe(t.Context(), col.fn)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	for range 2 {
+		if err := sub.Follow(t.Context(), "x"); err != nil {
+			t.Fatalf("Follow: %v", err)
+		}
+	}
+	sub.Unfollow("x")
+	want := publishN(t, b, "still", 3, "x")
+	if got := positionsOf(col.waitFor(t, 3)); !slices.Equal(got, want) {
+		t.Fatalf("a channel followed twice and unfollowed once delivered %v, want %v", got, want)
+	}
+	sub.Unfollow("x")
+}
+
+// testHeadEmpty: an empty channel has a valid head, and reading after it
 // is empty and succeeds; what is published next follows it.
 func testHeadEmpty(t *testing.T, b sse.Broker) {
-	h := head(t, b)
-	got, err := replay(t.Context(), b, h)
+	h := head(t, b, "empty")
+	got, err := b.Read(t.Context(), "empty", h, page)
 	if err != nil {
-		t.Fatalf("Replay(Head() = %q) of an empty broker: %v", h, err)
+		t.Fatalf("Read(Head() = %q) of an empty channel: %v", h, err)
 	}
 	if len(got) != 0 {
-		t.Fatalf("Replay(Head()) of an empty broker handed %v", ids(got))
+		t.Fatalf("Read(Head()) of an empty channel returned %d messages", len(got))
 	}
-	pub := publishN(t, b, "first", 2)
-	if sse.CompareIDs(pub[0], h) <= 0 {
-		t.Fatalf("first id %q is not after the empty broker's head %q", pub[0], h)
-	}
-	got, err = replay(t.Context(), b, h)
+	publish(t, b, msg("first", "empty"))
+	publish(t, b, msg("second", "empty"))
+	got, err = readAll(t.Context(), b, "empty", h)
 	if err != nil {
-		t.Fatalf("Replay(empty head %q) after publishing: %v", h, err)
+		t.Fatalf("Read(empty head %q) after publishing: %v", h, err)
 	}
-	if !slices.Equal(ids(got), pub) {
-		t.Fatalf("Replay(empty head) = %v, want %v", ids(got), pub)
+	if len(got) != 2 || got[0].Type != "first" || got[1].Type != "second" {
+		t.Fatalf("Read(empty head) = %d messages, want first and second", len(got))
 	}
+	pos := positionsIn(got, "empty")
+	checkIncreasing(t, "after the empty head", append([]string{h}, pos...))
 }
 
-// testHeadFollows: Head is the newest id, and replaying after it is empty.
+// testHeadFollows: Head is at or after the channel's newest position, and
+// reading after it is empty.
 func testHeadFollows(t *testing.T, b sse.Broker) {
-	pub := publishN(t, b, "x", 3)
-	h := head(t, b)
-	if h != pub[2] {
-		t.Fatalf("Head = %q, want the newest id %q", h, pub[2])
+	start := head(t, b, "x")
+	for range 3 {
+		publish(t, b, msg("x", "x"))
 	}
-	got, err := replay(t.Context(), b, h)
+	all, err := readAll(t.Context(), b, "x", start)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("Read(%q) = %d messages, %v; want 3", start, len(all), err)
+	}
+	h := head(t, b, "x")
+	if last := posIn(all[2], "x"); sse.CompareIDs(h, last) < 0 {
+		t.Fatalf("Head = %q, before the newest position %q", h, last)
+	}
+	got, err := b.Read(t.Context(), "x", h, page)
 	if err != nil || len(got) != 0 {
-		t.Fatalf("Replay(Head()) = %v, %v; want nothing, nil", ids(got), err)
+		t.Fatalf("Read(Head()) = %d messages, %v; want nothing, nil", len(got), err)
 	}
 }
 
-// testReplay: Replay after an id hands exactly what followed it, in order,
-// with the fields intact; after the empty head, everything.
-func testReplay(t *testing.T, b sse.Broker) {
-	start := head(t, b)
-	want := samples()
-	wantIDs := publishAll(t, b, want)
-	for k := -1; k < len(wantIDs); k++ {
-		after := start
-		if k >= 0 {
-			after = wantIDs[k]
+// testRead: reading after a position returns exactly the channel's later
+// messages, in order, with the fields intact.
+func testRead(t *testing.T, b sse.Broker) {
+	const a, c = "a", "c"
+	startA, startC := head(t, b, a), head(t, b, c)
+	want := samples(a, c)
+	for _, m := range want {
+		publish(t, b, m)
+	}
+	for ch, start := range map[string]string{a: startA, c: startC} {
+		var wantHere []sse.Message
+		for _, m := range want {
+			if slices.Contains(m.Channels, ch) {
+				wantHere = append(wantHere, m)
+			}
 		}
-		got, err := replay(t.Context(), b, after)
+		all, err := readAll(t.Context(), b, ch, start)
 		if err != nil {
-			t.Fatalf("Replay(%q): %v", after, err)
+			t.Fatalf("Read(%q, %q): %v", ch, start, err)
 		}
-		if !slices.Equal(ids(got), wantIDs[k+1:]) {
-			t.Fatalf("Replay(%q) = %v, want %v", after, ids(got), wantIDs[k+1:])
+		if len(all) != len(wantHere) {
+			t.Fatalf("Read(%q, start) = %d messages, want %d", ch, len(all), len(wantHere))
 		}
-		for i, m := range got {
-			sameMessage(t, fmt.Sprintf("Replay(%q)[%d]", after, i), m, wantIDs[k+1+i], want[k+1+i])
+		pos := positionsIn(all, ch)
+		checkIncreasing(t, "Read "+ch, pos)
+		for i := range all {
+			sameMessage(t, fmt.Sprintf("Read(%q)[%d]", ch, i), all[i], wantHere[i])
+		}
+		for k := range pos {
+			got, err := readAll(t.Context(), b, ch, pos[k])
+			if err != nil {
+				t.Fatalf("Read(%q, %q): %v", ch, pos[k], err)
+			}
+			if !slices.Equal(positionsIn(got, ch), pos[k+1:]) {
+				t.Fatalf("Read(%q, %q) = %v, want %v", ch, pos[k], positionsIn(got, ch), pos[k+1:])
+			}
 		}
 	}
 }
 
-// testReplayCallbackError: Replay stops at fn's first error and returns it.
-func testReplayCallbackError(t *testing.T, b sse.Broker) {
-	start := head(t, b)
-	publishN(t, b, "x", 5)
-	stop := errors.New("brokertest: stop here")
-	calls := 0
-	err := b.Replay(t.Context(), start, func(sse.Message) error {
-		calls++
-		if calls == 2 {
-			return stop
-		}
-		return nil
-	})
-	if !errors.Is(err, stop) {
-		t.Fatalf("Replay returned %v, want fn's error %v", err, stop)
+// testReadPages: limit bounds a read, and reading on from the last
+// position returned gives the rest.
+func testReadPages(t *testing.T, b sse.Broker) {
+	start := head(t, b, "p")
+	for range 25 {
+		publish(t, b, msg("p", "p"))
 	}
-	if calls != 2 {
-		t.Fatalf("fn was called %d times, want 2 (Replay must stop at its first error)", calls)
+	var got []string
+	after := start
+	for {
+		pg, err := b.Read(t.Context(), "p", after, 10)
+		if err != nil {
+			t.Fatalf("Read(limit 10): %v", err)
+		}
+		if len(pg) > 10 {
+			t.Fatalf("Read(limit 10) returned %d messages", len(pg))
+		}
+		if len(pg) == 0 {
+			break
+		}
+		got = append(got, positionsIn(pg, "p")...)
+		after = got[len(got)-1]
+	}
+	if len(got) != 25 {
+		t.Fatalf("paged reads returned %d messages, want 25", len(got))
+	}
+	checkIncreasing(t, "pages", got)
+}
+
+// testIndependent: one channel's traffic never trims another's history,
+// and a read of one channel never returns another's messages.
+func testIndependent(t *testing.T, b sse.Broker) {
+	quietStart := head(t, b, "quiet")
+	publish(t, b, msg("mine", "quiet"))
+	busyStart := head(t, b, "busy")
+	for n := 0; n < MaxHistory; n += 50 {
+		for range 50 {
+			publish(t, b, msg("other", "busy"))
+		}
+		if _, err := b.Read(t.Context(), "busy", busyStart, 1); errors.Is(err, sse.ErrUnknownID) {
+			break
+		}
+	}
+	got, err := readAll(t.Context(), b, "quiet", quietStart)
+	if err != nil {
+		t.Fatalf("Read(quiet) after another channel trimmed: %v (its history must be its own)", err)
+	}
+	if len(got) != 1 || got[0].Type != "mine" {
+		t.Fatalf("Read(quiet) = %d messages, want its own one", len(got))
 	}
 }
 
-// unknown checks that Replay(afterID) fails with ErrUnknownID without
-// calling fn.
-func unknown(t *testing.T, b sse.Broker, afterID, why string) {
+// unknown checks that Read(channel, after) fails with ErrUnknownID.
+func unknown(t *testing.T, b sse.Broker, channel, after, why string) {
 	t.Helper()
-	got, err := replay(t.Context(), b, afterID)
+	got, err := b.Read(t.Context(), channel, after, page)
 	if !errors.Is(err, sse.ErrUnknownID) {
-		t.Errorf("Replay(%.40q) (%s) = %v, want sse.ErrUnknownID", afterID, why, err)
+		t.Errorf("Read(%q, %.40q) (%s) = %v, want sse.ErrUnknownID", channel, after, why, err)
 	}
 	if len(got) != 0 {
-		t.Errorf("Replay(%.40q) (%s) called fn with %s before failing; it must call it for nothing", afterID, why, brief(ids(got)))
+		t.Errorf("Read(%q, %.40q) (%s) returned %d messages with its error", channel, after, why, len(got))
 	}
 }
 
-// testReplayMalformed: ids that are not of the broker id form are unknown.
-func testReplayMalformed(t *testing.T, b sse.Broker) {
-	publishN(t, b, "x", 3)
+// testReadMalformed: positions that are not of the position form are
+// unknown.
+func testReadMalformed(t *testing.T, b sse.Broker) {
+	publishN(t, b, "x", 3, "x")
 	for _, id := range []string{"", "abc", "-", "1-", "-1", "1--2", "1.5", " 1-0", "1-0 ", "0x10", "1-a", strings.Repeat("9", 200)} {
-		unknown(t, b, id, "malformed")
+		unknown(t, b, "x", id, "malformed")
 	}
 }
 
-// testReplayFuture: an id after the newest one was never issued.
-func testReplayFuture(t *testing.T, b sse.Broker) {
-	unknown(t, b, increment(head(t, b)), "after the head of an empty broker")
-	publishN(t, b, "x", 3)
-	h := head(t, b)
-	unknown(t, b, increment(h), "just after the head")
-	unknown(t, b, "99999999999999999999-99999999999999999999", "far in the future")
+// testReadFuture: a position after the channel's head was never issued.
+func testReadFuture(t *testing.T, b sse.Broker) {
+	unknown(t, b, "x", increment(head(t, b, "x")), "after the head of an empty channel")
+	publishN(t, b, "x", 3, "x")
+	unknown(t, b, "x", increment(head(t, b, "x")), "just after the head")
+	unknown(t, b, "x", "99999999999999999999-99999999999999999999", "far in the future")
 }
 
 // increment returns id with its last field one higher, the smallest id
@@ -426,66 +637,85 @@ func increment(id string) string {
 	return id[:i] + "1" + string(digits)
 }
 
-// testReplayTrimmed fills the history until the broker trims, then checks
-// every published id: Replay after it either returns ErrUnknownID, having
-// called fn for nothing, or hands exactly the messages published after it.
-// Once one id replays, every later one does, and the newest MinHistory do.
-func testReplayTrimmed(t *testing.T, b sse.Broker) {
-	start := head(t, b)
+// testReadTrimmed fills a channel until the broker trims it, then checks
+// every position: reading after it either fails with ErrUnknownID or
+// returns exactly the messages published after it. Once one position
+// reads, every later one does, and the newest MinHistory do.
+func testReadTrimmed(t *testing.T, b sse.Broker) {
+	const ch = "fill"
+	start := head(t, b, ch)
 	var pub []string
-	const batch = 50
 	for len(pub) < MaxHistory {
-		pub = append(pub, publishN(t, b, "fill", batch)...)
-		if _, err := replay(t.Context(), b, start); errors.Is(err, sse.ErrUnknownID) {
+		pub = append(pub, publishN(t, b, "fill", 50, ch)...)
+		if _, err := b.Read(t.Context(), ch, start, 1); errors.Is(err, sse.ErrUnknownID) {
 			break
 		} else if err != nil {
-			t.Fatalf("Replay(%q): %v", start, err)
+			t.Fatalf("Read(%q): %v", start, err)
 		}
 	}
-	unknown(t, b, start, "before trimmed messages")
-	replayable := false
-	for i, id := range pub {
-		got, err := replay(t.Context(), b, id)
+	unknown(t, b, ch, start, "before trimmed messages")
+	readable := false
+	for i, p := range pub {
+		got, err := readAll(t.Context(), b, ch, p)
 		switch {
 		case errors.Is(err, sse.ErrUnknownID):
 			if len(got) != 0 {
-				t.Fatalf("Replay(%q) called fn with %d messages, then returned ErrUnknownID", id, len(got))
+				t.Fatalf("Read(%q) returned %d messages, then ErrUnknownID", p, len(got))
 			}
-			if replayable {
-				t.Fatalf("Replay(%q) = ErrUnknownID, but an earlier id replayed: trimming is from the oldest", id)
+			if readable {
+				t.Fatalf("Read(%q) = ErrUnknownID, but an earlier position read: trimming is from the oldest", p)
 			}
 			if i >= len(pub)-MinHistory {
-				t.Fatalf("Replay(%q), %d from the newest, = ErrUnknownID; the broker must keep at least %d", id, len(pub)-1-i, MinHistory)
+				t.Fatalf("Read(%q), %d from the newest, = ErrUnknownID; the broker must keep at least %d", p, len(pub)-1-i, MinHistory)
 			}
 		case err != nil:
-			t.Fatalf("Replay(%q): %v", id, err)
+			t.Fatalf("Read(%q): %v", p, err)
 		default:
-			replayable = true
-			if !slices.Equal(ids(got), pub[i+1:]) {
-				t.Fatalf("Replay(%q) handed %s, want the %d published after it", id, brief(ids(got)), len(pub)-i-1)
+			readable = true
+			if got := positionsIn(got, ch); !slices.Equal(got, pub[i+1:]) {
+				t.Fatalf("Read(%q) = %s, want the %d published after it", p, brief(got), len(pub)-i-1)
 			}
 		}
 	}
 }
 
+// testPublishValidation: a message with no channel and no client is
+// refused, and so are channels that are not sorted and unique.
+func testPublishValidation(t *testing.T, b sse.Broker) {
+	for name, m := range map[string]sse.Message{
+		"no addressee":        {Type: "x"},
+		"unsorted channels":   {Channels: []string{"b", "a"}, Type: "x"},
+		"repeated channel":    {Channels: []string{"a", "a"}, Type: "x"},
+		"empty channel name":  {Channels: []string{""}, Type: "x"},
+		"channels and a hole": {Channels: []string{"a", ""}, Type: "x"},
+	} {
+		if id, err := b.Publish(t.Context(), m); err == nil {
+			t.Errorf("Publish(%s) = %q, nil; want an error", name, id)
+		}
+	}
+}
+
 // testConcurrentOrder: concurrent publishers' messages reach every
-// subscriber once each, in one id order that both subscribers and Replay
-// agree on, with each publisher's messages in the order it published them.
+// subscription once each per channel, in one position order per channel
+// that both subscriptions and Read agree on, with each publisher's
+// messages in the order it published them.
 func testConcurrentOrder(t *testing.T, b sse.Broker) {
 	const publishers, each = 4, 50
-	c1, c2 := subscribe(t, b), subscribe(t, b)
+	chans := []string{"c0", "c1"}
+	c1, c2 := subscribe(t, b, chans...), subscribe(t, b, chans...)
 	var wg sync.WaitGroup
-	returned := make([][]string, publishers)
 	errs := make(chan error, publishers)
 	for p := range publishers {
 		wg.Go(func() {
 			for i := range each {
-				id, err := b.Publish(t.Context(), sse.Message{Type: fmt.Sprintf("p%d", p), Data: fmt.Appendf(nil, "%d", i)})
-				if err != nil {
+				m := sse.Message{Channels: []string{chans[(p+i)%2]}, Type: fmt.Sprintf("p%d", p), Data: fmt.Appendf(nil, "%d", i)}
+				if i%5 == 0 {
+					m.Channels = chans
+				}
+				if _, err := b.Publish(t.Context(), m); err != nil {
 					errs <- err
 					return
 				}
-				returned[p] = append(returned[p], id)
 			}
 		})
 	}
@@ -494,103 +724,105 @@ func testConcurrentOrder(t *testing.T, b sse.Broker) {
 	for err := range errs {
 		t.Fatalf("concurrent Publish: %v", err)
 	}
-	got1, got2 := c1.waitFor(t, publishers*each), c2.waitFor(t, publishers*each)
-	if len(got1) != publishers*each {
-		t.Fatalf("subscriber received %d messages, want %d", len(got1), publishers*each)
+	n := publishers * (each + each/5)
+	got1, got2 := c1.waitFor(t, n), c2.waitFor(t, n)
+	if len(got1) != n {
+		t.Fatalf("subscriber received %d deliveries, want %d", len(got1), n)
 	}
-	checkIncreasing(t, "subscriber", got1)
-	if !slices.Equal(ids(got1), ids(got2)) {
-		t.Fatal("two subscribers received different sequences")
-	}
-	// The history may keep only MinHistory of them: replay that tail.
-	from := got1[len(got1)-MinHistory-1].ID
-	tail, err := replay(t.Context(), b, from)
-	if err != nil {
-		t.Fatalf("Replay(%q): %v", from, err)
-	}
-	if want := ids(got1[len(got1)-MinHistory:]); !slices.Equal(ids(tail), want) {
-		t.Fatalf("Replay(%q) = %s, want the subscribers' sequence %s", from, brief(ids(tail)), brief(want))
-	}
-	// Each publisher's own messages, in its order, with the ids it got.
-	for p := range publishers {
-		var mine []string
-		for _, m := range got1 {
-			if m.Type == fmt.Sprintf("p%d", p) {
-				mine = append(mine, m.ID)
-			}
+	for _, ch := range chans {
+		p1, p2 := positions(in(got1, ch)), positions(in(got2, ch))
+		checkIncreasing(t, "subscriber, "+ch, positionsOf(in(got1, ch)))
+		if !slices.Equal(p1, p2) {
+			t.Fatalf("two subscribers received different sequences in %s", ch)
 		}
-		if !slices.Equal(mine, returned[p]) {
-			t.Fatalf("publisher %d's messages arrived as %v, want %v", p, mine, returned[p])
+		// The history may keep only MinHistory of them: read that tail.
+		pos := positionsOf(in(got1, ch))
+		from := pos[len(pos)-MinHistory-1]
+		tail, err := readAll(t.Context(), b, ch, from)
+		if err != nil {
+			t.Fatalf("Read(%s, %q): %v", ch, from, err)
+		}
+		if want := pos[len(pos)-MinHistory:]; !slices.Equal(positionsIn(tail, ch), want) {
+			t.Fatalf("Read(%s, %q) = %s, want the subscribers' sequence %s", ch, from, brief(positionsIn(tail, ch)), brief(want))
+		}
+		// Each publisher's own messages of this channel, in its order.
+		for p := range publishers {
+			var mine []string
+			for _, d := range in(got1, ch) {
+				if d.msg.Type == fmt.Sprintf("p%d", p) {
+					mine = append(mine, string(d.msg.Data))
+				}
+			}
+			if !slices.IsSortedFunc(mine, func(a, b string) int { return atoi(a) - atoi(b) }) {
+				t.Fatalf("publisher %d's messages arrived in %s as %v, out of its order", p, ch, mine)
+			}
 		}
 	}
 }
 
-// testExactlyOnce: subscribers that come and go each see each message
-// published during their subscription once.
+func positionsOf(ds []delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.pos
+	}
+	return out
+}
+
+func atoi(s string) int {
+	n := 0
+	fmt.Sscan(s, &n)
+	return n
+}
+
+// testExactlyOnce: subscriptions that come and go each see each message
+// of their channels published during their subscription once.
 func testExactlyOnce(t *testing.T, b sse.Broker) {
-	c1 := subscribe(t, b)
-	first := publishN(t, b, "a", 20)
-	c2 := subscribe(t, b)
-	second := publishN(t, b, "b", 20)
+	c1 := subscribe(t, b, "x")
+	first := publishN(t, b, "a", 20, "x")
+	c2 := subscribe(t, b, "x")
+	second := publishN(t, b, "b", 20, "x")
 	c1.waitFor(t, 40)
 	c2.waitFor(t, 20)
 	// One more round trip, so that a duplicate would have had time to come.
-	marker := publish(t, b, sse.Message{Type: "marker"})
-	got1 := c1.waitFor(t, 41)
-	got2 := c2.waitFor(t, 21)
-	if want := append(append(slices.Clone(first), second...), marker); !slices.Equal(ids(got1), want) {
-		t.Fatalf("first subscriber received %s, want each message once: %s", brief(ids(got1)), brief(want))
+	marker := publishN(t, b, "marker", 1, "x")
+	got1 := positionsOf(c1.waitFor(t, 41))
+	got2 := positionsOf(c2.waitFor(t, 21))
+	if want := append(append(slices.Clone(first), second...), marker...); !slices.Equal(got1, want) {
+		t.Fatalf("first subscriber received %s, want each message once: %s", brief(got1), brief(want))
 	}
-	if want := append(slices.Clone(second), marker); !slices.Equal(ids(got2), want) {
-		t.Fatalf("second subscriber received %s, want each later message once: %s", brief(ids(got2)), brief(want))
+	if want := append(slices.Clone(second), marker...); !slices.Equal(got2, want) {
+		t.Fatalf("second subscriber received %s, want each later message once: %s", brief(got2), brief(want))
 	}
 }
 
 // testPublishContext: a Publish whose ctx is done fails with ctx's error
 // and publishes nothing.
 func testPublishContext(t *testing.T, b sse.Broker) {
-	c := subscribe(t, b)
-	before := head(t, b)
+	c := subscribe(t, b, "x")
+	before := head(t, b, "x")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if id, err := b.Publish(ctx, sse.Message{Type: "cancelled"}); !errors.Is(err, context.Canceled) {
+	if id, err := b.Publish(ctx, msg("cancelled", "x")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Publish with a cancelled ctx = %q, %v; want context.Canceled", id, err)
 	}
-	if h := head(t, b); h != before {
-		t.Fatalf("Head moved from %q to %q after a cancelled Publish", before, h)
+	if got, err := b.Read(t.Context(), "x", before, page); err != nil || len(got) != 0 {
+		t.Fatalf("after a cancelled Publish, Read(head) = %d messages, %v; want none", len(got), err)
 	}
-	marker := publish(t, b, sse.Message{Type: "marker"})
-	got := c.waitFor(t, 1)
-	if got[0].ID != marker {
-		t.Fatalf("subscriber received %q (%s) before the marker: the cancelled Publish was delivered", got[0].ID, got[0].Type)
+	publish(t, b, msg("marker", "x"))
+	if got := c.waitFor(t, 1); got[0].msg.Type != "marker" {
+		t.Fatalf("subscriber received %q before the marker: the cancelled Publish was delivered", got[0].msg.Type)
 	}
 }
 
-// testReplayContext: Replay with a done ctx fails with ctx's error without
-// calling fn, and stops when ctx is cancelled from fn.
-func testReplayContext(t *testing.T, b sse.Broker) {
-	start := head(t, b)
-	publishN(t, b, "x", 5)
+// testReadContext: Read with a done ctx fails with ctx's error.
+func testReadContext(t *testing.T, b sse.Broker) {
+	start := head(t, b, "x")
+	publishN(t, b, "x", 5, "x")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	got, err := replay(ctx, b, start)
+	got, err := b.Read(ctx, "x", start, page)
 	if !errors.Is(err, context.Canceled) || len(got) != 0 {
-		t.Fatalf("Replay with a cancelled ctx = %d messages, %v; want none, context.Canceled", len(got), err)
-	}
-
-	ctx, cancel = context.WithCancel(t.Context())
-	defer cancel()
-	calls := 0
-	err = b.Replay(ctx, start, func(sse.Message) error {
-		calls++
-		cancel()
-		return nil
-	})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Replay cancelled from fn returned %v, want context.Canceled", err)
-	}
-	if calls != 1 {
-		t.Fatalf("Replay called fn %d times after ctx was cancelled in the first call, want 1", calls)
+		t.Fatalf("Read with a cancelled ctx = %d messages, %v; want none, context.Canceled", len(got), err)
 	}
 }
 
@@ -599,14 +831,16 @@ func testReplayContext(t *testing.T, b sse.Broker) {
 func testSubscribeContext(t *testing.T, b sse.Broker) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	dead := newCollector()
-	if err := b.Subscribe(ctx, dead.fn); err != nil {
+	dead := newCollector("x")
+	sub, err := b.Subscribe(ctx, dead.fn)
+	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Subscribe with a cancelled ctx = %v; want nil or context.Canceled", err)
 		}
 		return
 	}
-	witness := subscribe(t, b)
+	_ = sub.Follow(ctx, "x") // may fail: ctx is done
+	witness := subscribe(t, b, "x")
 	drainAfterStop(t, b, dead, witness, false)
 }
 
@@ -615,12 +849,16 @@ func testSubscribeContext(t *testing.T, b sse.Broker) {
 func testStop(t *testing.T, b sse.Broker) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	victim := newCollector()
-	if err := b.Subscribe(ctx, victim.fn); err != nil {
+	victim := newCollector("x")
+	sub, err := b.Subscribe(ctx, victim.fn)
+	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
-	witness := subscribe(t, b)
-	publishN(t, b, "live", 3)
+	if err := sub.Follow(ctx, "x"); err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	witness := subscribe(t, b, "x")
+	publishN(t, b, "live", 3, "x")
 	victim.waitFor(t, 3)
 	cancel()
 	drainAfterStop(t, b, victim, witness, true)
@@ -635,7 +873,7 @@ func drainAfterStop(t *testing.T, b sse.Broker, stopped, witness *collector, may
 	n := len(witness.snapshot())
 	deadline := time.Now().Add(wait)
 	for {
-		id := publish(t, b, sse.Message{Type: "marker"})
+		id := publish(t, b, msg("marker", "x")).id
 		n++
 		witness.waitFor(t, n)
 		if !stopped.has(id) {
@@ -650,12 +888,12 @@ func drainAfterStop(t *testing.T, b sse.Broker, stopped, witness *collector, may
 	}
 	before := len(stopped.snapshot())
 	for range 10 {
-		publish(t, b, sse.Message{Type: "after"})
+		publish(t, b, msg("after", "x"))
 		n++
 	}
 	witness.waitFor(t, n)
 	if got := stopped.snapshot(); len(got) != before {
-		t.Fatalf("the stopped subscription received %s after it had stopped", brief(ids(got[before:])))
+		t.Fatalf("the stopped subscription received %s after it had stopped", brief(positions(got[before:])))
 	}
 }
 
@@ -666,21 +904,21 @@ func testClose(t *testing.T, b sse.Broker) {
 	if !ok {
 		t.Skip("the broker has no Close method")
 	}
-	start := head(t, b)
-	publishN(t, b, "x", 2)
+	start := head(t, b, "x")
+	publishN(t, b, "x", 2, "x")
 	if err := cl.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := b.Publish(t.Context(), sse.Message{}); !errors.Is(err, sse.ErrBrokerClosed) {
+	if _, err := b.Publish(t.Context(), msg("x", "x")); !errors.Is(err, sse.ErrBrokerClosed) {
 		t.Errorf("Publish after Close = %v, want sse.ErrBrokerClosed", err)
 	}
-	if err := b.Subscribe(t.Context(), func(sse.Message) {}); !errors.Is(err, sse.ErrBrokerClosed) {
+	if _, err := b.Subscribe(t.Context(), func(sse.Message) {}); !errors.Is(err, sse.ErrBrokerClosed) {
 		t.Errorf("Subscribe after Close = %v, want sse.ErrBrokerClosed", err)
 	}
-	if _, err := replay(t.Context(), b, start); !errors.Is(err, sse.ErrBrokerClosed) {
-		t.Errorf("Replay after Close = %v, want sse.ErrBrokerClosed", err)
+	if _, err := b.Read(t.Context(), "x", start, page); !errors.Is(err, sse.ErrBrokerClosed) {
+		t.Errorf("Read after Close = %v, want sse.ErrBrokerClosed", err)
 	}
-	if _, err := b.Head(t.Context()); !errors.Is(err, sse.ErrBrokerClosed) {
+	if _, err := b.Head(t.Context(), "x"); !errors.Is(err, sse.ErrBrokerClosed) {
 		t.Errorf("Head after Close = %v, want sse.ErrBrokerClosed", err)
 	}
 }

@@ -6,9 +6,11 @@ package ssetest
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/sseclient"
 )
 
@@ -187,4 +189,58 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Positions takes an event id of the hub apart: its position in each
+// channel, by the channel's tag ("a" everyone, "u" the user), and the key
+// of the cursor it refers to, if any. ok is false for anything else.
+func Positions(id string) (pos map[string]string, cursor string, ok bool) {
+	if id == "" || len(id) > 128 {
+		return nil, "", false
+	}
+	pos = make(map[string]string)
+	for i, comp := range strings.Split(id, ".") {
+		if i == 0 && strings.HasPrefix(comp, "c") {
+			cursor = comp[1:]
+			if cursor == "" || len(cursor) > 13 || strings.IndexFunc(cursor, func(r rune) bool {
+				return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z')
+			}) >= 0 {
+				return nil, "", false
+			}
+			continue
+		}
+		j := strings.IndexFunc(comp, func(r rune) bool { return r < 'a' || r > 'z' })
+		if j <= 0 || !sse.ValidID(comp[j:]) {
+			return nil, "", false
+		}
+		if _, dup := pos[comp[:j]]; dup {
+			return nil, "", false
+		}
+		pos[comp[:j]] = comp[j:]
+	}
+	return pos, cursor, true
+}
+
+// Moved compares two inline event ids of one stream: it reports whether
+// next is at or after prev in every channel both carry and strictly after
+// in at least one, as the ids of a stream's successive events must be.
+func Moved(prev, next string) bool {
+	a, _, okA := Positions(prev)
+	b, _, okB := Positions(next)
+	if !okA || !okB {
+		return false
+	}
+	moved := false
+	for tag, p := range b {
+		q, ok := a[tag]
+		switch {
+		case !ok:
+			moved = true
+		case sse.CompareIDs(p, q) < 0:
+			return false
+		case sse.CompareIDs(p, q) > 0:
+			moved = true
+		}
+	}
+	return moved
 }
