@@ -32,7 +32,7 @@ func benchHub(b *testing.B, n, users int) (*Hub, func()) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for i := range n {
-		c := newClient(strconv.Itoa(i), "user"+strconv.Itoa(i%users), benchBuffer, nil)
+		c, _ := newClient(strconv.Itoa(i), "user"+strconv.Itoa(i%users), nil, benchBuffer, nil)
 		c.catchingUp = false
 		if _, ok := h.reg.add(c, -1, -1); !ok {
 			b.Fatal("add")

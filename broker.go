@@ -27,7 +27,11 @@ type Message struct {
 	Positions []string
 
 	// Clients address connections by id. They are live only: an event
-	// addressed to clients is kept in no channel's history for them.
+	// addressed to clients is kept in no channel's history for them. A
+	// broker may deliver an event's channels and its clients separately:
+	// the delivery for its clients then has Channels without Positions, so
+	// that a connection that follows one of them, and gets the event
+	// there, is not given it twice.
 	Clients []string
 
 	// Type is the event type; Data is its JSON-encoded data.

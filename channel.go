@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,8 @@ const (
 // UserChannel returns the channel of a user's connections: "user:<id>".
 func UserChannel(user string) string { return userPrefix + user }
 
-// channelKind is the name a resync gives a channel: "all" or "user".
+// channelKind is the name a resync gives a channel: "all", "user", or
+// the channel's own name for any other.
 func channelKind(ch string) string {
 	if strings.HasPrefix(ch, userPrefix) {
 		return "user"
@@ -31,12 +33,26 @@ func channelKind(ch string) string {
 	return ch
 }
 
-// channelTag is the letter that marks a channel's position in an event id.
+// channelTag is what marks a channel's position in an event id: "a" for
+// everyone's, "u" for the user's, and for any other channel "x" and five
+// letters of a hash of its name, so that an id stays short whatever the
+// names. newClient refuses a set of channels two of which share a tag.
 func channelTag(ch string) string {
-	if ch == BroadcastChannel {
+	switch {
+	case ch == BroadcastChannel:
 		return "a"
+	case strings.HasPrefix(ch, userPrefix):
+		return "u"
 	}
-	return "u"
+	h := fnv.New32a()
+	h.Write([]byte(ch))
+	n := h.Sum32()
+	tag := []byte{'x', 0, 0, 0, 0, 0}
+	for i := 1; i < len(tag); i++ {
+		tag[i] = byte('a' + n%26)
+		n /= 26
+	}
+	return string(tag)
 }
 
 // cursorTag marks a cursor key in an event id: the positions it stands

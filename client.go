@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 )
@@ -80,11 +81,21 @@ type client struct {
 	ticked bool   // the stream's heartbeat and rotation timer fired
 }
 
-func newClient(id, user string, limit int, abort func()) *client {
-	channels, tags := []string{BroadcastChannel}, []string{channelTag(BroadcastChannel)}
+// newClient returns the client of a stream of user ("" for none) that
+// follows the broadcast channel, the user's and extra. It fails when two
+// of the channels would share a tag in the stream's ids.
+func newClient(id, user string, extra []string, limit int, abort func()) (*client, error) {
+	channels := []string{BroadcastChannel}
 	if user != "" {
-		ch := UserChannel(user)
-		channels, tags = append(channels, ch), append(tags, channelTag(ch))
+		channels = append(channels, UserChannel(user))
+	}
+	channels = append(channels, extra...)
+	tags := make([]string, len(channels))
+	for k, ch := range channels {
+		tags[k] = channelTag(ch)
+		if slices.Contains(tags[:k], tags[k]) {
+			return nil, fmt.Errorf("sse: channels %q and %q cannot be followed together", channels[slices.Index(tags[:k], tags[k])], ch)
+		}
 	}
 	return &client{
 		id:         id,
@@ -95,7 +106,7 @@ func newClient(id, user string, limit int, abort func()) *client {
 		limit:      limit,
 		catchingUp: true,
 		wake:       make(chan struct{}, 1),
-	}
+	}, nil
 }
 
 // catchUpLimit is how many live events a client may queue while its replay

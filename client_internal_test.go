@@ -8,7 +8,7 @@ func msgAt(pos string) *Message {
 }
 
 func TestCatchUpKeepsABrokerResyncWhateverItsPosition(t *testing.T) {
-	c := newClient("c", "u", 10, nil)
+	c, _ := newClient("c", "u", nil, 10, nil)
 	_, _ = c.enqueue(&entry{msg: msgAt("5-1"), frame: []byte("old")}, 0, "5-1", OverflowDisconnect)
 	_, _ = c.enqueue(&entry{msg: msgAt("0-0"), resync: true}, 0, "0-0", OverflowDisconnect)
 	_, _ = c.enqueue(&entry{msg: msgAt("9-1"), frame: []byte("new")}, 0, "9-1", OverflowDisconnect)
@@ -24,7 +24,7 @@ func TestCatchUpKeepsABrokerResyncWhateverItsPosition(t *testing.T) {
 // A live event of one channel at or before the replay's floor in that
 // channel is dropped; the floor of another channel does not matter.
 func TestFloorsArePerChannel(t *testing.T) {
-	c := newClient("c", "u", 10, nil)
+	c, _ := newClient("c", "u", nil, 10, nil)
 	if !c.endCatchUp([]string{"7-0", "3-0"}) {
 		t.Fatal("endCatchUp reported an overflow")
 	}

@@ -245,7 +245,7 @@ func (h *Hub) deliver(m Message) {
 	h.reg.each(&m, func(c *client, via int) {
 		if e == nil {
 			e = &entry{resync: resync}
-			if len(m.Channels) > 0 {
+			if len(m.Positions) > 0 {
 				e.msg = &m
 			}
 			if !resync {

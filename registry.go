@@ -84,11 +84,16 @@ func (r *registry) removeLocked(c *client) bool {
 // each calls fn once for every client m is addressed to, under the read
 // lock, with the index in m.Channels of the channel it was reached
 // through (-1: by its client id); fn must not block. A client that follows
-// several of m's channels is reached through the first of them only.
+// several of m's channels is reached through the first of them only, and
+// one addressed by id too through that channel. A delivery for m's
+// clients only (Channels without Positions) reaches none by channel.
 func (r *registry) each(m *Message, fn func(c *client, via int)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for i, ch := range m.Channels {
+		if len(m.Positions) != len(m.Channels) {
+			break
+		}
 		cs := r.all
 		if ch != BroadcastChannel {
 			cs = r.byChannel[ch]

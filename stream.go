@@ -45,6 +45,12 @@ const (
 // The stream resumes after the Last-Event-ID header, or the lastEventId
 // query parameter for clients that cannot set headers.
 func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string) {
+	h.serve(w, r, userID, nil)
+}
+
+// serve is ServeStream for a stream that follows extra channels beside
+// the broadcast one and its user's.
+func (h *Hub) serve(w http.ResponseWriter, r *http.Request, userID string, extra []string) {
 	h.mu.Lock()
 	if h.closing.Load() {
 		h.mu.Unlock()
@@ -57,9 +63,13 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 
 	rc := http.NewResponseController(w)
 	s := &stream{hub: h, w: w, rc: rc}
-	c := newClient(uuid.NewString(), userID, h.cfg.BufferSize, func() {
+	c, err := newClient(uuid.NewString(), userID, extra, h.cfg.BufferSize, func() {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
 	})
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
 	evicted, ok := h.reg.add(c, h.cfg.MaxClients, h.cfg.MaxClientsPerUser)
 	if !ok {
 		h.Refuse(w, 0)

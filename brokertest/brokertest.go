@@ -88,8 +88,8 @@ func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker) {
 	}
 }
 
-// delivery is one message as a subscription saw it in one channel ("" for
-// a message to clients only).
+// delivery is one message as a subscription saw it in one channel, or
+// for its clients (channel "").
 type delivery struct {
 	channel, pos string
 	msg          sse.Message
@@ -119,16 +119,16 @@ func newCollector(channels ...string) *collector {
 
 func (c *collector) fn(m sse.Message) {
 	var ds []delivery
-	for i, ch := range m.Channels {
-		if c.watch[ch] {
-			pos := ""
-			if i < len(m.Positions) {
-				pos = m.Positions[i]
+	if len(m.Positions) == len(m.Channels) {
+		for i, ch := range m.Channels {
+			if c.watch[ch] {
+				ds = append(ds, delivery{ch, m.Positions[i], m})
 			}
-			ds = append(ds, delivery{ch, pos, m})
 		}
 	}
-	if len(m.Channels) == 0 {
+	// A message's clients come with it, or apart (channels without
+	// positions).
+	if len(m.Clients) > 0 {
 		ds = append(ds, delivery{"", "", m})
 	}
 	c.mu.Lock()
@@ -348,8 +348,11 @@ func sameMessage(t *testing.T, what string, got, want sse.Message) {
 	if !bytes.Equal(got.Data, want.Data) {
 		t.Errorf("%s: Data = %.80q, want %.80q", what, got.Data, want.Data)
 	}
-	if len(want.Channels) == 0 && !slices.Equal(got.Clients, want.Clients) {
+	if len(got.Clients) > 0 && !slices.Equal(got.Clients, want.Clients) {
 		t.Errorf("%s: Clients = %q, want %q", what, got.Clients, want.Clients)
+	}
+	if len(got.Positions) == 0 && !slices.Equal(got.Channels, want.Channels) {
+		t.Errorf("%s: a delivery for clients carries Channels %q, want %q", what, got.Channels, want.Channels)
 	}
 	if got.Time.IsZero() {
 		t.Errorf("%s: Time is zero; Publish must set it", what)
@@ -381,7 +384,8 @@ func sorted(ss ...string) []string {
 
 // testDelivery: a subscription gets every message of the channels it
 // follows published after Follow returned, once per channel, in order,
-// with fields intact, and every message to clients.
+// with fields intact, and every message to clients once, with its clients
+// (and its channels, with or without positions).
 func testDelivery(t *testing.T, b sse.Broker) {
 	const a, c = "user:a", "user:b,ü{x}"
 	col := subscribe(t, b, a, c)
@@ -389,10 +393,13 @@ func testDelivery(t *testing.T, b sse.Broker) {
 	for _, m := range want {
 		publish(t, b, m)
 	}
-	// One delivery per (channel, message) and one per client-only message.
+	// One delivery per (channel, message) and one per message to clients.
 	n := 0
 	for _, m := range want {
-		n += max(len(m.Channels), 1)
+		n += len(m.Channels)
+		if len(m.Clients) > 0 {
+			n++
+		}
 	}
 	got := col.waitFor(t, n)
 	if len(got) != n {
@@ -401,7 +408,7 @@ func testDelivery(t *testing.T, b sse.Broker) {
 	for _, ch := range []string{a, c, ""} {
 		var wantHere []sse.Message
 		for _, m := range want {
-			if slices.Contains(m.Channels, ch) || (ch == "" && len(m.Channels) == 0) {
+			if slices.Contains(m.Channels, ch) || (ch == "" && len(m.Clients) > 0) {
 				wantHere = append(wantHere, m)
 			}
 		}

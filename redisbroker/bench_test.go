@@ -9,13 +9,13 @@ import (
 	"github.com/ssekit/sse/redisbroker"
 )
 
-// BenchmarkPublish measures one publish (one script round trip: dedupe
-// check, XADD with the predecessor id, trimming) on the shared Redis, from
-// parallel publishers.
+// BenchmarkPublish measures one publish to one user (one script round
+// trip: dedupe check, XADD with the predecessor's position, trimming, the
+// announcement) on the shared Redis, from parallel publishers.
 func BenchmarkPublish(b *testing.B) {
 	rdb := sharedRedis(b)
 	br := newBroker(b, rdb, redisbroker.Options{MaxLen: 10000})
-	m := sse.Message{Users: []string{"6f1c7e0e-8d3a-4a59-9c1e-2b7d1c0e9a11"}, Type: "notification", Data: []byte(`{"title":"New follower!","n":1}`)}
+	m := sse.Message{Channels: []string{sse.UserChannel("6f1c7e0e-8d3a-4a59-9c1e-2b7d1c0e9a11")}, Type: "notification", Data: []byte(`{"title":"New follower!","n":1}`)}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -35,14 +35,18 @@ func BenchmarkPublishDelivered(b *testing.B) {
 	br := newBroker(b, rdb, redisbroker.Options{MaxLen: 10000})
 	got := make(chan struct{}, 1)
 	var n atomic.Int64
-	if err := br.Subscribe(b.Context(), func(sse.Message) {
+	sub, err := br.Subscribe(b.Context(), func(sse.Message) {
 		if n.Add(1) == int64(b.N) {
 			got <- struct{}{}
 		}
-	}); err != nil {
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
-	m := sse.Message{Type: "t", Data: []byte(`{"n":1}`)}
+	if err := sub.Follow(b.Context(), sse.BroadcastChannel); err != nil {
+		b.Fatal(err)
+	}
+	m := sse.Message{Channels: []string{sse.BroadcastChannel}, Type: "t", Data: []byte(`{"n":1}`)}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

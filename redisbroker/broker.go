@@ -1,41 +1,58 @@
 // Package redisbroker is the sse.Broker of a cluster: hubs on any number of
-// nodes that share one Redis (and one Prefix) behave as one hub.
+// nodes that share one Redis, or one Redis Cluster, and one Prefix behave
+// as one hub.
 //
-// Every event is one entry of a Redis stream. Publish appends it (XADD in a
-// small script, see below) and the stream assigns its id, so ids are
-// ordered cluster-wide; every node's subscription reads the stream with
-// XREAD from the last id it delivered, so a node that loses Redis for a
-// while resumes where it stopped; Replay reads it with XRANGE, so a client
-// may resume on any node. The history is bounded by MaxLen and MaxAge.
+// Each channel (a user's, everyone's) is its own Redis stream, with its own
+// history, in its own cluster hash slot, so channels spread over the
+// cluster's masters. Publish appends an event to each of its channels with
+// one small script per channel, which also announces it on the channel's
+// shard Pub/Sub channel (SPUBLISH, Redis ≥ 7), in the same atomic step.
+// Each node subscribes (SSUBSCRIBE) only to the channels its connections
+// follow, plus everyone's, so that a node reads its own users' events and
+// the broadcasts, not the whole cluster's traffic; a channel stays
+// subscribed for Linger after its last connection leaves, for the client
+// that reconnects at once. Read pages through a channel's stream (XRANGE),
+// so a client may resume on any node, and a resume reads only its own
+// channels.
 //
-// Each entry also records the id of the entry before it. That chain is what
-// makes sse.ErrUnknownID exact, which Redis alone cannot: trimming leaves no
-// trace of where it stopped, so only the chain tells "nothing after this id
-// was lost" from "something was". The subscription checks the same chain on
-// every entry it reads, and announces a break (entries trimmed before it
-// read them, or a Redis that restarted empty) to its hub as a resync
-// message instead of skipping silently. The script also remembers each
-// publish's random nonce for DedupeWindow, so that a send the Redis client
-// retried after a lost reply is stored once, not twice.
+// Each entry also records the position of the entry before it in its
+// channel. That chain is what makes sse.ErrUnknownID exact, which Redis
+// alone cannot: trimming leaves no trace of where it stopped, so only the
+// chain tells "nothing after this position was lost" from "something
+// was". A subscription checks the same chain on every event it hears: an
+// event whose predecessor it did not deliver (Pub/Sub lost it while a
+// connection was down, or go-redis resubscribed behind its back) makes it
+// read the missing ones from the stream first, and announce a resync for
+// that channel if they were trimmed meanwhile, never skip silently. After
+// a connection error it also reads each of its channels' streams from the
+// last event it delivered.
 //
-// The broker uses a client the caller opened and never dials by itself;
-// the caller closes the client after the broker. Presence (StartPresence,
-// ClusterStatus) lets the nodes see each other.
+// A channel's stream expires MaxAge after its last event; its last
+// position is remembered for PositionTTL, so that a client that saw a
+// quiet channel's last event resumes without a resync. The script also
+// remembers each publish's id for DedupeWindow, so that a send the Redis
+// client retried after a lost reply is stored once, not twice.
 //
-// Keys, all in one Redis Cluster hash slot ("{Prefix}"):
+// The broker uses a client the caller opened (a *redis.Client for one
+// server, a *redis.ClusterClient for a Redis Cluster) and never dials by
+// itself; the caller closes the client after the broker. Presence
+// (StartPresence, ClusterStatus) lets the nodes see each other.
 //
-//	{Prefix}:stream          the events
-//	{Prefix}:pub:<nonce>     a publish's id, for DedupeWindow
-//	{Prefix}:nodes           sorted set of nodes that reported presence
-//	{Prefix}:node:<name>     hash: one node's counts, expires with PresenceTTL
-//	{Prefix}:users:<name>    set: one node's connected users, same expiry
+// Keys; a channel's share its hash slot ("{Prefix:channel}"):
+//
+//	{Prefix:channel}             the channel's events (a stream)
+//	{Prefix:channel}:last        its newest position, for PositionTTL
+//	{Prefix:channel}:pub:<id>    a publish's position, for DedupeWindow
+//	{Prefix:channel}:live        shard Pub/Sub channel of its new events
+//	{Prefix}:clients             shard Pub/Sub channel of events to clients
+//	{Prefix:cursor:<key>}        a connection's position (sse.CursorStore)
+//	{Prefix}:nodes, :node:<name>, :users:<name>   presence (one slot)
 package redisbroker
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,11 +68,6 @@ import (
 	sse "github.com/ssekit/sse"
 )
 
-// ErrHistoryGap is returned by Replay when entries it had not yet read were
-// trimmed while it was reading, after it had already handed some to fn. The
-// hub ends such a stream; the client reconnects and gets a resync.
-var ErrHistoryGap = errors.New("redisbroker: history trimmed during replay")
-
 // Options configures a Broker. The zero value of every field means its
 // default; New copies the options.
 type Options struct {
@@ -63,24 +75,47 @@ type Options struct {
 	// Redis and a Prefix. Defaults to "ssekit".
 	Prefix string
 
-	// MaxLen bounds the history by count. Trimming is approximate (whole
-	// stream nodes, so Redis may keep up to ~100 more), but the replay's
-	// sse.ErrUnknownID is exact. Defaults to 10000. Negative: no bound.
+	// MaxLen bounds each channel's history by count. Trimming is
+	// approximate (whole stream nodes, so Redis may keep up to ~100 more),
+	// but the replay's sse.ErrUnknownID is exact. Defaults to 1000, as the
+	// hub's in-memory history. Negative: no bound.
 	MaxLen int64
 
-	// MaxAge bounds the history by age, on Redis's clock, approximately as
-	// MaxLen. Defaults to 10m, as the hub's in-memory history. Negative:
-	// no bound.
+	// MaxAge bounds each channel's history by age, on Redis's clock,
+	// approximately as MaxLen; a channel's whole stream expires MaxAge
+	// after its last event. Defaults to 10m, as the hub's in-memory
+	// history. Negative: no bound.
 	MaxAge time.Duration
 
-	// Block is how long one XREAD of a subscription waits for new entries.
-	// It also bounds how long a subscription takes to stop once its ctx is
-	// done, since a blocked read cannot be interrupted. Defaults to 1s.
-	Block time.Duration
+	// PositionTTL is how long a channel's newest position is remembered
+	// after its last event, so that a client that had seen it resumes
+	// without a resync after the events themselves expired. Defaults to
+	// 24h; at least MaxAge. Ignored when MaxAge is negative (positions are
+	// then kept as long as the events).
+	PositionTTL time.Duration
 
-	// ReadCount is the most entries one XREAD or XRANGE page returns.
-	// Defaults to 512.
+	// Linger is how long a node stays subscribed to a channel after its
+	// last connection following it left, so that a client reconnecting at
+	// once does not pay for a new subscription. Defaults to 30s.
+	Linger time.Duration
+
+	// ReadCount is the most entries one read of a subscription's gap fill
+	// returns. Defaults to 512.
 	ReadCount int64
+
+	// WaitReplicas is how many replicas must hold an event before Publish
+	// reports it stored (WAIT after the append, on the channel's master).
+	// Redis replicates asynchronously: with 0, an event a master accepted
+	// and a crash lost before any replica had it is gone, and a node that
+	// never heard it cannot tell; with 1 (and a replica per master), a
+	// replica promoted by a failover has every event Publish reported.
+	// Defaults to 0. A publish whose replicas do not answer within
+	// WaitTimeout fails (the event may still be delivered: a retry is a
+	// second event).
+	WaitReplicas int
+
+	// WaitTimeout bounds the wait for WaitReplicas. Defaults to 1s.
+	WaitTimeout time.Duration
 
 	// DedupeWindow is how long a publish is remembered so that a send the
 	// Redis client retries (after a timeout that lost the reply) is stored
@@ -101,7 +136,7 @@ type Options struct {
 	PresenceTTL time.Duration
 
 	// Logger receives the broker's warnings: a subscription that lost
-	// Redis, a break in the history. Defaults to slog.Default().
+	// Redis, a break in a channel's history. Defaults to slog.Default().
 	Logger *slog.Logger
 }
 
@@ -110,23 +145,29 @@ func (o Options) withDefaults() (Options, error) {
 		o.Prefix = "ssekit"
 	}
 	if o.MaxLen == 0 {
-		o.MaxLen = 10000
+		o.MaxLen = 1000
 	}
 	if o.MaxAge == 0 {
 		o.MaxAge = 10 * time.Minute
 	}
-	if o.Block == 0 {
-		o.Block = time.Second
+	if o.PositionTTL == 0 {
+		o.PositionTTL = 24 * time.Hour
+	}
+	if o.Linger == 0 {
+		o.Linger = 30 * time.Second
 	}
 	if o.ReadCount == 0 {
 		o.ReadCount = 512
+	}
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = time.Second
 	}
 	if o.DedupeWindow == 0 {
 		o.DedupeWindow = time.Minute
 	}
 	if o.Node == "" {
 		host, _ := os.Hostname()
-		o.Node = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), nonce(3))
+		o.Node = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strconv.FormatUint(randomUint64()%(1<<24), 36))
 	}
 	if o.PresenceInterval == 0 {
 		o.PresenceInterval = 5 * time.Second
@@ -139,15 +180,19 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	switch {
 	case strings.ContainsAny(o.Prefix, "{}"):
-		return o, fmt.Errorf("redisbroker: Prefix %q must not contain braces: it becomes the keys' hash tag", o.Prefix)
+		return o, fmt.Errorf("redisbroker: Prefix %q must not contain braces: it is part of the keys' hash tags", o.Prefix)
 	case strings.ContainsAny(o.Node, " \r\n"):
 		return o, fmt.Errorf("redisbroker: Node %q must not contain white space", o.Node)
-	case o.Block < 0:
-		return o, fmt.Errorf("redisbroker: Block %v is negative", o.Block)
 	case o.ReadCount < 0:
 		return o, fmt.Errorf("redisbroker: ReadCount %d is negative", o.ReadCount)
+	case o.Linger < 0:
+		return o, fmt.Errorf("redisbroker: Linger %v is negative", o.Linger)
+	case o.WaitReplicas < 0 || o.WaitTimeout < 0:
+		return o, fmt.Errorf("redisbroker: WaitReplicas %d or WaitTimeout %v is negative", o.WaitReplicas, o.WaitTimeout)
 	case o.DedupeWindow < time.Millisecond:
 		return o, fmt.Errorf("redisbroker: DedupeWindow %v is under 1ms", o.DedupeWindow)
+	case o.MaxAge > 0 && o.PositionTTL < o.MaxAge:
+		return o, fmt.Errorf("redisbroker: PositionTTL %v is shorter than MaxAge %v", o.PositionTTL, o.MaxAge)
 	case o.PresenceInterval < 0:
 		return o, fmt.Errorf("redisbroker: PresenceInterval %v is negative", o.PresenceInterval)
 	case o.PresenceTTL <= o.PresenceInterval:
@@ -156,15 +201,14 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// Broker is an sse.Broker on a Redis stream. Each Subscribe starts one
-// goroutine, which stops when its ctx is done or the broker is closed;
-// StartPresence starts one more. Close stops them all and waits for them.
-// All methods are safe for concurrent use.
+// Broker is an sse.Broker on Redis streams, one per channel. Each
+// Subscribe starts one goroutine, plus one per Redis master its channels
+// live on; StartPresence starts one more. Close stops them all and waits
+// for them. All methods are safe for concurrent use.
 type Broker struct {
-	rdb    redis.UniversalClient
-	opts   Options
-	stream string
-	log    *slog.Logger
+	rdb  redis.UniversalClient
+	opts Options
+	log  *slog.Logger
 
 	life context.Context // done once Close is called
 	end  context.CancelFunc
@@ -172,9 +216,16 @@ type Broker struct {
 	wg   sync.WaitGroup
 
 	presence bool // StartPresence was called; guarded by mu
+
+	// ops counts the Redis commands the broker sent, by kind, for the
+	// measurements of docs/cluster.md.
+	ops opCounters
 }
 
-var _ sse.Broker = (*Broker)(nil)
+var (
+	_ sse.Broker      = (*Broker)(nil)
+	_ sse.CursorStore = (*Broker)(nil)
+)
 
 // New returns a broker on rdb, which the caller opened and closes after
 // the broker's Close. It does not talk to Redis: use Ping to check it.
@@ -188,15 +239,22 @@ func New(rdb redis.UniversalClient, opts Options) (*Broker, error) {
 	}
 	b := &Broker{rdb: rdb, opts: opts, log: opts.Logger}
 	b.life, b.end = context.WithCancel(context.Background())
-	b.stream = b.key("stream")
 	return b, nil
 }
 
-// key returns the name of one of the broker's keys.
+// channelKey returns the key of a channel's stream; its other keys add a
+// suffix, so that all of them share its hash slot.
+func (b *Broker) channelKey(channel string) string {
+	return "{" + b.opts.Prefix + ":" + channel + "}"
+}
+
+// key returns one of the broker's keys outside any channel, in the
+// prefix's own slot.
 func (b *Broker) key(name string) string { return "{" + b.opts.Prefix + "}:" + name }
 
-// Stream returns the name of the Redis stream that holds the events.
-func (b *Broker) Stream() string { return b.stream }
+// StreamKey returns the name of the Redis stream that holds a channel's
+// events.
+func (b *Broker) StreamKey(channel string) string { return b.channelKey(channel) }
 
 // Node returns the name this broker reports its presence under.
 func (b *Broker) Node() string { return b.opts.Node }
@@ -204,9 +262,8 @@ func (b *Broker) Node() string { return b.opts.Node }
 func (b *Broker) isClosed() bool { return b.life.Err() != nil }
 
 // Close stops every subscription and the presence refresh, and waits for
-// their goroutines; a subscription blocked in a read takes up to Block to
-// notice. Later calls fail with sse.ErrBrokerClosed. It does not close the
-// Redis client, which belongs to the caller.
+// their goroutines. Later calls fail with sse.ErrBrokerClosed. It does not
+// close the Redis client, which belongs to the caller.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	b.end()
@@ -243,21 +300,43 @@ func (b *Broker) Ping(ctx context.Context) error {
 	return nil
 }
 
-// publishScript appends one event to the stream with the id of the entry
-// before it ("prev"), trims the history by count and by age (on Redis's
-// clock) and remembers the publish's nonce, so that a retried call returns
-// the id of the first instead of storing the event twice. The newest entry
-// is never trimmed, so XREVRANGE's first entry is the last generated id.
+// publishScript appends one event to a channel's stream with the position
+// of the entry before it ("prev"), trims the history by count and by age
+// (on Redis's clock), lets an idle stream expire with its last event,
+// remembers the channel's newest position for longer, remembers the
+// publish's id so that a retried call returns the first call's position
+// instead of storing the event twice, and announces the event on the
+// channel's shard Pub/Sub channel, all in one atomic step. A stream that
+// expired starts again after its remembered position, so positions only
+// grow and the chain goes on.
 //
-// KEYS[1] stream, KEYS[2] nonce key; ARGV[1] MaxLen (0: none), ARGV[2]
-// MaxAge in ms (0: none), ARGV[3] DedupeWindow in ms, ARGV[4…] fields.
+// KEYS[1] stream, KEYS[2] last, KEYS[3] dedupe; ARGV[1] MaxLen (0: none),
+// ARGV[2] MaxAge in ms (0: none), ARGV[3] DedupeWindow in ms, ARGV[4]
+// PositionTTL in ms (0: none), ARGV[5] live channel, ARGV[6] publish id,
+// ARGV[7] type, ARGV[8] data. The announcement is five length-prefixed
+// fields: position, prev, publish id, type, data.
 var publishScript = redis.NewScript(`
-local done = redis.call('GET', KEYS[2])
+local done = redis.call('GET', KEYS[3])
 if done then return done end
-local prev = '0-0'
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if last[1] then prev = last[1][1] end
-local id = redis.call('XADD', KEYS[1], '*', 'prev', prev, unpack(ARGV, 4))
+local prev = redis.call('GET', KEYS[2])
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if exists then
+	local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+	if last[1] then prev = last[1][1] end
+end
+if not prev then prev = '0-0' end
+local id = '*'
+if not exists and prev ~= '0-0' then
+	local t = redis.call('TIME')
+	local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+	local pms, pseq = string.match(prev, '^(%d+)-(%d+)$')
+	if ms > tonumber(pms) then
+		id = string.format('%d-0', ms)
+	else
+		id = pms .. '-' .. string.format('%d', tonumber(pseq) + 1)
+	end
+end
+id = redis.call('XADD', KEYS[1], id, 'prev', prev, 'pub', ARGV[6], 'type', ARGV[7], 'data', ARGV[8])
 local maxlen = tonumber(ARGV[1])
 if maxlen > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', maxlen) end
 local maxage = tonumber(ARGV[2])
@@ -265,148 +344,290 @@ if maxage > 0 then
 	local now = redis.call('TIME')
 	local minid = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - maxage
 	if minid > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', minid)) end
+	redis.call('PEXPIRE', KEYS[1], maxage)
 end
-redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+	redis.call('SET', KEYS[2], id, 'PX', ttl)
+else
+	redis.call('SET', KEYS[2], id)
+end
+redis.call('SET', KEYS[3], id, 'PX', ARGV[3])
+local function field(s) return #s .. ':' .. s end
+redis.call('SPUBLISH', ARGV[5], field(id) .. field(prev) .. field(ARGV[6]) .. field(ARGV[7]) .. field(ARGV[8]))
 return id
 `)
 
 // Entry fields.
 const (
-	fieldPrev    = "prev"
-	fieldType    = "type"
-	fieldData    = "data"
-	fieldUsers   = "users"   // JSON array, absent when empty
-	fieldClients = "clients" // JSON array, absent when empty
+	fieldPrev = "prev"
+	fieldPub  = "pub" // the publish's id
+	fieldType = "type"
+	fieldData = "data"
 )
 
-// Publish appends m to the stream in one round trip and returns the id
-// Redis gave it. An error means the event was not stored (or, for a reply
-// lost in transit, that it is unknown whether it was: the caller's retry is
-// then a new event). ctx bounds the call.
+// Publish appends m to each of its channels (one script each, pipelined:
+// channels may live on different masters) and announces m.Clients on the
+// clients' channel. It returns the publish's id. An error means the event
+// was not stored in at least one channel (or, for a reply lost in
+// transit, that it is unknown whether it was: the caller's retry is then a
+// new event); it may be in the others. ctx bounds the call.
 func (b *Broker) Publish(ctx context.Context, m sse.Message) (string, error) {
+	if err := sse.CheckMessage(&m); err != nil {
+		return "", err
+	}
 	if b.isClosed() {
 		return "", sse.ErrBrokerClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	return b.publish(ctx, m, nonce(12))
-}
-
-// publish appends m under a given nonce: a second call with the same nonce
-// within DedupeWindow returns the first call's id and stores nothing.
-func (b *Broker) publish(ctx context.Context, m sse.Message, nonce string) (string, error) {
-	maxLen := max(b.opts.MaxLen, 0)
-	maxAge := max(b.opts.MaxAge.Milliseconds(), 0)
-	args := []any{maxLen, maxAge, b.opts.DedupeWindow.Milliseconds(), fieldType, m.Type, fieldData, m.Data}
-	if len(m.Users) > 0 {
-		users, _ := json.Marshal(m.Users) // []string always marshals
-		args = append(args, fieldUsers, users)
+	id := publishID()
+	if err := b.publishChannels(ctx, m, id); err != nil {
+		return "", err
 	}
 	if len(m.Clients) > 0 {
-		clients, _ := json.Marshal(m.Clients)
-		args = append(args, fieldClients, clients)
-	}
-	keys := []string{b.stream, b.key("pub:" + nonce)}
-	id, err := publishScript.Run(ctx, b.rdb, keys, args...).Text()
-	if err != nil {
-		return "", fmt.Errorf("redisbroker: publish to %s: %w", b.stream, err)
+		b.ops.add(opPublish, 1)
+		if err := b.rdb.SPublish(ctx, b.key("clients"), encodeClients(id, m)).Err(); err != nil {
+			return "", fmt.Errorf("redisbroker: publish to clients: %w", err)
+		}
 	}
 	return id, nil
 }
 
-// Head returns the stream's last generated id, "0-0" when the stream does
-// not exist yet.
-func (b *Broker) Head(ctx context.Context) (string, error) {
+// publishChannels runs the publish script for each of m's channels, under
+// the publish id id: a second call with the same id within DedupeWindow
+// stores nothing.
+func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) error {
+	if len(m.Channels) == 0 {
+		return nil
+	}
+	maxLen := max(b.opts.MaxLen, 0)
+	maxAge := max(b.opts.MaxAge.Milliseconds(), 0)
+	ttl := int64(0)
+	if maxAge > 0 {
+		ttl = b.opts.PositionTTL.Milliseconds()
+	}
+	call := func(ch string) (keys []string, args []any) {
+		k := b.channelKey(ch)
+		return []string{k, k + ":last", k + ":pub:" + id},
+			[]any{maxLen, maxAge, b.opts.DedupeWindow.Milliseconds(), ttl, k + ":live", id, m.Type, m.Data}
+	}
+	b.ops.add(opPublish, len(m.Channels))
+	if b.opts.WaitReplicas > 0 {
+		return b.publishReplicated(ctx, m, call)
+	}
+	if len(m.Channels) == 1 {
+		keys, args := call(m.Channels[0])
+		if err := publishScript.Run(ctx, b.rdb, keys, args...).Err(); err != nil {
+			return fmt.Errorf("redisbroker: publish to %s: %w", m.Channels[0], err)
+		}
+		return nil
+	}
+	// Many channels: one pipeline (go-redis splits it by master and sends
+	// the parts at once). A master that does not have the script yet gets
+	// it with EVAL, for the failed calls only.
+	cmds := make([]*redis.Cmd, len(m.Channels))
+	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ch := range m.Channels {
+			keys, args := call(ch)
+			cmds[i] = publishScript.EvalSha(ctx, p, keys, args...)
+		}
+		return nil
+	})
+	var failed []string
+	var firstErr error
+	for i, cmd := range cmds {
+		err := cmd.Err()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			keys, args := call(m.Channels[i])
+			err = publishScript.Run(ctx, b.rdb, keys, args...).Err()
+		}
+		if err != nil {
+			failed = append(failed, m.Channels[i])
+			firstErr = cmp(firstErr, err)
+		}
+	}
+	return channelsFailed(failed, len(m.Channels), firstErr)
+}
+
+// channelsFailed is the error of a publish that failed in some channels.
+func channelsFailed(failed []string, of int, err error) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("redisbroker: publish to %d of %d channels (%s…): %w", len(failed), of, failed[0], err)
+}
+
+// publishReplicated appends to each channel on its master and waits there
+// until WaitReplicas replicas have the event: WAIT names no key, so the
+// cluster client could not route it, and the script and its WAIT go to
+// the master's own client, in one pipeline per master.
+func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func(string) ([]string, []any)) error {
+	type group struct {
+		node     redis.UniversalClient
+		channels []string
+	}
+	groups := map[string]*group{}
+	for _, ch := range m.Channels {
+		addr, node := "", b.rdb
+		if cc, ok := b.rdb.(*redis.ClusterClient); ok {
+			keys, _ := call(ch)
+			c, err := cc.MasterForKey(ctx, keys[0])
+			if err != nil {
+				return fmt.Errorf("redisbroker: publish to %s: route: %w", ch, err)
+			}
+			addr, node = c.Options().Addr, c
+		}
+		if groups[addr] == nil {
+			groups[addr] = &group{node: node}
+		}
+		groups[addr].channels = append(groups[addr].channels, ch)
+	}
+	var failed []string
+	var firstErr error
+	for _, g := range groups {
+		if err := b.publishOnMaster(ctx, g.node, g.channels, call); err != nil {
+			if cc, ok := b.rdb.(*redis.ClusterClient); ok {
+				cc.ReloadState(ctx) // a master that fails may have been replaced
+			}
+			failed = append(failed, g.channels...)
+			firstErr = cmp(firstErr, err)
+		}
+	}
+	return channelsFailed(failed, len(m.Channels), firstErr)
+}
+
+// publishOnMaster runs the publish script for channels, all on node's
+// slots, then WAIT.
+func (b *Broker) publishOnMaster(ctx context.Context, node redis.UniversalClient, channels []string, call func(string) ([]string, []any)) error {
+	run := func(eval func(redis.Pipeliner, []string, []any) *redis.Cmd) (*redis.Cmd, []*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(channels))
+		var wait *redis.Cmd
+		_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, ch := range channels {
+				keys, args := call(ch)
+				cmds[i] = eval(p, keys, args)
+			}
+			wait = p.Do(ctx, "WAIT", b.opts.WaitReplicas, b.opts.WaitTimeout.Milliseconds())
+			return nil
+		})
+		return wait, cmds, err
+	}
+	wait, cmds, err := run(func(p redis.Pipeliner, keys []string, args []any) *redis.Cmd {
+		return publishScript.EvalSha(ctx, p, keys, args...)
+	})
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		wait, cmds, err = run(func(p redis.Pipeliner, keys []string, args []any) *redis.Cmd {
+			return publishScript.Eval(ctx, p, keys, args...)
+		})
+	}
+	for _, c := range cmds {
+		if c.Err() != nil {
+			return c.Err()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if n, _ := wait.Int64(); n < int64(b.opts.WaitReplicas) {
+		return fmt.Errorf("%d of %d replicas acknowledged within %v", n, b.opts.WaitReplicas, b.opts.WaitTimeout)
+	}
+	return nil
+}
+
+// cmp returns a if it is set, else b.
+func cmp(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// Head returns the channel's newest position, "0-0" when it has none (or
+// had none within PositionTTL).
+func (b *Broker) Head(ctx context.Context, channel string) (string, error) {
 	if b.isClosed() {
 		return "", sse.ErrBrokerClosed
 	}
-	info, err := b.rdb.XInfoStream(ctx, b.stream).Result()
-	if isNoSuchKey(err) {
-		return "0-0", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("redisbroker: xinfo stream %s: %w", b.stream, err)
-	}
-	return info.LastGeneratedID, nil
-}
-
-// Replay hands fn the entries after afterID, up to the newest one when it
-// was called, reading XRANGE pages of ReadCount. It returns
-// sse.ErrUnknownID, having called fn for nothing, when afterID is malformed,
-// was never issued, or entries after it were trimmed; ErrHistoryGap when
-// trimming overtook it after it had begun handing entries to fn.
-func (b *Broker) Replay(ctx context.Context, afterID string, fn func(sse.Message) error) error {
-	if b.isClosed() {
-		return sse.ErrBrokerClosed
-	}
-	if !validStreamID(afterID) {
-		return sse.ErrUnknownID
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	// The head and the first page come from one transaction, so that
-	// "nothing after afterID" is never mistaken for "afterID is unknown"
-	// while publishers append.
-	var info *redis.XInfoStreamCmd
-	var first *redis.XMessageSliceCmd
+	k := b.channelKey(channel)
+	var last *redis.StringCmd
+	var top *redis.XMessageSliceCmd
+	b.ops.add(opHead, 1)
 	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		info = p.XInfoStream(ctx, b.stream)
-		first = p.XRangeN(ctx, b.stream, "("+afterID, "+", b.opts.ReadCount)
+		last = p.Get(ctx, k+":last")
+		top = p.XRevRangeN(ctx, k, "+", "-", 1)
 		return nil
 	})
-	head := "0-0"
-	switch ierr := info.Err(); {
-	case ierr == nil:
-		head = info.Val().LastGeneratedID
-	case isNoSuchKey(ierr):
-	default:
-		if err == nil {
-			err = ierr
-		}
-		return fmt.Errorf("redisbroker: replay %s after %s: %w", b.stream, afterID, err)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("redisbroker: head of %s: %w", channel, err)
 	}
-	if err := first.Err(); err != nil {
-		return fmt.Errorf("redisbroker: replay %s after %s: %w", b.stream, afterID, err)
-	}
-	page := first.Val()
-	if len(page) == 0 {
-		if afterID != head && sse.CompareIDs(afterID, head) != 0 {
-			return sse.ErrUnknownID // in the future, or everything after it is gone
-		}
-		return nil
-	}
-	if !chained(afterID, page) {
-		return sse.ErrUnknownID
-	}
-	for {
-		for _, xm := range page {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := fn(decode(xm)); err != nil {
-				return err
-			}
-		}
-		cursor := page[len(page)-1].ID
-		if sse.CompareIDs(cursor, head) >= 0 {
-			return nil
-		}
-		page, err = b.rdb.XRangeN(ctx, b.stream, "("+cursor, head, b.opts.ReadCount).Result()
-		if err != nil {
-			return fmt.Errorf("redisbroker: replay %s after %s: %w", b.stream, cursor, err)
-		}
-		if len(page) == 0 || !chained(cursor, page) {
-			return fmt.Errorf("replay %s after %s: %w", b.stream, cursor, ErrHistoryGap)
-		}
-	}
+	return headOf(last, top), nil
 }
 
-// chained reports whether page follows after without a gap: each entry
-// records the id of the one before it.
-func chained(after string, page []redis.XMessage) bool {
-	for _, xm := range page {
+// headOf returns the newest position from a channel's remembered one and
+// its stream's newest entry, whichever is later.
+func headOf(last *redis.StringCmd, top *redis.XMessageSliceCmd) string {
+	head := "0-0"
+	if v, err := last.Result(); err == nil {
+		head = v
+	}
+	if t := top.Val(); len(t) > 0 && sse.CompareIDs(t[0].ID, head) > 0 {
+		head = t[0].ID
+	}
+	return head
+}
+
+// Read returns at most limit of channel's entries after the position
+// after. It returns sse.ErrUnknownID when after is malformed, was never
+// issued, or entries after it were trimmed.
+func (b *Broker) Read(ctx context.Context, channel, after string, limit int) ([]sse.Message, error) {
+	if b.isClosed() {
+		return nil, sse.ErrBrokerClosed
+	}
+	if !validStreamID(after) {
+		return nil, sse.ErrUnknownID
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// The head and the page come from one transaction, so that "nothing
+	// after it" is never mistaken for "it is unknown" while publishers
+	// append.
+	k := b.channelKey(channel)
+	var last *redis.StringCmd
+	var top, page *redis.XMessageSliceCmd
+	b.ops.add(opRead, 1)
+	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		last = p.Get(ctx, k+":last")
+		top = p.XRevRangeN(ctx, k, "+", "-", 1)
+		page = p.XRangeN(ctx, k, "("+after, "+", int64(max(limit, 1)))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisbroker: read %s after %s: %w", channel, after, err)
+	}
+	entries := page.Val()
+	if len(entries) == 0 {
+		if head := headOf(last, top); sse.CompareIDs(after, head) != 0 {
+			return nil, sse.ErrUnknownID // in the future, or everything after it is gone
+		}
+		return nil, nil
+	}
+	if !chained(after, entries) {
+		return nil, sse.ErrUnknownID
+	}
+	out := make([]sse.Message, len(entries))
+	for i, xm := range entries {
+		out[i] = decode(channel, xm)
+	}
+	return out, nil
+}
+
+// chained reports whether entries follow after without a gap: each entry
+// records the position of the one before it.
+func chained(after string, entries []redis.XMessage) bool {
+	for _, xm := range entries {
 		prev, _ := xm.Values[fieldPrev].(string)
 		if prev != after && sse.CompareIDs(prev, after) != 0 {
 			return false
@@ -416,19 +637,13 @@ func chained(after string, page []redis.XMessage) bool {
 	return true
 }
 
-// decode turns a stream entry into a message. A malformed users or
-// clients field (not written by this broker) leaves that address empty.
-func decode(xm redis.XMessage) sse.Message {
-	m := sse.Message{ID: xm.ID, Time: idTime(xm.ID)}
+// decode turns a stream entry of channel into a message.
+func decode(channel string, xm redis.XMessage) sse.Message {
+	m := sse.Message{Channels: []string{channel}, Positions: []string{xm.ID}, Time: idTime(xm.ID)}
+	m.ID, _ = xm.Values[fieldPub].(string)
 	m.Type, _ = xm.Values[fieldType].(string)
 	if d, ok := xm.Values[fieldData].(string); ok {
 		m.Data = []byte(d)
-	}
-	if u, ok := xm.Values[fieldUsers].(string); ok {
-		_ = json.Unmarshal([]byte(u), &m.Users)
-	}
-	if c, ok := xm.Values[fieldClients].(string); ok {
-		_ = json.Unmarshal([]byte(c), &m.Clients)
 	}
 	return m
 }
@@ -458,14 +673,47 @@ func validStreamID(id string) bool {
 	return err1 == nil && err2 == nil && !(a == math.MaxUint64 && c == math.MaxUint64)
 }
 
-// isNoSuchKey reports Redis's answer to XINFO STREAM on a missing stream.
-func isNoSuchKey(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "no such key")
+// SaveCursor keeps a connection's position under key for PositionTTL (or
+// MaxAge), in the key's own hash slot.
+func (b *Broker) SaveCursor(ctx context.Context, key, value string) error {
+	if b.isClosed() {
+		return sse.ErrBrokerClosed
+	}
+	ttl := b.opts.PositionTTL
+	if b.opts.MaxAge < 0 {
+		ttl = 0
+	}
+	b.ops.add(opCursor, 1)
+	if err := b.rdb.Set(ctx, b.channelKey("cursor:"+key), value, ttl).Err(); err != nil {
+		return fmt.Errorf("redisbroker: save cursor: %w", err)
+	}
+	return nil
 }
 
-// nonce returns n random bytes in hex.
-func nonce(n int) string {
-	p := make([]byte, n)
-	_, _ = rand.Read(p) // crypto/rand.Read never fails
-	return hex.EncodeToString(p)
+// LoadCursor returns a saved position, or sse.ErrUnknownID.
+func (b *Broker) LoadCursor(ctx context.Context, key string) (string, error) {
+	if b.isClosed() {
+		return "", sse.ErrBrokerClosed
+	}
+	b.ops.add(opCursor, 1)
+	v, err := b.rdb.Get(ctx, b.channelKey("cursor:"+key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", sse.ErrUnknownID
+	}
+	if err != nil {
+		return "", fmt.Errorf("redisbroker: load cursor: %w", err)
+	}
+	return v, nil
+}
+
+// publishID returns a new publish id: Redis-like "<unix ms>-<random>", so
+// that ids sort by time and never collide in practice.
+func publishID() string {
+	return strconv.FormatInt(time.Now().UnixMilli(), 10) + "-" + strconv.FormatUint(randomUint64()>>11, 10)
+}
+
+func randomUint64() uint64 {
+	var p [8]byte
+	_, _ = rand.Read(p[:]) // crypto/rand.Read never fails
+	return binary.BigEndian.Uint64(p[:])
 }

@@ -14,141 +14,136 @@ import (
 	"github.com/ssekit/sse/redisbroker"
 )
 
-// TestReplayExactAfterTrim: Redis keeps no trace of where trimming
-// stopped; the recorded predecessor ids still tell "nothing after this id
-// was lost" (replay) from "something was" (sse.ErrUnknownID), even for an
-// id that is itself trimmed.
-func TestReplayExactAfterTrim(t *testing.T) {
+// readPositions returns the positions Read gives after after in channel.
+func readPositions(b sse.Broker, channel, after string) ([]string, error) {
+	got, err := b.Read(context.Background(), channel, after, 1000)
+	var out []string
+	for _, m := range got {
+		out = append(out, m.Positions[0])
+	}
+	return out, err
+}
+
+// publishTo publishes n events to channel and returns their positions.
+func publishTo(t *testing.T, b sse.Broker, channel string, n int) []string {
+	t.Helper()
+	start, err := b.Head(t.Context(), channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if _, err := b.Publish(t.Context(), sse.Message{Channels: []string{channel}, Type: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pos, err := readPositions(b, channel, start)
+	if err != nil || len(pos) != n {
+		t.Fatalf("read back %d positions, %v; want %d", len(pos), err, n)
+	}
+	return pos
+}
+
+// TestReadExactAfterTrim: Redis keeps no trace of where trimming stopped;
+// the recorded predecessors still tell "nothing after this position was
+// lost" (a read) from "something was" (sse.ErrUnknownID), even for a
+// position that is itself trimmed.
+func TestReadExactAfterTrim(t *testing.T) {
 	rdb := sharedRedis(t)
 	b := newBroker(t, rdb, redisbroker.Options{})
 	ctx := t.Context()
-	var ids []string
-	for range 4 {
-		id, err := b.Publish(ctx, sse.Message{Type: "x"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
+	const ch = "user:alice"
+	ids := publishTo(t, b, ch, 4)
 	// Exact trim to the newest two: ids[0] and ids[1] are gone.
-	if err := rdb.XTrimMaxLen(ctx, b.Stream(), 2).Err(); err != nil {
+	if err := rdb.XTrimMaxLen(ctx, b.StreamKey(ch), 2).Err(); err != nil {
 		t.Fatal(err)
 	}
-	got := replayIDs(t, b, ids[1])
-	if want := ids[2:]; !slices.Equal(got, want) {
-		t.Fatalf("Replay(trimmed id whose successor is kept) = %v, want %v", got, want)
+	if got, err := readPositions(b, ch, ids[1]); err != nil || !slices.Equal(got, ids[2:]) {
+		t.Fatalf("Read(trimmed position whose successor is kept) = %v, %v; want %v", got, err, ids[2:])
 	}
-	if _, err := replayErr(b, ids[0]); !errors.Is(err, sse.ErrUnknownID) {
-		t.Fatalf("Replay(id followed by trimmed entries) = %v, want ErrUnknownID", err)
+	if _, err := readPositions(b, ch, ids[0]); !errors.Is(err, sse.ErrUnknownID) {
+		t.Fatalf("Read(position followed by trimmed entries) = %v, want ErrUnknownID", err)
 	}
-	// An id in range that was never issued is unknown too.
-	if _, err := replayErr(b, ids[2][:len(ids[2])-1]+"9"); !errors.Is(err, sse.ErrUnknownID) {
-		t.Fatalf("Replay(never-issued id) = %v, want ErrUnknownID", err)
+	// A position in range that was never issued is unknown too.
+	if _, err := readPositions(b, ch, ids[2][:len(ids[2])-1]+"9"); !errors.Is(err, sse.ErrUnknownID) {
+		t.Fatalf("Read(never-issued position) = %v, want ErrUnknownID", err)
 	}
-	// Everything trimmed: only the head itself still replays (empty).
-	if err := rdb.XTrimMaxLen(ctx, b.Stream(), 0).Err(); err != nil {
+	// Everything trimmed: only the head itself still reads (empty).
+	if err := rdb.XTrimMaxLen(ctx, b.StreamKey(ch), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := replayIDs(t, b, ids[3]); len(got) != 0 {
-		t.Fatalf("Replay(head of an emptied stream) = %v, want nothing", got)
+	if got, err := readPositions(b, ch, ids[3]); err != nil || len(got) != 0 {
+		t.Fatalf("Read(head of an emptied stream) = %v, %v; want nothing", got, err)
 	}
-	if _, err := replayErr(b, ids[2]); !errors.Is(err, sse.ErrUnknownID) {
-		t.Fatalf("Replay(before the head of an emptied stream) = %v, want ErrUnknownID", err)
+	if _, err := readPositions(b, ch, ids[2]); !errors.Is(err, sse.ErrUnknownID) {
+		t.Fatalf("Read(before the head of an emptied stream) = %v, want ErrUnknownID", err)
 	}
 }
 
-func replayErr(b sse.Broker, after string) ([]string, error) {
-	var got []string
-	err := b.Replay(context.Background(), after, func(m sse.Message) error {
-		got = append(got, m.ID)
-		return nil
-	})
-	return got, err
-}
-
-func replayIDs(t *testing.T, b sse.Broker, after string) []string {
-	t.Helper()
-	got, err := replayErr(b, after)
-	if err != nil {
-		t.Fatalf("Replay(%q): %v", after, err)
-	}
-	return got
-}
-
-// TestReplayPages: a replay longer than one XRANGE page is whole, and
-// stops at the head it started with.
-func TestReplayPages(t *testing.T) {
+// TestQuietChannelOutlivesItsStream: a channel's stream expires MaxAge
+// after its last event, but its position is remembered: a client that saw
+// the last event resumes without a resync, and the next event goes on
+// from there.
+func TestQuietChannelOutlivesItsStream(t *testing.T) {
 	rdb := sharedRedis(t)
-	b := newBroker(t, rdb, redisbroker.Options{ReadCount: 7})
-	start, _ := b.Head(t.Context())
-	var want []string
-	for range 50 {
-		id, err := b.Publish(t.Context(), sse.Message{Type: "x"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, id)
+	b := newBroker(t, rdb, redisbroker.Options{MaxAge: 200 * time.Millisecond, PositionTTL: time.Hour})
+	const ch = "user:quiet"
+	ids := publishTo(t, b, ch, 2)
+	waitUntil(t, "the stream to expire", func() bool { return rdb.Exists(t.Context(), b.StreamKey(ch)).Val() == 0 })
+	if got, err := readPositions(b, ch, ids[1]); err != nil || len(got) != 0 {
+		t.Fatalf("Read(last position) after the stream expired = %v, %v; want nothing, no error", got, err)
 	}
-	var got []string
-	err := b.Replay(t.Context(), start, func(m sse.Message) error {
-		got = append(got, m.ID)
-		if len(got) == 10 {
-			// Published during the replay: after its head, so not part of it.
-			if _, err := b.Publish(t.Context(), sse.Message{Type: "late"}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	if _, err := readPositions(b, ch, ids[0]); !errors.Is(err, sse.ErrUnknownID) {
+		t.Fatalf("Read(an expired event's position) = %v, want ErrUnknownID", err)
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("paged replay handed %d ids, want %d", len(got), len(want))
+	next := publishTo(t, b, ch, 1) // read back from the head, which is ids[1]
+	if got, err := readPositions(b, ch, ids[1]); err != nil || !slices.Equal(got, next) {
+		t.Fatalf("Read(last position) after a new event = %v, %v; want %v", got, err, next)
+	}
+	if sse.CompareIDs(next[0], ids[1]) <= 0 {
+		t.Fatalf("the new stream's first position %s is not after the old last %s", next[0], ids[1])
 	}
 }
 
 // TestPublishRetryStoredOnce: a send that the Redis client repeats (same
-// nonce) is stored and delivered once, and both calls get its id.
+// publish id) is stored and delivered once in each channel.
 func TestPublishRetryStoredOnce(t *testing.T) {
 	rdb := sharedRedis(t)
 	b := newBroker(t, rdb, redisbroker.Options{})
 	var mu sync.Mutex
 	var got []string
-	if err := b.Subscribe(t.Context(), func(m sse.Message) {
+	sub, err := b.Subscribe(t.Context(), func(m sse.Message) {
 		mu.Lock()
-		got = append(got, m.Type)
+		got = append(got, m.Type+"@"+m.Channels[0])
 		mu.Unlock()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	m := sse.Message{Type: "once"}
-	id1, err := redisbroker.PublishWithNonce(t.Context(), b, m, "n1")
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id2, err := redisbroker.PublishWithNonce(t.Context(), b, m, "n1")
-	if err != nil {
+	if err := sub.Follow(t.Context(), "a", "b"); err != nil {
 		t.Fatal(err)
 	}
-	if id1 != id2 {
-		t.Fatalf("retried publish got id %q, first %q", id2, id1)
+	m := sse.Message{Channels: []string{"a", "b"}, Type: "once"}
+	for range 2 {
+		if err := redisbroker.PublishWithID(t.Context(), b, m, "1-1"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := b.Publish(t.Context(), sse.Message{Type: "marker"}); err != nil {
+	if _, err := b.Publish(t.Context(), sse.Message{Channels: []string{"a"}, Type: "marker"}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "marker delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Contains(got, "marker")
+		return slices.Contains(got, "marker@a")
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []string{"once", "marker"}; !slices.Equal(got, want) {
+	slices.Sort(got)
+	if want := []string{"marker@a", "once@a", "once@b"}; !slices.Equal(got, want) {
 		t.Fatalf("delivered %v, want %v", got, want)
 	}
-	if n := rdb.XLen(t.Context(), b.Stream()).Val(); n != 2 {
-		t.Fatalf("stream holds %d entries, want 2", n)
+	if n := rdb.XLen(t.Context(), b.StreamKey("a")).Val(); n != 2 {
+		t.Fatalf("channel a holds %d entries, want 2", n)
 	}
 }
 
@@ -229,7 +224,7 @@ func TestPresence(t *testing.T) {
 
 // TestRedisErrorsAreReturned: with nothing listening where the client
 // points, every call fails with an error that names the operation, and
-// Subscribe fails rather than pretending to run.
+// Follow fails (at its ctx) rather than pretending to run.
 func TestRedisErrorsAreReturned(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: closedPort(t), MaxRetries: -1, DialTimeout: time.Second})
 	defer rdb.Close()
@@ -242,14 +237,26 @@ func TestRedisErrorsAreReturned(t *testing.T) {
 	if _, err := b.Publish(ctx, sse.Message{Type: "x"}); err == nil {
 		t.Error("Publish succeeded without Redis")
 	}
-	if _, err := b.Head(ctx); err == nil {
+	if _, err := b.Publish(ctx, sse.Message{Channels: []string{"a", "b"}, Type: "x"}); err == nil {
+		t.Error("Publish to two channels succeeded without Redis")
+	}
+	if _, err := b.Head(ctx, "x"); err == nil {
 		t.Error("Head succeeded without Redis")
 	}
-	if err := b.Replay(ctx, "1-0", func(sse.Message) error { return nil }); err == nil || errors.Is(err, sse.ErrUnknownID) {
-		t.Errorf("Replay without Redis = %v, want a Redis error", err)
+	if _, err := b.Read(ctx, "x", "1-0", 10); err == nil || errors.Is(err, sse.ErrUnknownID) {
+		t.Errorf("Read without Redis = %v, want a Redis error", err)
 	}
-	if err := b.Subscribe(ctx, func(sse.Message) {}); err == nil {
-		t.Error("Subscribe succeeded without Redis")
+	if err := b.SaveCursor(ctx, "k", "v"); err == nil {
+		t.Error("SaveCursor succeeded without Redis")
+	}
+	sub, err := b.Subscribe(ctx, func(sse.Message) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := sub.Follow(fctx, "x"); err == nil {
+		t.Error("Follow succeeded without Redis")
 	}
 	if err := b.Ping(ctx); err == nil {
 		t.Error("Ping succeeded without Redis")
@@ -265,7 +272,8 @@ func TestOptions(t *testing.T) {
 	}
 	for name, o := range map[string]redisbroker.Options{
 		"braces in prefix":    {Prefix: "a{b}"},
-		"negative block":      {Block: -time.Second},
+		"negative linger":     {Linger: -time.Second},
+		"positions too short": {MaxAge: time.Hour, PositionTTL: time.Minute},
 		"tiny dedupe window":  {DedupeWindow: time.Microsecond},
 		"TTL under interval":  {PresenceInterval: time.Second, PresenceTTL: time.Second},
 		"white space in node": {Node: "a b"},
@@ -278,7 +286,7 @@ func TestOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Stream() != "{ssekit}:stream" || b.Node() == "" {
-		t.Errorf("defaults: stream %q node %q", b.Stream(), b.Node())
+	if got := b.StreamKey("user:u1"); got != "{ssekit:user:u1}" || b.Node() == "" {
+		t.Errorf("defaults: stream %q node %q", got, b.Node())
 	}
 }

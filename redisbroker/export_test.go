@@ -7,9 +7,20 @@ import (
 	sse "github.com/ssekit/sse"
 )
 
-// PublishWithNonce publishes under a chosen nonce, as a retried send does.
-func PublishWithNonce(ctx context.Context, b *Broker, m sse.Message, nonce string) (string, error) {
-	return b.publish(ctx, m, nonce)
+// PublishWithID publishes under a chosen publish id, as a retried send
+// does.
+func PublishWithID(ctx context.Context, b *Broker, m sse.Message, id string) error {
+	return b.publishChannels(ctx, m, id)
+}
+
+// PublishUnannounced appends an event to channel without announcing it on
+// the channel's Pub/Sub channel (the announcement goes nowhere): what a
+// subscription sees when Pub/Sub loses a message.
+func PublishUnannounced(ctx context.Context, b *Broker, channel, typ string) (string, error) {
+	k := b.channelKey(channel)
+	return publishScript.Run(ctx, b.rdb, []string{k, k + ":last", k + ":pub:" + publishID()},
+		max(b.opts.MaxLen, 0), max(b.opts.MaxAge.Milliseconds(), 0), b.opts.DedupeWindow.Milliseconds(),
+		b.opts.PositionTTL.Milliseconds(), k+":nowhere", publishID(), typ, "{}").Text()
 }
 
 // RefreshPresenceOnce writes src's presence once, with no goroutine to

@@ -53,8 +53,8 @@ func connections(t *testing.T, addr string) int {
 func TestFaultRedisRestartsEmpty(t *testing.T) {
 	srv := startRedisServer(t)
 	cfg := sse.Config{HeartbeatInterval: 100 * time.Millisecond}
-	a := newNode(t, srv.addr, "fault", redisbroker.Options{}, cfg)
-	b := newNode(t, srv.addr, "fault", redisbroker.Options{}, cfg)
+	a := newNode(t, serverBackend(srv.addr), "fault", redisbroker.Options{}, cfg)
+	b := newNode(t, serverBackend(srv.addr), "fault", redisbroker.Options{}, cfg)
 	conns := map[string]*conn{
 		"alice on a": a.dial(t, "alice", ""),
 		"alice on b": b.dial(t, "alice", ""),
@@ -103,16 +103,39 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 		}
 		after.publish(t, []*node{a, b}[k%2], to, 100+k)
 	}
+	// Every channel a connection follows was lost with Redis: each is
+	// announced once, before that channel's first new event.
 	for who, c := range conns {
-		if ev := c.NextOf(); ev.Type != sse.TypeResync {
-			t.Fatalf("%s: first event after Redis came back empty is %s %s (%q), want resync", who, ev.Type, ev.ID, ev.Data)
-		}
-		user := ""
+		user, channels := "", []string{"all"}
 		if who != "anon on b" {
-			user = "alice"
+			user, channels = "alice", []string{"all", "user"}
 		}
 		want := after.expected(user, "")
-		checkReceived(t, who, c.Take(len(want)), want)
+		var got []sseclient.Event
+		var resynced []string
+		for len(got) < len(want) {
+			ev := c.NextOf()
+			if ev.Type != sse.TypeResync {
+				got = append(got, ev)
+				continue
+			}
+			var d struct{ Channels []string }
+			if err := ev.Decode(&d); err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range d.Channels {
+				for _, e := range got {
+					if (ch == "all" && seqOf(t, e)%2 == 1) || (ch == "user" && seqOf(t, e)%2 == 0) {
+						t.Fatalf("%s: the %s channel's resync came after its event %d", who, ch, seqOf(t, e))
+					}
+				}
+			}
+			resynced = append(resynced, d.Channels...)
+		}
+		if slices.Sort(resynced); !slices.Equal(resynced, channels) {
+			t.Fatalf("%s: resyncs named %v, want each of %v once", who, resynced, channels)
+		}
+		checkReceived(t, who, got, want)
 	}
 	endMarker(t, &after, a, conns)
 	// Each node holds its subscription's connection and a few pooled
@@ -129,8 +152,8 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 // order, with no resync.
 func TestFaultRedisPaused(t *testing.T) {
 	srv := startRedisServer(t)
-	a := newNode(t, srv.addr, "pause", redisbroker.Options{}, sse.Config{HeartbeatInterval: 100 * time.Millisecond})
-	b := newNode(t, srv.addr, "pause", redisbroker.Options{}, sse.Config{HeartbeatInterval: 100 * time.Millisecond})
+	a := newNode(t, serverBackend(srv.addr), "pause", redisbroker.Options{}, sse.Config{HeartbeatInterval: 100 * time.Millisecond})
+	b := newNode(t, serverBackend(srv.addr), "pause", redisbroker.Options{}, sse.Config{HeartbeatInterval: 100 * time.Millisecond})
 	conns := map[string]*conn{"anon on a": a.dial(t, "", ""), "anon on b": b.dial(t, "", "")}
 	for _, c := range conns {
 		c.Connected()
@@ -205,16 +228,15 @@ func TestFaultRedisPaused(t *testing.T) {
 	}
 	publishAll(8, 9)
 
-	end, err := a.hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "end", Data: map[string]int{"seq": -1}})
-	if err != nil {
+	if _, err := a.hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "end", Data: map[string]int{"seq": -1}}); err != nil {
 		t.Fatal(err)
 	}
-	stored := ctl.XLen(t.Context(), a.broker.Stream()).Val()
+	stored := ctl.XLen(t.Context(), a.broker.StreamKey(sse.BroadcastChannel)).Val()
 	for who, c := range conns {
 		var got []sseclient.Event
 		for {
 			ev := c.NextOf()
-			if ev.ID == end {
+			if ev.Type == "end" {
 				break
 			}
 			if ev.Type != "t" {
@@ -224,7 +246,7 @@ func TestFaultRedisPaused(t *testing.T) {
 		}
 		var seqs []int
 		for i, ev := range got {
-			if i > 0 && sse.CompareIDs(got[i-1].ID, ev.ID) >= 0 {
+			if i > 0 && !ssetest.Moved(got[i-1].ID, ev.ID) {
 				t.Fatalf("%s: id %s after %s", who, ev.ID, got[i-1].ID)
 			}
 			seqs = append(seqs, seqOf(t, ev))
@@ -247,4 +269,102 @@ func TestFaultRedisPaused(t *testing.T) {
 			t.Fatalf("%s: %d events delivered, but the stream holds %d entries: one was stored twice", who, len(seqs), stored-1)
 		}
 	}
+}
+
+// TestFaultLostAnnouncement: an event that reached the stream but whose
+// announcement never reached a node (Pub/Sub lost it) is delivered before
+// the next event of its channel, once and in order.
+func TestFaultLostAnnouncement(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			prefix := uniquePrefix(t, be.client(t))
+			a := newNode(t, be, prefix, redisbroker.Options{}, sse.Config{})
+			c := a.dial(t, "alice", "")
+			c.Connected()
+			var log pubLog
+			log.publish(t, a, sse.Target{Users: []string{"alice"}}, 1)
+			for range 2 {
+				if _, err := redisbroker.PublishUnannounced(t.Context(), a.broker, sse.UserChannel("alice"), "t"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			log.publish(t, a, sse.Target{Users: []string{"alice"}}, 4)
+			got := c.Take(4)
+			if seqOf(t, got[0]) != 1 || got[1].Type != "t" || got[2].Type != "t" || seqOf(t, got[3]) != 4 {
+				t.Fatalf("got %v, want 1, the two unannounced events, then 4", got)
+			}
+			for i := 1; i < len(got); i++ {
+				if !ssetest.Moved(got[i-1].ID, got[i].ID) {
+					t.Fatalf("id %s after %s", got[i].ID, got[i-1].ID)
+				}
+			}
+			endMarker(t, &log, a, map[string]*conn{"alice": c})
+		})
+	}
+}
+
+// TestFaultTrimmedBeforeTheNodeReadIt: events a node never heard that were
+// trimmed before it could read them are announced with a resync of their
+// channel, and the channel goes on from there.
+func TestFaultTrimmedBeforeTheNodeReadIt(t *testing.T) {
+	rdb := sharedRedis(t)
+	prefix := uniquePrefix(t, rdb)
+	a := newNode(t, backends(t)[0], prefix, redisbroker.Options{MaxLen: 5}, sse.Config{})
+	c := a.dial(t, "alice", "")
+	c.Connected()
+	for range 300 { // past approximate trimming's whole stream nodes
+		if _, err := redisbroker.PublishUnannounced(t.Context(), a.broker, sse.UserChannel("alice"), "lost"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log pubLog
+	log.publish(t, a, sse.Target{Users: []string{"alice"}}, 1)
+	ev := c.NextOf()
+	var d struct{ Channels []string }
+	if err := ev.Decode(&d); ev.Type != sse.TypeResync || err != nil || !slices.Equal(d.Channels, []string{"user"}) {
+		t.Fatalf("got %s %s, want a resync of alice's channel", ev.Type, ev.Data)
+	}
+	for {
+		ev = c.NextOf()
+		if ev.Type != "lost" {
+			break
+		}
+	}
+	if seqOf(t, ev) != 1 {
+		t.Fatalf("after the kept unannounced events got %s %s, want seq 1", ev.Type, ev.Data)
+	}
+	endMarker(t, &log, a, map[string]*conn{"alice": c})
+}
+
+// TestFaultPubSubConnectionKilled: Redis drops a node's Pub/Sub
+// connections (CLIENT KILL, as an output buffer limit does) while events
+// are published; the node subscribes again and reads what it missed from
+// the streams: every event arrives once, in order, with no resync.
+func TestFaultPubSubConnectionKilled(t *testing.T) {
+	srv := startRedisServer(t)
+	be := serverBackend(srv.addr)
+	a := newNode(t, be, "killed", redisbroker.Options{}, sse.Config{})
+	b := newNode(t, be, "killed", redisbroker.Options{}, sse.Config{})
+	conns := map[string]*conn{"alice on a": a.dial(t, "alice", ""), "bob on a": a.dial(t, "bob", ""), "anon on a": a.dial(t, "", "")}
+	for _, c := range conns {
+		c.Connected()
+	}
+	ctl := redis.NewClient(&redis.Options{Addr: srv.addr})
+	defer ctl.Close()
+	var log pubLog
+	for k := range 60 {
+		to := []sse.Target{{Users: []string{"alice"}}, {Users: []string{"bob"}}, {All: true}}[k%3]
+		log.publish(t, b, to, k)
+		if k%20 == 10 {
+			if err := ctl.Do(t.Context(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for who, c := range conns {
+		user := map[string]string{"alice on a": "alice", "bob on a": "bob"}[who]
+		want := log.expected(user, "")
+		checkReceived(t, who, c.Take(len(want)), want)
+	}
+	endMarker(t, &log, b, conns)
 }

@@ -75,8 +75,8 @@ func newBroker(t testing.TB, rdb redis.UniversalClient, opts redisbroker.Options
 	if opts.Prefix == "" {
 		opts.Prefix = uniquePrefix(t, rdb)
 	}
-	if opts.Block == 0 {
-		opts.Block = 200 * time.Millisecond
+	if opts.Linger == 0 {
+		opts.Linger = 200 * time.Millisecond
 	}
 	b, err := redisbroker.New(rdb, opts)
 	if err != nil {
@@ -96,4 +96,33 @@ func closedPort(t testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// backend is a Redis the cluster tests run against: the shared server, or
+// the package's Redis Cluster.
+type backend struct {
+	name string
+	// client returns a new client of it, closed at cleanup.
+	client func(t testing.TB) redis.UniversalClient
+}
+
+// backends returns one Redis and, where redis-server can start one, a
+// Redis Cluster: the tests that take them run against both.
+func backends(t *testing.T) []backend {
+	t.Helper()
+	rdb := sharedRedis(t) // skips without the shared Redis
+	out := []backend{{name: "redis", client: func(t testing.TB) redis.UniversalClient {
+		c := redis.NewClient(&redis.Options{Addr: redisAddr(), DialTimeout: time.Second, ReadTimeout: time.Second})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}}}
+	_ = rdb
+	if cl := sharedCluster(t); cl != nil {
+		out = append(out, backend{name: "cluster", client: func(t testing.TB) redis.UniversalClient {
+			c := cl.Client(&redis.ClusterOptions{DialTimeout: time.Second, ReadTimeout: time.Second})
+			t.Cleanup(func() { c.Close() })
+			return c
+		}})
+	}
+	return out
 }

@@ -21,23 +21,21 @@ import (
 // client, its broker and hub, behind its own HTTP server. Requests name
 // their user in the X-User header.
 type node struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	broker *redisbroker.Broker
 	hub    *sse.Hub
 	srv    *httptest.Server
 	once   sync.Once
 }
 
-// newNode starts a node on the Redis at addr under prefix; it is stopped
-// at cleanup if the test did not stop it.
-func newNode(t *testing.T, addr, prefix string, opts redisbroker.Options, cfg sse.Config) *node {
+// newNode starts a node on a client of be under prefix; it is stopped at
+// cleanup if the test did not stop it.
+func newNode(t *testing.T, be backend, prefix string, opts redisbroker.Options, cfg sse.Config) *node {
 	t.Helper()
-	// A read timeout shorter than go-redis's default (5s), so that a
-	// paused Redis makes the client retry a publish it already sent.
-	n := &node{rdb: redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second})}
+	n := &node{rdb: be.client(t)}
 	opts.Prefix = prefix
-	if opts.Block == 0 {
-		opts.Block = 200 * time.Millisecond
+	if opts.Linger == 0 {
+		opts.Linger = 200 * time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
@@ -108,4 +106,15 @@ func seqOf(t *testing.T, ev sseclient.Event) int {
 		t.Fatalf("event %s %q: %v", ev.Type, ev.Data, err)
 	}
 	return d.Seq
+}
+
+// serverBackend is a backend on a private redis-server at addr. Its
+// clients' read timeout is shorter than go-redis's default (5s), so that
+// a paused Redis makes the client retry a publish it already sent.
+func serverBackend(addr string) backend {
+	return backend{name: "private", client: func(t testing.TB) redis.UniversalClient {
+		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/sseclient"
 )
 
@@ -117,7 +118,7 @@ func (r *run) checkSeq(t *testing.T, n int) {
 		if s != i {
 			t.Fatalf("event %d has seq %d (gap or duplicate); seqs around it: %v", i, s, r.seqs[max(0, i-3):min(len(r.seqs), i+3)])
 		}
-		if i > 0 && sse.CompareIDs(r.ids[i-1], r.ids[i]) >= 0 {
+		if i > 0 && !ssetest.Moved(r.ids[i-1], r.ids[i]) {
 			t.Fatalf("ids not increasing: %q then %q", r.ids[i-1], r.ids[i])
 		}
 	}
@@ -230,10 +231,11 @@ func TestHubResync(t *testing.T) {
 	t.Parallel()
 	hub, srv := startHub(t, sse.Config{})
 	publishN(t, hub, "u1", -1, 3) // history the client will not see
-	head, err := hub.Broker().Head(t.Context())
+	pos, err := hub.Broker().Head(t.Context(), sse.BroadcastChannel)
 	if err != nil {
 		t.Fatal(err)
 	}
+	head := "a" + pos + ".u" + pos // the memory broker's head is every channel's
 	c := userClient(srv, "u1")
 	c.LastEventID = "1-999" // another epoch: unknown
 	var r run
@@ -242,7 +244,7 @@ func TestHubResync(t *testing.T) {
 	if r.resyncs != 1 || r.resumed != 1 {
 		t.Errorf("resyncs %d, resumed connections %d; want 1 and 1", r.resyncs, r.resumed)
 	}
-	if sse.CompareIDs(r.ids[0], head) <= 0 {
+	if !ssetest.Moved(head, r.ids[0]) {
 		t.Errorf("first event id %q not after the head %q", r.ids[0], head)
 	}
 }
@@ -253,7 +255,8 @@ func TestHubResyncEvent(t *testing.T) {
 	t.Parallel()
 	hub, srv := startHub(t, sse.Config{})
 	publishN(t, hub, "u1", 0, 2)
-	head, _ := hub.Broker().Head(t.Context())
+	pos, _ := hub.Broker().Head(t.Context(), sse.BroadcastChannel)
+	head := "a" + pos + ".u" + pos
 	c := userClient(srv, "u1")
 	c.LastEventID = "1-1" // well-formed, but from no history of this hub
 	var got sseclient.Event
@@ -363,7 +366,8 @@ func FuzzHubFrames(f *testing.F) {
 			ev = sse.Event{Type: typ, Data: string(data)}
 			want, _ = json.Marshal(string(data))
 		}
-		head, _ := hub.Broker().Head(t.Context())
+		pos, _ := hub.Broker().Head(t.Context(), sse.BroadcastChannel)
+		head := "a" + pos // an anonymous stream follows the broadcast channel only
 		id, err := hub.Publish(t.Context(), sse.Target{All: true}, ev)
 		if err != nil {
 			return // rejected, never written
@@ -403,10 +407,10 @@ func FuzzHubFrames(f *testing.F) {
 		if got[0].Type != sse.TypeConnected {
 			t.Fatalf("first event %q, want connected", got[0].Type)
 		}
-		if e := got[1]; e.Type != wantType || e.ID != id || !bytes.Equal(e.Data, want) {
-			t.Fatalf("event = %q %q %q, want %q %q %q", e.ID, e.Type, e.Data, id, wantType, want)
+		if e := got[1]; e.Type != wantType || e.ID != "a"+id || !bytes.Equal(e.Data, want) {
+			t.Fatalf("event = %q %q %q, want %q %q %q", e.ID, e.Type, e.Data, "a"+id, wantType, want)
 		}
-		if e := got[2]; e.Type != "after" || e.ID != id2 || string(e.Data) != "1" {
+		if e := got[2]; e.Type != "after" || e.ID != "a"+id2 || string(e.Data) != "1" {
 			t.Fatalf("next event = %q %q %q, want %q after 1", e.ID, e.Type, e.Data, id2)
 		}
 	})

@@ -66,7 +66,7 @@ func openCluster(ctx context.Context, redisURL string, history historyLimits, lo
 		return nil, err
 	}
 	life, stop := context.WithCancel(context.Background())
-	log.Info("cluster mode", "node", b.Node(), "stream", b.Stream(), "redis", ropts.Addr)
+	log.Info("cluster mode", "node", b.Node(), "redis", ropts.Addr)
 	return &redisCluster{rdb: rdb, broker: b, log: log, life: life, stop: stop}, nil
 }
 

@@ -141,6 +141,8 @@ type Connected struct {
 	ClientID  string `json:"client_id"`
 	Timestamp string `json:"timestamp"`
 	Resumed   bool   `json:"resumed"`
+	// ID is the event's id: a fresh stream's position ("" on a resume).
+	ID string `json:"-"`
 }
 
 // Connected reads the opening event and returns its data.
@@ -154,6 +156,7 @@ func (c *Conn) Connected() Connected {
 	if err := ev.Decode(&d); err != nil {
 		c.t.Fatalf("connected data %q: %v", ev.Data, err)
 	}
+	d.ID = ev.ID
 	return d
 }
 

@@ -1,0 +1,46 @@
+package redisbroker
+
+import "sync/atomic"
+
+// Kinds of Redis commands the broker counts.
+const (
+	opPublish   = iota // a publish script, or SPUBLISH to clients
+	opHead             // a channel's head
+	opRead             // a page of a channel's history (a resume)
+	opFill             // a page a subscription read to fill a gap
+	opSubscribe        // an SSUBSCRIBE
+	opLive             // an announcement a subscription heard
+	opCursor           // a cursor saved or loaded
+	nOps
+)
+
+// opCounters counts commands by kind.
+type opCounters [nOps]atomic.Int64
+
+func (c *opCounters) add(kind, n int) { c[kind].Add(int64(n)) }
+
+// Ops counts what a broker asked of Redis, and heard from it, since it
+// was made: the measure of what a node's work grows with (see
+// docs/cluster.md).
+type Ops struct {
+	Publishes  int64 `json:"publishes"`  // publish scripts (one per channel) and SPUBLISHes to clients
+	Heads      int64 `json:"heads"`      // head reads (a new stream, a newly followed channel)
+	Reads      int64 `json:"reads"`      // history pages read for resuming streams
+	Fills      int64 `json:"fills"`      // history pages read to fill a subscription's gap
+	Subscribes int64 `json:"subscribes"` // SSUBSCRIBE commands
+	Live       int64 `json:"live"`       // announcements received by subscriptions
+	Cursors    int64 `json:"cursors"`    // cursors saved or loaded
+}
+
+// Ops returns the broker's counts.
+func (b *Broker) Ops() Ops {
+	return Ops{
+		Publishes:  b.ops[opPublish].Load(),
+		Heads:      b.ops[opHead].Load(),
+		Reads:      b.ops[opRead].Load(),
+		Fills:      b.ops[opFill].Load(),
+		Subscribes: b.ops[opSubscribe].Load(),
+		Live:       b.ops[opLive].Load(),
+		Cursors:    b.ops[opCursor].Load(),
+	}
+}
