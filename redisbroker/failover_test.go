@@ -152,7 +152,13 @@ func TestFaultClusterFailover(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	published.Wait()
-	publish(-1, sse.Target{All: true}) // the end marker
+	// End markers, one per channel: channels are independent, so only a
+	// channel's own last event says that everything before it in that
+	// channel has arrived.
+	publish(-1, sse.Target{All: true})
+	for u := range usersN {
+		publish(-2-u, sse.Target{Users: []string{fmt.Sprint("user", u)}})
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -163,7 +169,11 @@ func TestFaultClusterFailover(t *testing.T) {
 		got := map[int]int{}
 		lost := map[string]bool{}
 		prev := ""
-		for {
+		ends := 1 // the broadcast channel's end, and the user channel's
+		if c.user != "" {
+			ends = 2
+		}
+		for ends > 0 {
 			ev := c.c.NextOf()
 			if prev != "" && ev.ID != prev && !ssetest.Moved(prev, ev.ID) {
 				t.Fatalf("%s: id %s after %s", who, ev.ID, prev)
@@ -181,14 +191,15 @@ func TestFaultClusterFailover(t *testing.T) {
 				continue
 			}
 			seq := seqOf(t, ev)
-			if seq == -1 {
-				break
+			if seq < 0 {
+				ends--
+				continue
 			}
 			got[seq]++
 		}
 		mu.Lock()
 		for seq, s := range log {
-			if seq == -1 {
+			if seq < 0 {
 				continue
 			}
 			mine := s.target.All || (c.user != "" && slices.Contains(s.target.Users, c.user))
