@@ -3,18 +3,76 @@
 //
 // A Hub routes events to one user (every connection of that user), several
 // users, one connection, or everyone. Each send is validated and encoded
-// once; a Broker numbers it, keeps it in a bounded history and hands it to
-// the hub of every node (the in-memory broker by default; Redis Streams for
-// a cluster, see package redisbroker). The hub offers the same bytes to each
-// addressed connection without blocking; each connection's own goroutine
-// drains its queue into one write and one flush.
+// once; a Broker appends it to each channel it is addressed to — a user's
+// channel, everyone's — numbers it there and keeps each channel's own
+// bounded history (the in-memory broker by default; Redis, or a Redis
+// Cluster, for several nodes: see package redisbroker). The hub offers the
+// same bytes to every connection that follows one of those channels,
+// without blocking; each connection's writer drains its queue into one
+// write per wake-up.
 //
-// Streams resume: a browser reconnecting with Last-Event-ID gets every event
-// it missed, once and in order, then live events, with no gap; when the
-// history no longer reaches back that far it gets a "resync" event instead,
-// so the loss is announced, never silent. A connection that cannot keep up
-// is disconnected (and resumes) rather than silently skipped.
+// Streams resume: a connection follows a set of channels, and the id of
+// every event it receives is its position in each of them, so a browser
+// reconnecting with Last-Event-ID gets every event of its channels it
+// missed, once and in each channel's order, then live events, with no gap.
+// One user's resume window never shrinks because other users get events.
+// When a channel's history no longer reaches back that far, the client
+// gets a "resync" event naming that channel instead, so the loss is
+// announced, never silent, and its other channels replay as usual. A
+// connection that cannot keep up is disconnected (and resumes) rather
+// than silently skipped.
 //
 // Serve the stream with Hub.Handler on any router, or mount the Echo module
 // (NewModule) on a core.Kit as in the Quick Start. See the examples.
+//
+// # Concurrency
+//
+// The goroutines, the locks and their order, in one place. Every comment
+// elsewhere about who runs what must agree with this.
+//
+// Goroutines a Hub owns, each stopped by Close or Shutdown, which waits
+// for them:
+//
+//   - The waker (waker.go), when WriteDelay > 0: it wakes streams with
+//     queued events in rounds.
+//   - Each stream's writer: the request's goroutine (ServeStream returns
+//     when the stream ends), or with DetachStreams, for HTTP/1.x, a
+//     goroutine of the hub that writes to the hijacked connection, plus a
+//     second one blocked in Read on it (watch, detach.go), which notices
+//     the client leaving. Both are counted in the hub's WaitGroup.
+//   - Transient ones: the function timer of each stream's heartbeat and
+//     rotation (it only marks the client and signals it), and Shutdown's
+//     wait for the streams.
+//
+// The broker's subscription calls the hub's deliver. The MemoryBroker
+// starts no goroutine: deliver runs on the publisher's goroutine, inside
+// Publish. redisbroker runs one goroutine per subscription (it keeps the
+// channels subscribed) and one per Redis master it subscribes on (it
+// reads that master's Pub/Sub connection and calls deliver), so deliver
+// may run on several goroutines at once, one channel on one of them at a
+// time; the broker stops them when the hub cancels its subscription.
+//
+// Locks, and what each guards:
+//
+//   - Hub.mu orders a stream's streams.Add against Shutdown's Wait.
+//   - registry.mu (read-write) guards the indexes of clients: all, by id,
+//     by channel, the user count and each client's slot. deliver holds it
+//     for reading while it offers an event to the followers of its
+//     channels.
+//   - client.mu guards one stream's queue and state: what the hub
+//     enqueues (from deliver) and the writer takes; see the fields.
+//   - waker.mu guards the waker's pending list.
+//   - MemoryBroker.mu guards its histories, cursors and subscribers; it is
+//     held while the subscribers (deliver) run, which is what keeps their
+//     view in order. redisbroker's subscription lock guards its channel
+//     and shard maps; each channel's deliveryMu is held while that
+//     channel's events are read and delivered.
+//
+// The order: a broker's lock (MemoryBroker.mu, or a redisbroker channel's
+// deliveryMu, then its subscription lock), then registry.mu, then a
+// client.mu, then waker.mu. Nothing takes them the other way: a stream's
+// writer calls the broker (Follow, Head, Read) holding none of them, and
+// ending a stream takes its client.mu, then registry.mu, one after the
+// other, not nested. No lock is held across a write to a socket, and
+// deliver never blocks.
 package sse

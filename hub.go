@@ -121,8 +121,10 @@ func New(cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// followTimeout bounds the broadcast channel's Follow in New.
-const followTimeout = 30 * time.Second
+// followTimeout bounds a Follow: the broadcast channel's in New, and a
+// stream's own channels' when it opens (past it, the stream is sent away
+// with a retry hint, as when the broker cannot give its position).
+const followTimeout = 10 * time.Second
 
 // NewHub is New for configurations known to be valid, as in the Quick
 // Start; it panics on an invalid Config, like regexp.MustCompile.

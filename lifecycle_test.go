@@ -137,6 +137,25 @@ func (b *failingBroker) Read(ctx context.Context, channel, after string, limit i
 	return b.MemoryBroker.Read(ctx, channel, after, limit)
 }
 
+func (b *failingBroker) Subscribe(ctx context.Context, fn func(sse.Message)) (sse.Subscription, error) {
+	sub, err := b.MemoryBroker.Subscribe(ctx, fn)
+	return failingSubscription{sub, b}, err
+}
+
+// failingSubscription cannot follow a channel while its broker is down,
+// as a Redis subscription that cannot SSUBSCRIBE.
+type failingSubscription struct {
+	sse.Subscription
+	b *failingBroker
+}
+
+func (s failingSubscription) Follow(ctx context.Context, channels ...string) error {
+	if s.b.down.Load() {
+		return errDown
+	}
+	return s.Subscription.Follow(ctx, channels...)
+}
+
 func TestDeadBrokerIsLoud(t *testing.T) {
 	t.Parallel()
 	b := &failingBroker{MemoryBroker: sse.NewMemoryBroker(100, 0)}

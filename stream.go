@@ -184,7 +184,10 @@ func (s *stream) run(ctx context.Context, resumeFrom string) string {
 	// where they are: then whatever is published after that reaches it
 	// live, and the replay covers the rest.
 	if own := c.channels[1:]; len(own) > 0 {
-		if err := h.sub.Follow(ctx, own...); err != nil {
+		fctx, cancel := context.WithTimeout(ctx, followTimeout)
+		err := h.sub.Follow(fctx, own...)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return ReasonClientGone
 			}
@@ -455,20 +458,22 @@ type pager struct {
 	ch    string
 	after string
 	page  []Message
-	done  bool // the last read returned nothing
+	done  bool // the last read returned the channel's last page
 }
 
+// fill reads the next page. A page shorter than asked for is the
+// channel's last: what comes after it reaches the stream live, since it
+// followed the channel before it read.
 func (p *pager) fill(ctx context.Context, b Broker) error {
 	page, err := b.Read(ctx, p.ch, p.after, replayPage)
 	if err != nil {
 		return err
 	}
-	if len(page) == 0 {
-		p.done = true
-		return nil
+	p.done = len(page) < replayPage
+	if len(page) > 0 {
+		p.page = page
+		p.after = page[len(page)-1].positionIn(p.ch)
 	}
-	p.page = page
-	p.after = page[len(page)-1].positionIn(p.ch)
 	return nil
 }
 

@@ -15,7 +15,11 @@
 #   SERVERS    ssekit ssehub naive r3labs tmaxmax alexandrevicenzi (ssehub
 #              only if cmd/ssehub exists); also, for a before/after,
 #              ssekit-http (streams left on net/http) and ssekit-nodelay
-#              (that, and WriteDelay off)
+#              (that, and WriteDelay off); ssekit-before with BEFORE
+#   BEFORE     a checkout of an earlier tree (git worktree add): its
+#              library, built into its own peer server, runs as
+#              ssekit-before, set up as ssekit is, for a before/after
+#              side by side in one run
 #   SCENARIOS  idle10k idle18k fan5 fan50 sat10k sat1k rate1k
 #   FAN5_COUNT events in the 5 events/s fan-out (200: 40 s)
 #   SAT_SECS   saturation and 2,000 events/s durations, seconds (10)
@@ -56,6 +60,10 @@ mkdir -p "$BIN"
 echo "building into $BIN"
 (cd "$ROOT" && go build -o "$BIN/ssebench" ./cmd/ssebench)
 (cd "$ROOT/bench/peers" && go build -o "$BIN/peerserver" ./peerserver && go build -o "$BIN/benchreport" ./benchreport)
+if [[ " $SERVERS " == *" ssekit-before "* ]]; then
+	[[ -n ${BEFORE:-} ]] || { echo "ssekit-before needs BEFORE=<checkout of the earlier tree>" >&2; exit 1; }
+	(cd "$BEFORE/bench/peers" && go build -o "$BIN/peerserver-before" ./peerserver)
+fi
 if [[ " $SERVERS " == *" ssehub "* ]]; then
 	(cd "$ROOT" && go build -o "$BIN/ssehub" ./cmd/ssehub)
 fi
@@ -89,6 +97,10 @@ start_server() {
 		target_args=(-url "$base/sse/stream?access_token={token}" -jwt-secret "$JWT_SECRET"
 			-publish-url "$base/sse/publish" -publish-header "Authorization: Bearer $PUBLISH_KEY"
 			-publish-body '{"all":true,"type":"bench","data":{payload}}')
+		;;
+	ssekit-before)
+		"$BIN/peerserver-before" -impl ssekit -detach -addr "127.0.0.1:$PORT" -buffer "$HUB_BUFFER" -lifetime 10m >"$log" 2>&1 &
+		target_args=(-url "$base/stream?user={user}" -publish-url "$base/publish")
 		;;
 	ssekit | ssekit-http | ssekit-nodelay)
 		# ssekit: the library set up as ssehub sets it up (streams detached

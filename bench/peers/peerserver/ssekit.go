@@ -35,9 +35,9 @@ func (a *ssekitAdapter) stream(w http.ResponseWriter, r *http.Request, user stri
 }
 
 func (a *ssekitAdapter) publish(ctx context.Context, user string, data []byte) error {
-	var to sse.Target
+	to := sse.Target{All: true}
 	if user != "" {
-		to.Users = []string{user}
+		to = sse.Target{Users: []string{user}}
 	}
 	_, err := a.hub.Publish(ctx, to, sse.Event{Type: "bench", Data: json.RawMessage(data)})
 	return err
