@@ -104,7 +104,7 @@ func encode(ev Event, maxSize int) (payload, error) {
 // compact returns raw JSON without insignificant white space, so that it
 // fits on one data line.
 func compact(raw []byte) []byte {
-	if bytes.IndexAny(raw, "\r\n") < 0 {
+	if !bytes.ContainsAny(raw, "\r\n") {
 		return raw
 	}
 	var b bytes.Buffer

@@ -227,11 +227,9 @@ func msg(typ string, channels ...string) sse.Message {
 	return sse.Message{Channels: channels, Type: typ, Data: []byte(`{}`)}
 }
 
-// published is what Publish returned for one message: its id and its
-// position in each of its channels.
+// published is what Publish returned for one message: its id.
 type published struct {
-	id  string
-	pos map[string]string
+	id string
 }
 
 func publish(t *testing.T, b sse.Broker, m sse.Message) published {

@@ -232,7 +232,6 @@ type stream struct {
 	got    atomic.Int64
 	resync atomic.Int64
 	lastID atomic.Value // string
-	bad    atomic.Value // error
 }
 
 // open subscribes user on n, resuming after lastID; connected is closed
