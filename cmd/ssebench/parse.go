@@ -106,7 +106,7 @@ func (p *parser) line() ([]byte, error) {
 		}
 		rest := p.buf[p.start:p.end]
 		if !p.started {
-			if len(rest) < len(bom) && bytes.IndexAny(rest, "\r\n") < 0 {
+			if len(rest) < len(bom) && !bytes.ContainsAny(rest, "\r\n") {
 				if err := p.fill(); err != nil {
 					return nil, err
 				}

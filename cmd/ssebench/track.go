@@ -61,8 +61,7 @@ func (t *tracker) observe(pl payload, at int64) (dup bool) {
 // connections; connections are spread over shards so that their atomic
 // adds rarely contend.
 type shard struct {
-	lat    hist
-	events atomic.Int64 // every event with a payload, duplicates included
-	other  atomic.Int64 // events without one (connected, heartbeat, …)
-	_      [64]byte
+	lat   hist
+	other atomic.Int64 // events without a payload (connected, heartbeat, …)
+	_     [64]byte
 }
