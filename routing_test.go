@@ -159,6 +159,29 @@ func TestMaxRecipientsBoundsOneSend(t *testing.T) {
 	}
 }
 
+// An event addressed to a user and to another user's connection reaches
+// both: the connection by its id, though the event is in none of its
+// channels (and moves none of its positions).
+func TestPublishToAUserAndAnotherUsersConnection(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, sse.Config{})
+	alice, bob := h.dial(t, "alice", ""), h.dial(t, "bob", "")
+	alice.Connected()
+	bobID := bob.Connected().ClientID
+	if _, err := h.Publish(t.Context(), sse.Target{Users: []string{"alice"}, Clients: []string{bobID}}, sse.Event{Type: "both"}); err != nil {
+		t.Fatal(err)
+	}
+	h.SendToAll(sse.Event{Type: "end"})
+	for who, c := range map[string]*conn{"alice": alice, "bob": bob} {
+		if got := c.NextOf().Type; got != "both" {
+			t.Fatalf("%s got %q, want both", who, got)
+		}
+		if got := c.NextOf().Type; got != "end" {
+			t.Fatalf("%s got %q, want end", who, got)
+		}
+	}
+}
+
 func TestAnonymousGetsOnlyBroadcasts(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{})

@@ -412,8 +412,8 @@ func (s *stream) replay(ctx context.Context, pagers []pager) error {
 		// A message of several of the stream's channels is written once,
 		// through the first of them to reach it: the others are at or
 		// past its position by then.
-		if !s.advance(m) {
-			continue
+		if moved, _ := s.advance(m); !moved {
+			continue // written already, through another of its channels
 		}
 		var err error
 		if s.buf, err = s.appendID(s.buf); err != nil {
@@ -430,27 +430,26 @@ func (s *stream) replay(ctx context.Context, pagers []pager) error {
 }
 
 // advance moves the stream's position to m's in each of its channels that
-// m is in, and reports whether it moved: false when the stream already
-// wrote m.
-func (s *stream) advance(m *Message) bool {
-	in := 0
+// m is in. written reports that the stream already wrote m (its position
+// in one of them is at or past m's); moved, that m is in one of them. An
+// event in none of them reached the stream by its client id.
+func (s *stream) advance(m *Message) (moved, written bool) {
 	for k, ch := range s.c.channels {
 		if p := m.positionIn(ch); p != "" {
 			if CompareIDs(p, s.pos[k]) <= 0 {
-				return false
+				return false, true
 			}
-			in++
+			moved = true
 		}
 	}
-	if in == 0 {
-		return false
-	}
-	for k, ch := range s.c.channels {
-		if p := m.positionIn(ch); p != "" {
-			s.pos[k] = p
+	if moved {
+		for k, ch := range s.c.channels {
+			if p := m.positionIn(ch); p != "" {
+				s.pos[k] = p
+			}
 		}
 	}
-	return true
+	return moved, false
 }
 
 // pager reads one channel's history a page at a time.
@@ -623,9 +622,10 @@ func (s *stream) live(ctx context.Context) string {
 }
 
 // appendQueued appends the frames of q, each with the id line of the
-// stream's position after it. An event addressed to the connection by id
-// moves no position and carries no id (the client keeps its last); a
-// broker's resync moves its channels to where their history starts again.
+// stream's position after it. An event that reached the connection by its
+// id only moves no position and carries no id (the client keeps its
+// last); a broker's resync moves its channels to where their history
+// starts again.
 func (s *stream) appendQueued(q []*entry) error {
 	n := 0
 	for _, e := range q {
@@ -647,12 +647,15 @@ func (s *stream) appendQueued(q []*entry) error {
 			}
 			continue
 		}
-		if e.msg != nil && !s.advance(e.msg) {
-			continue // the replay wrote it (a broker may repeat across a reconnect)
-		}
 		if e.msg != nil {
-			if s.buf, err = s.appendID(s.buf); err != nil {
-				return err
+			moved, written := s.advance(e.msg)
+			if written {
+				continue // the replay wrote it (a broker may repeat across a reconnect)
+			}
+			if moved {
+				if s.buf, err = s.appendID(s.buf); err != nil {
+					return err
+				}
 			}
 		}
 		s.buf = append(s.buf, e.frame...)
