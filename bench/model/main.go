@@ -30,6 +30,8 @@ type costs struct {
 	channelBytes float64 // Redis memory of a channel holding one recent event, bytes
 	eventBytes   float64 // Redis memory per further kept event, bytes
 	lastBytes    float64 // Redis memory of a channel's remembered position, bytes
+	dedupeBytes  float64 // Redis memory of a publish's dedupe key, bytes
+	dedupeSecs   float64 // how long a dedupe key lives (DedupeWindow), seconds
 	streamKiB    float64 // hub memory per idle stream, KiB
 	deliveryUS   float64 // hub CPU per delivery of a single event (its own write), µs
 	resumeReads  float64 // history pages read per resume (one per channel)
@@ -54,6 +56,8 @@ func main() {
 	flag.Float64Var(&c.channelBytes, "channel-bytes", 4784, "Redis bytes of a channel with one recent event")
 	flag.Float64Var(&c.eventBytes, "event-bytes", 226, "Redis bytes per further kept event")
 	flag.Float64Var(&c.lastBytes, "last-bytes", 136, "Redis bytes of a channel's remembered position")
+	flag.Float64Var(&c.dedupeBytes, "dedupe-bytes", 168, "Redis bytes of a publish's dedupe key (one per channel append)")
+	flag.Float64Var(&c.dedupeSecs, "dedupe-seconds", 60, "how long a dedupe key lives (DedupeWindow)")
 	flag.Float64Var(&c.streamKiB, "stream-kib", 12, "hub KiB per idle stream")
 	flag.Float64Var(&c.deliveryUS, "delivery-us", 20, "hub CPU per delivery of a lone event, µs")
 	flag.Float64Var(&c.resumeReads, "resume-reads", 2, "history pages read per resume")
@@ -101,10 +105,10 @@ func main() {
 	if *perMin**ageMin < 1 {
 		active = users * *perMin * *ageMin
 	}
-	memPC := active*(c.channelBytes+(keptPerUser-1)*c.eventBytes) + users*c.lastBytes
+	memPC := active*(c.channelBytes+(keptPerUser-1)*c.eventBytes) + users*c.lastBytes + appendsDedupe(targeted+bcast, c)
 	// Before, the one log held its MaxLen newest events, whatever its age
 	// bound: at this rate, a fraction of a second.
-	memLog := min(*oldHistory, (targeted+bcast)**ageMin*60) * c.eventBytes
+	memLog := min(*oldHistory, (targeted+bcast)**ageMin*60)*c.eventBytes + appendsDedupe(targeted+bcast, c)
 	row("Redis memory for the history, total", gib(memPC), gib(memLog)+fmt.Sprintf(" (%.0f ms of events)", min(*oldHistory/(targeted+bcast), *ageMin*60)*1000))
 	row("Redis memory per master", gib(memPC/m), gib(memLog)+" on one master")
 
@@ -125,6 +129,10 @@ func main() {
 	row("storm: Redis CPU, over the 1–2× retry window", pct(resumes*opsPC/m/window)+" per master", pct(resumes*opsLog/window)+" on one master")
 	row("how far back a resume reaches", fmt.Sprintf("%.0f min (each user's own events)", *ageMin), fmt.Sprintf("%.0f ms (then: resync)", covers*1000))
 }
+
+// appendsDedupe is the memory of the dedupe keys alive at a rate of
+// appends a second.
+func appendsDedupe(rate float64, c costs) float64 { return rate * c.dedupeSecs * c.dedupeBytes }
 
 func f(v float64) string {
 	switch {
