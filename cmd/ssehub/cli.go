@@ -42,7 +42,8 @@ var cliEnv = map[string]bool{"url": true, "prefix": true, "publish-key": true}
 
 // publishCommand is `ssehub publish`: a client of POST <prefix>/publish,
 // so that a shell script or a cron job publishes without writing HTTP.
-// It prints the event id on stdout.
+// It prints the publish's id on stdout (not the ids subscribers see, which
+// are each connection's position in its channels).
 func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ssehub publish", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -59,7 +60,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	all := fs.Bool("all", false, "send to everyone; excludes --user and --client")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE (--user UUID… | --client ID… | --all) [--data JSON] [flags]\n\nPublishes one event through a running hub and prints its id.\n\nFlags:\n")
+			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE (--user UUID… | --client ID… | --all) [--data JSON] [flags]\n\nPublishes one event through a running hub and prints the publish's id.\n\nFlags:\n")
 			printFlags(stdout, fs, func(name string) bool { return cliEnv[name] })
 			return nil
 		}

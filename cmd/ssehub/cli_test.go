@@ -24,8 +24,8 @@ func TestPublishCommand(t *testing.T) {
 	}
 	id := strings.TrimSpace(out.String())
 	ev := s.nextOf(t, "notification")
-	if ev.ID != id || ev.Data != `{"title":"From the CLI"}` {
-		t.Errorf("got %+v, want id %q with the CLI's data", ev, id)
+	if positionIn(t, ev.ID, "u") != id || ev.Data != `{"title":"From the CLI"}` {
+		t.Errorf("got %+v, want the CLI's data at the printed id %q in the user's channel", ev, id)
 	}
 
 	for name, args := range map[string][]string{
@@ -67,8 +67,8 @@ func TestPublishCommandAddressees(t *testing.T) {
 	if err := run(t.Context(), []string{"publish", "--all", "--type", "everyone"}, getenv, &out, &out); err != nil {
 		t.Fatalf("publish --all: %v", err)
 	}
-	if ev := s.nextOf(t, "everyone"); ev.ID != strings.TrimSpace(out.String()) {
-		t.Errorf("got %+v, want the id printed, %q", ev, out.String())
+	if ev := s.nextOf(t, "everyone"); positionIn(t, ev.ID, "a") != strings.TrimSpace(out.String()) {
+		t.Errorf("got %+v, want it at the printed id %q in the broadcast channel", ev, out.String())
 	}
 
 	cases := []struct {

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,8 +34,9 @@ type cluster interface {
 	Close() error
 }
 
-// clusterParams are the query parameters of --redis-url that ssehub reads
-// itself (go-redis refuses options it does not know), with what they set.
+// clusterParams are the parameters that ssehub reads itself, with what
+// they set: from --redis-url's query (go-redis refuses options it does not
+// know), or after a '?' that ends --redis-cluster's seed addresses.
 var clusterParams = map[string]string{
 	"prefix": "key prefix shared by the nodes of one cluster (default ssekit)",
 	"node":   "this node's name in the cluster status (default host-pid-random)",
@@ -40,45 +45,135 @@ var clusterParams = map[string]string{
 	"presence_ttl":      "how long a report outlives its node's last refresh (default 3 intervals)",
 }
 
-// openCluster connects to the Redis at redisURL (redis://, rediss:// or
-// unix://, with go-redis's options and ssehub's own: see clusterParams)
-// and makes the cluster's broker, keeping history events for replay (the
-// same --history-size and --history-age as in memory mode). It fails when
+// openCluster opens cluster mode as cfg says: one Redis (--redis-url:
+// redis://, rediss:// or unix://, with go-redis's options and ssehub's
+// own, see clusterParams) or a Redis Cluster (--redis-cluster: seed
+// addresses, and ssehub's parameters after a '?'). The broker keeps each
+// channel's history as memory mode does (--history-size, --history-age)
+// and waits for --redis-wait-replicas. It fails, naming the setting, when
 // Redis does not answer within ctx or 5s, so that a node never starts
 // half-connected.
-func openCluster(ctx context.Context, redisURL string, history historyLimits, log *slog.Logger) (cluster, error) {
-	ropts, bopts, err := parseClusterURL(redisURL)
-	if err != nil {
-		return nil, err
+func openCluster(ctx context.Context, cfg config, log *slog.Logger) (cluster, error) {
+	var (
+		rdb     redis.UniversalClient
+		bopts   redisbroker.Options
+		setting string // the flag that named the Redis, for errors
+		where   string // the Redis, without its password, for errors and logs
+		err     error
+	)
+	switch {
+	case cfg.RedisURL != "":
+		setting, where = "redis-url", redact(cfg.RedisURL)
+		var ropts *redis.Options
+		if ropts, bopts, err = parseClusterURL(cfg.RedisURL); err != nil {
+			return nil, clusterError(setting, where, err)
+		}
+		rdb = redis.NewClient(ropts)
+	case cfg.RedisCluster != "":
+		setting = "redis-cluster"
+		var seeds []string
+		if seeds, bopts, err = parseClusterSeeds(cfg.RedisCluster); err != nil {
+			return nil, clusterError(setting, cfg.RedisCluster, err)
+		}
+		where = strings.Join(seeds, ",")
+		rdb = redis.NewClusterClient(redisClusterOptions(seeds, cfg.RedisClusterUser, cfg.RedisClusterPassword, cfg.RedisClusterTLS))
+	default:
+		return nil, errors.New("cluster mode needs --redis-url or --redis-cluster")
 	}
 	bopts.Logger = log
-	bopts.MaxLen, bopts.MaxAge = int64(history.size), history.age
-	rdb := redis.NewClient(ropts)
+	bopts.MaxLen, bopts.MaxAge = int64(cfg.HistorySize), cfg.HistoryAge
+	bopts.WaitReplicas = cfg.RedisWaitReplicas
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("redis does not answer: %w", err)
+		return nil, clusterError(setting, where, fmt.Errorf("redis does not answer: %w", err))
 	}
 	b, err := redisbroker.New(rdb, bopts)
 	if err != nil {
 		rdb.Close()
-		return nil, err
+		return nil, clusterError(setting, where, err)
 	}
 	life, stop := context.WithCancel(context.Background())
-	log.Info("cluster mode", "node", b.Node(), "redis", ropts.Addr)
+	log.Info("cluster mode", "node", b.Node(), "redis", where, "redis_cluster", cfg.RedisCluster != "", "wait_replicas", cfg.RedisWaitReplicas)
 	return &redisCluster{rdb: rdb, broker: b, log: log, life: life, stop: stop}, nil
+}
+
+// clusterError is the error of opening cluster mode with setting, whose
+// value (without a password) is where.
+func clusterError(setting, where string, err error) error {
+	return fmt.Errorf("--%s (%s) %s: %w", setting, envName(setting), where, err)
+}
+
+// redisClusterOptions are the options of the Redis Cluster client: the
+// seeds, from which go-redis learns the other nodes, the user and password
+// of AUTH, and TLS, verified against each node's address as the cluster
+// announces it (crypto/tls takes the server name from the address dialed
+// when none is set, so one setting fits every node).
+func redisClusterOptions(seeds []string, user, password string, useTLS bool) *redis.ClusterOptions {
+	o := &redis.ClusterOptions{Addrs: seeds, Username: user, Password: password}
+	if useTLS {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return o
 }
 
 // parseClusterURL splits ssehub's parameters off the URL and parses the
 // rest with redis.ParseURL.
 func parseClusterURL(raw string) (*redis.Options, redisbroker.Options, error) {
-	var bopts redisbroker.Options
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, bopts, errors.New("not a URL") // the URL may hold a password: do not echo it
+		return nil, redisbroker.Options{}, errors.New("not a URL") // the URL may hold a password: do not echo it
 	}
 	q := u.Query()
+	bopts, err := takeClusterParams(q)
+	if err != nil {
+		return nil, bopts, err
+	}
+	u.RawQuery = q.Encode()
+	ropts, err := redis.ParseURL(u.String())
+	if err != nil {
+		return nil, bopts, fmt.Errorf("parse: %w", err)
+	}
+	return ropts, bopts, nil
+}
+
+// parseClusterSeeds parses --redis-cluster: comma-separated host:port seed
+// addresses, optionally followed by '?' and ssehub's parameters in query
+// form (clusterParams), e.g. "10.0.0.1:7000,10.0.0.2:7000?prefix=app".
+// It holds no password, so its errors may quote it.
+func parseClusterSeeds(raw string) ([]string, redisbroker.Options, error) {
+	list, query, _ := strings.Cut(raw, "?")
+	var seeds []string
+	for _, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return nil, redisbroker.Options{}, fmt.Errorf("an empty address in %q (a stray comma?)", list)
+		}
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return nil, redisbroker.Options{}, fmt.Errorf("%q is not a host:port address (want a comma-separated list like 10.0.0.1:7000,10.0.0.2:7000)", a)
+		}
+		seeds = append(seeds, a)
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, redisbroker.Options{}, fmt.Errorf("parameters %q: %w", query, err)
+	}
+	bopts, err := takeClusterParams(q)
+	if err != nil {
+		return nil, bopts, err
+	}
+	for name := range q {
+		return nil, bopts, fmt.Errorf("unknown parameter %q (ssehub reads prefix, node, presence_interval and presence_ttl)", name)
+	}
+	return seeds, bopts, nil
+}
+
+// takeClusterParams removes ssehub's parameters (clusterParams) from q and
+// returns the broker options they set.
+func takeClusterParams(q url.Values) (redisbroker.Options, error) {
+	var bopts redisbroker.Options
 	for name := range clusterParams {
 		v := q.Get(name)
 		q.Del(name)
@@ -93,7 +188,7 @@ func parseClusterURL(raw string) (*redis.Options, redisbroker.Options, error) {
 		case "presence_interval", "presence_ttl":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
-				return nil, bopts, fmt.Errorf("%s=%q: want a positive duration such as 10m", name, v)
+				return bopts, fmt.Errorf("%s=%q: want a positive duration such as 10m", name, v)
 			}
 			if name == "presence_interval" {
 				bopts.PresenceInterval = d
@@ -102,24 +197,14 @@ func parseClusterURL(raw string) (*redis.Options, redisbroker.Options, error) {
 			}
 		}
 	}
-	u.RawQuery = q.Encode()
-	ropts, err := redis.ParseURL(u.String())
-	if err != nil {
-		return nil, bopts, fmt.Errorf("parse: %w", err)
-	}
-	return ropts, bopts, nil
+	return bopts, nil
 }
 
-// historyLimits bound the replay history: how many events, how old.
-type historyLimits struct {
-	size int
-	age  time.Duration
-}
-
-// redisCluster is cluster mode on Redis: the broker, this node's presence
-// and the client they share, which it opened and closes.
+// redisCluster is cluster mode on Redis (one server or a Redis Cluster):
+// the broker, this node's presence and the client they share, which it
+// opened and closes.
 type redisCluster struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	broker *redisbroker.Broker
 	log    *slog.Logger
 	life   context.Context // ends the presence refresh

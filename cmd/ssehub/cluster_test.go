@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssekit/sse/internal/rediscluster"
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/sseclient"
 )
 
@@ -110,13 +113,20 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startHub runs ssehub against redisURL and waits until /healthz answers
-// 200. The process is killed at cleanup, and its log shown if the test
-// failed.
+// startHub runs ssehub against the Redis at redisURL and waits until
+// /healthz answers 200. The process is killed at cleanup, and its log
+// shown if the test failed.
 func startHub(t *testing.T, bin, name, redisURL string, extra ...string) *hubProc {
 	t.Helper()
+	return startHubWith(t, bin, name, append([]string{"--redis-url", redisURL}, extra...)...)
+}
+
+// startHubWith runs ssehub with args, its address and secrets aside, and
+// waits until /healthz answers 200, as startHub.
+func startHubWith(t *testing.T, bin, name string, extra ...string) *hubProc {
+	t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	args := append([]string{"--addr", addr, "--redis-url", redisURL,
+	args := append([]string{"--addr", addr,
 		"--jwt-secret", clusterSecret, "--publish-key", clusterKey, "--log-level", "warn"}, extra...)
 	p := &hubProc{t: t, name: name, url: "http://" + addr, cmd: exec.Command(bin, args...), logs: new(procLog), done: make(chan struct{})}
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no SSEHUB_* from the environment
@@ -155,6 +165,19 @@ func startHub(t *testing.T, bin, name, redisURL string, extra ...string) *hubPro
 	}
 }
 
+// deletePrefix deletes every key of the broker prefix from the shared
+// Redis: its own ("{prefix}:…") and its channels' ("{prefix:channel}…").
+func deletePrefix(t *testing.T, rdb *redis.Client, prefix string) {
+	t.Helper()
+	keys, err := rdb.Keys(context.Background(), "{"+prefix+"[}:]*").Result()
+	if err == nil && len(keys) > 0 {
+		err = rdb.Del(context.Background(), keys...).Err()
+	}
+	if err != nil {
+		t.Errorf("delete the test's keys under %s: %v", prefix, err)
+	}
+}
+
 // kill ends the process with SIGKILL, as a crash or the OOM killer would:
 // no shutdown, no goodbye to Redis.
 func (p *hubProc) kill() {
@@ -184,14 +207,16 @@ func (p *hubProc) publish(t *testing.T, users []string, typ string, seq int) (in
 	return resp.StatusCode, out.ID
 }
 
-// mustPublish publishes and fails the test unless it was accepted.
-func (p *hubProc) mustPublish(t *testing.T, users []string, seq int) string {
+// mustPublish publishes event seq and fails the test unless it was
+// accepted. It returns seq, by which the tests know the event: with Redis
+// the publish's id is not a position that clients see.
+func (p *hubProc) mustPublish(t *testing.T, users []string, seq int) int {
 	t.Helper()
 	status, id := p.publish(t, users, "t", seq)
 	if status != http.StatusOK || id == "" {
 		t.Fatalf("publish %d to %s: status %d id %q", seq, p.name, status, id)
 	}
-	return id
+	return seq
 }
 
 // getJSON reads a JSON endpoint.
@@ -212,6 +237,10 @@ type sub struct {
 	events chan sseclient.Event
 	done   chan struct{}
 	cancel context.CancelFunc
+	// last is the id of the last event read that had one: the stream's
+	// position, which a client resumes from. Only the test's goroutine
+	// uses it.
+	last string
 }
 
 // subscribe opens a stream on p for user, after lastID when set.
@@ -239,12 +268,13 @@ func (p *hubProc) subscribe(t *testing.T, user, lastID string) *sub {
 		resp.Body.Close()
 		t.Fatalf("subscribe on %s: status %d", p.name, resp.StatusCode)
 	}
-	s := &sub{t: t, events: make(chan sseclient.Event, 1024), done: make(chan struct{}), cancel: cancel}
+	s := &sub{t: t, events: make(chan sseclient.Event, 1024), done: make(chan struct{}), cancel: cancel, last: lastID}
 	go func() {
 		defer close(s.done)
 		defer close(s.events)
 		defer resp.Body.Close()
 		dec := sseclient.NewDecoder(resp.Body)
+		dec.SetLastEventID(lastID) // as a browser that resumes does
 		for {
 			ev, err := dec.Next()
 			if err != nil {
@@ -261,7 +291,10 @@ func (p *hubProc) subscribe(t *testing.T, user, lastID string) *sub {
 }
 
 // next returns the next event that is not a heartbeat; heartbeats, if
-// want, are returned too.
+// want, are returned too. An event that brings an id must move the
+// stream's position forward, from the last one's (or the id it resumed
+// from). The decoder gives an event without an id field the last id, as a
+// browser does: such an event's ID is s.last.
 func (s *sub) next(heartbeats bool) sseclient.Event {
 	s.t.Helper()
 	timer := time.NewTimer(clusterPatience)
@@ -274,6 +307,10 @@ func (s *sub) next(heartbeats bool) sseclient.Event {
 			}
 			if ev.Type == "heartbeat" && !heartbeats {
 				continue
+			}
+			if ev.ID != s.last {
+				s.checkMove(ev)
+				s.last = ev.ID
 			}
 			return ev
 		case <-timer.C:
@@ -294,13 +331,73 @@ func (s *sub) opening() bool {
 	return d.Resumed
 }
 
-// expect reads events and fails unless they are the given ids, in order.
-func (s *sub) expect(who string, ids []string) {
+// checkMove fails the test unless ev's id may follow s.last: a position
+// of the hub, after it in every channel, except that a resync starts the
+// channels it names over where their history starts again (Redis came
+// back empty: the new positions may be lower), and keeps the others.
+func (s *sub) checkMove(ev sseclient.Event) {
 	s.t.Helper()
-	for i, id := range ids {
-		if ev := s.next(false); ev.ID != id {
-			s.t.Fatalf("%s: event %d is %s %s (%s), want %s", who, i, ev.Type, ev.ID, ev.Data, id)
+	next, _, ok := ssetest.Positions(ev.ID)
+	switch {
+	case !ok:
+		s.t.Fatalf("%s event has id %q, not a position of the hub", ev.Type, ev.ID)
+	case s.last == "":
+	case ev.Type == "resync":
+		var d struct{ Channels []string }
+		prev, _, _ := ssetest.Positions(s.last)
+		if err := json.Unmarshal(ev.Data, &d); err != nil || len(d.Channels) == 0 {
+			s.t.Fatalf("resync %s names no channel", ev.Data)
 		}
+		for tag, p := range prev {
+			kind := map[string]string{"a": "all", "u": "user"}[tag]
+			if !slices.Contains(d.Channels, kind) && next[tag] != p {
+				s.t.Fatalf("resync %s has id %q after %q: channel %s moved", ev.Data, ev.ID, s.last, tag)
+			}
+		}
+	case !ssetest.Moved(s.last, ev.ID):
+		s.t.Fatalf("%s event has id %q after %q: the position did not move forward", ev.Type, ev.ID, s.last)
+	}
+}
+
+// want is what a stream must receive next: the seqs of the events of its
+// user's channel and of the broadcast channel, each in publish order.
+type want struct{ user, all []int }
+
+// expect reads as many events as w names and fails unless they are those
+// events, each once, with an id of its own that moves the stream forward
+// (next checks it): the user's in the order of w.user, the broadcasts in
+// the order of w.all. Only each channel's order is promised: channels are
+// independent logs (on a Redis Cluster, on different masters, heard on
+// different connections), so an event of one may overtake an earlier
+// event of another.
+func (s *sub) expect(who string, w want) {
+	s.t.Helper()
+	channel := map[int]string{}
+	for _, seq := range w.user {
+		channel[seq] = "user"
+	}
+	for _, seq := range w.all {
+		channel[seq] = "all"
+	}
+	var got want
+	for i := range len(w.user) + len(w.all) {
+		before := s.last
+		ev := s.next(false)
+		var d struct{ Seq *int }
+		if ev.Type != "t" || ev.ID == before || json.Unmarshal(ev.Data, &d) != nil || d.Seq == nil {
+			s.t.Fatalf("%s: event %d is %s %s (%s), want a published event with an id of its own", who, i, ev.Type, ev.ID, ev.Data)
+		}
+		switch channel[*d.Seq] {
+		case "user":
+			got.user = append(got.user, *d.Seq)
+		case "all":
+			got.all = append(got.all, *d.Seq)
+		default:
+			s.t.Fatalf("%s: event %d is %s (%s), not one of %+v", who, i, ev.ID, ev.Data, w)
+		}
+	}
+	if !slices.Equal(got.user, w.user) || !slices.Equal(got.all, w.all) {
+		s.t.Fatalf("%s: got %+v, want %+v (each channel in order, each event once)", who, got, w)
 	}
 }
 
@@ -337,15 +434,7 @@ func TestClusterProcesses(t *testing.T) {
 		needService(t, "Redis at %s (SSEKIT_REDIS_ADDR) does not answer: %v", clusterRedisAddr(), err)
 	}
 	prefix := "ssekit-test-" + uuid.NewString()[:8]
-	t.Cleanup(func() {
-		keys, err := rdb.Keys(context.Background(), "{"+prefix+"}:*").Result()
-		if err == nil && len(keys) > 0 {
-			err = rdb.Del(context.Background(), keys...).Err()
-		}
-		if err != nil {
-			t.Errorf("delete the test's keys under %s: %v", prefix, err)
-		}
-	})
+	t.Cleanup(func() { deletePrefix(t, rdb, prefix) })
 	url := func(node string) string {
 		return fmt.Sprintf("redis://%s/0?prefix=%s&node=%s&presence_interval=200ms&presence_ttl=2s", clusterRedisAddr(), prefix, node)
 	}
@@ -358,37 +447,49 @@ func TestClusterProcesses(t *testing.T) {
 	onN1.opening()
 	bobOnN3 := n3.subscribe(t, bob, "")
 	bobOnN3.opening()
-	first := []string{n2.mustPublish(t, []string{alice}, 1), n3.mustPublish(t, nil, 2)}
-	onN1.expect("alice on node 1", first)
-	bobOnN3.expect("bob on node 3", first[1:])
+	one := n2.mustPublish(t, []string{alice}, 1)
+	two := n3.mustPublish(t, nil, 2)
+	onN1.expect("alice on node 1", want{user: []int{one}, all: []int{two}})
+	bobOnN3.expect("bob on node 3", want{all: []int{two}})
 
 	n1.kill()
 	onN1.ended()
-	var missed, bobs []string
+	var missed, bobs want
 	for k := range 9 {
 		n := []*hubProc{n2, n3}[k%2]
 		switch k % 3 {
 		case 0:
-			missed = append(missed, n.mustPublish(t, []string{alice}, 10+k))
+			missed.user = append(missed.user, n.mustPublish(t, []string{alice}, 10+k))
 		case 1:
-			bobs = append(bobs, n.mustPublish(t, []string{bob}, 10+k))
+			bobs.user = append(bobs.user, n.mustPublish(t, []string{bob}, 10+k))
 		case 2: // everyone
-			id := n.mustPublish(t, nil, 10+k)
-			missed, bobs = append(missed, id), append(bobs, id)
+			seq := n.mustPublish(t, nil, 10+k)
+			missed.all, bobs.all = append(missed.all, seq), append(bobs.all, seq)
 		}
 	}
-	onN2 := n2.subscribe(t, alice, first[1])
+	// Alice resumes from the id of the last event she received.
+	onN2 := n2.subscribe(t, alice, onN1.last)
 	if !onN2.opening() {
 		t.Fatal("alice's stream on node 2 did not resume")
 	}
 	onN2.expect("alice resumed on node 2", missed)
 	bobOnN3.expect("bob on node 3", bobs)
-	live := []string{n3.mustPublish(t, []string{alice}, 100), n2.mustPublish(t, nil, 101)}
+	live := want{user: []int{n3.mustPublish(t, []string{alice}, 100)}, all: []int{n2.mustPublish(t, nil, 101)}}
 	onN2.expect("alice live on node 2", live)
-	// Nothing twice: the next event is a marker published last.
-	marker := n3.mustPublish(t, []string{alice}, 102)
-	onN2.expect("alice after the marker", []string{marker})
+	// Nothing twice: the next events are a marker in each channel,
+	// published last.
+	markers := want{user: []int{n3.mustPublish(t, []string{alice}, 102)}, all: []int{n2.mustPublish(t, nil, 103)}}
+	onN2.expect("alice after the markers", markers)
 
+	// node-1 died without a goodbye: it drops out when its report
+	// expires, by itself.
+	n2.waitClusterStatus(t, []string{"node-2", "node-3"}, 2)
+}
+
+// waitClusterStatus waits until p's cluster status lists exactly the
+// nodes named, with clients connections over all of them.
+func (p *hubProc) waitClusterStatus(t *testing.T, nodes []string, clients int) {
+	t.Helper()
 	var st struct {
 		Scope        string `json:"scope"`
 		TotalClients int    `json:"total_clients"`
@@ -398,21 +499,19 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	deadline := time.Now().Add(clusterPatience)
 	for {
-		if code := n2.getJSON(t, "/sse/status?scope=cluster", &st); code != http.StatusOK {
+		if code := p.getJSON(t, "/sse/status?scope=cluster", &st); code != http.StatusOK {
 			t.Fatalf("cluster status: %d", code)
 		}
 		var names []string
 		for _, n := range st.Nodes {
 			names = append(names, n.Node)
 		}
-		// node-1 died without a goodbye: it drops out when its report
-		// expires, by itself.
 		slices.Sort(names)
-		if slices.Equal(names, []string{"node-2", "node-3"}) && st.TotalClients == 2 && st.Scope == "cluster" {
-			break
+		if slices.Equal(names, nodes) && st.TotalClients == clients && st.Scope == "cluster" {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cluster status %+v, want node-2 and node-3 with 2 clients", st)
+			t.Fatalf("cluster status %+v, want %v with %d clients", st, nodes, clients)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -463,7 +562,7 @@ func TestClusterRedisDown(t *testing.T) {
 	user := uuid.NewString()
 	s := n.subscribe(t, user, "")
 	s.opening()
-	s.expect("before", []string{n.mustPublish(t, []string{user}, 1)})
+	s.expect("before", want{user: []int{n.mustPublish(t, []string{user}, 1)}})
 
 	stopRedis()
 	if status, _ := n.publish(t, []string{user}, "t", 2); status != http.StatusServiceUnavailable {
@@ -495,9 +594,142 @@ func TestClusterRedisDown(t *testing.T) {
 	if ev := s.next(false); ev.Type != "resync" {
 		t.Fatalf("first event after Redis came back empty: %s %s, want resync", ev.Type, ev.ID)
 	}
-	s.expect("after", []string{after})
+	s.expect("after", want{user: []int{after}})
 	if strings.Contains(n.logs.String(), "panic") {
 		t.Fatalf("ssehub panicked:\n%s", n.logs)
+	}
+}
+
+// TestClusterOnRedisCluster runs three ssehub processes with
+// --redis-cluster on a Redis Cluster of three masters, over which the
+// channels' streams spread. A user event published on one node reaches
+// that user's stream on another, a broadcast reaches everyone, and a
+// client whose node is killed with SIGKILL resumes on another node with
+// its Last-Event-ID: every event it missed, once, each channel in order,
+// then live events. The cluster status lists the live nodes.
+func TestClusterOnRedisCluster(t *testing.T) {
+	bin := ssehubBinary(t)
+	for _, tool := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			needService(t, "no %s binary in PATH for a Redis Cluster: %v", tool, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	rc, err := rediscluster.Start(ctx, rediscluster.Options{Dir: t.TempDir(), Masters: 3, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stopped after the hubs, which are killed first (cleanups run
+	// last-in first-out).
+	t.Cleanup(func() { _ = rc.Stop() })
+	seeds := strings.Join(rc.Addrs(), ",")
+	start := func(name string) *hubProc {
+		return startHubWith(t, bin, name, "--redis-cluster", seeds+"?prefix=ssehub-test&node="+name+"&presence_interval=200ms&presence_ttl=2s")
+	}
+	n1, n2, n3 := start("node-1"), start("node-2"), start("node-3")
+
+	alice, bob, carol := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	aliceOnN1 := n1.subscribe(t, alice, "")
+	aliceOnN1.opening()
+	bobOnN2 := n2.subscribe(t, bob, "")
+	bobOnN2.opening()
+	carolOnN3 := n3.subscribe(t, carol, "")
+	carolOnN3.opening()
+
+	// A user's event, published on another node than the user's.
+	aliceOnN1.expect("alice on node 1", want{user: []int{n2.mustPublish(t, []string{alice}, 1)}})
+	bobOnN2.expect("bob on node 2", want{user: []int{n1.mustPublish(t, []string{bob}, 2)}})
+	// A broadcast, to everyone on every node.
+	all := want{all: []int{n3.mustPublish(t, nil, 3)}}
+	for who, s := range map[string]*sub{"alice": aliceOnN1, "bob": bobOnN2, "carol": carolOnN3} {
+		s.expect(who+" gets the broadcast", all)
+	}
+
+	n1.kill()
+	aliceOnN1.ended()
+	var missed, bobs, carols want
+	for k := range 12 {
+		n := []*hubProc{n2, n3}[k%2]
+		switch k % 4 {
+		case 0, 1:
+			missed.user = append(missed.user, n.mustPublish(t, []string{alice}, 10+k))
+		case 2:
+			seq := n.mustPublish(t, []string{bob, carol}, 10+k)
+			bobs.user, carols.user = append(bobs.user, seq), append(carols.user, seq)
+		case 3:
+			seq := n.mustPublish(t, nil, 10+k)
+			missed.all, bobs.all, carols.all = append(missed.all, seq), append(bobs.all, seq), append(carols.all, seq)
+		}
+	}
+	// Alice resumes on node 3 from the id of the last event she received.
+	aliceOnN3 := n3.subscribe(t, alice, aliceOnN1.last)
+	if !aliceOnN3.opening() {
+		t.Fatal("alice's stream on node 3 did not resume")
+	}
+	aliceOnN3.expect("alice resumed on node 3", missed)
+	bobOnN2.expect("bob on node 2", bobs)
+	carolOnN3.expect("carol on node 3", carols)
+	aliceOnN3.expect("alice live on node 3", want{user: []int{n2.mustPublish(t, []string{alice}, 100)}, all: []int{n2.mustPublish(t, nil, 101)}})
+	// Nothing twice: the next events are a marker in each channel,
+	// published last.
+	aliceOnN3.expect("alice after the markers", want{user: []int{n3.mustPublish(t, []string{alice}, 102)}, all: []int{n3.mustPublish(t, nil, 103)}})
+	// The nodes see each other through the cluster too.
+	n2.waitClusterStatus(t, []string{"node-2", "node-3"}, 3)
+}
+
+// TestClusterWaitReplicas checks that --redis-wait-replicas reaches the
+// broker: asking for one replica more than the shared Redis has, a
+// publish answers 503 naming the replicas, since Redis could not confirm
+// that a replica holds the event.
+func TestClusterWaitReplicas(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: clusterRedisAddr()})
+	t.Cleanup(func() { rdb.Close() })
+	info, err := rdb.Info(t.Context(), "replication").Result()
+	if err != nil {
+		needService(t, "Redis at %s (SSEKIT_REDIS_ADDR) does not answer: %v", clusterRedisAddr(), err)
+	}
+	replicas := 0
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			replicas, _ = strconv.Atoi(v)
+		}
+	}
+	prefix := "ssekit-test-" + uuid.NewString()[:8]
+	cfg := testConfig(t, "--redis-url", fmt.Sprintf("redis://%s/0?prefix=%s", clusterRedisAddr(), prefix),
+		"--redis-wait-replicas", strconv.Itoa(replicas+1))
+	cl, err := openCluster(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := newTestApp(t, cfg, cl)
+	t.Cleanup(func() { deletePrefix(t, rdb, prefix) })
+	status, out := publish(t, ta.srv.URL, testKey, `{"all":true,"type":"x"}`)
+	if msg, _ := out["message"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "replicas") {
+		t.Errorf("publish waiting for %d replicas of a Redis with %d: %d %v, want 503 naming the replicas", replicas+1, replicas, status, out)
+	}
+}
+
+// TestParseClusterSeeds: --redis-cluster's seeds, and ssehub's own
+// parameters after a '?', as in --redis-url.
+func TestParseClusterSeeds(t *testing.T) {
+	seeds, bopts, err := parseClusterSeeds(" 10.0.0.1:7000,redis-2.internal:7001 ,[fd00::3]:7002?prefix=p&node=n&presence_interval=1s&presence_ttl=4s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"10.0.0.1:7000", "redis-2.internal:7001", "[fd00::3]:7002"}; !slices.Equal(seeds, want) {
+		t.Errorf("seeds %q, want %q", seeds, want)
+	}
+	if bopts.Prefix != "p" || bopts.Node != "n" ||
+		bopts.PresenceInterval != time.Second || bopts.PresenceTTL != 4*time.Second {
+		t.Errorf("broker options %+v", bopts)
+	}
+	for _, bad := range []string{"", "10.0.0.1", "10.0.0.1:7000,,10.0.0.2:7000", "10.0.0.1:0", "redis://10.0.0.1:7000",
+		"10.0.0.1:7000?presence_ttl=0s", "10.0.0.1:7000?password=x", "10.0.0.1:7000?prefix=%zz"} {
+		if _, _, err := parseClusterSeeds(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }
 

@@ -40,17 +40,28 @@ const (
 type config struct {
 	Addr        string
 	Prefix      string
-	RedisURL    string
 	JWTSecret   string
 	PublishKey  string
 	JWTIssuer   string
 	JWTAudience string
 	CORSOrigins []string
 
-	HistorySize       int
+	// Cluster mode: at most one of RedisURL (one Redis) and RedisCluster
+	// (a Redis Cluster's seed addresses, then ssehub's parameters after a
+	// '?'); the password and TLS of the latter, which has no URL for them;
+	// and the replicas every publish waits for, in either.
+	RedisURL             string
+	RedisCluster         string
+	RedisClusterUser     string
+	RedisClusterPassword string
+	RedisClusterTLS      bool
+	RedisWaitReplicas    int
+
+	HistorySize       int // per channel
 	HistoryAge        time.Duration
-	MaxClients        int // 0: unlimited
-	MaxClientsPerUser int // 0: unlimited
+	HistoryBytes      int64 // memory mode, all channels; 0: no bound
+	MaxClients        int   // 0: unlimited
+	MaxClientsPerUser int   // 0: unlimited
 	BufferSize        int
 	Overflow          string // "disconnect" or "drop"
 	MaxEventSize      int
@@ -111,7 +122,12 @@ func newServeFlags(c *config) *flag.FlagSet {
 	str(&c.Addr, "addr", "listen address, host:port (with --dev: "+devAddr+")")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "dev mode, for a local trial: generated secrets (--jwt-secret and --publish-key must not be set), a loopback address, and a demo page that mints tokens for anyone on this machine who asks; never expose it")
 	str(&c.Prefix, "prefix", "route prefix of the stream, publish and status endpoints")
-	str(&c.RedisURL, "redis-url", "Redis URL for cluster mode (redis://…); empty runs in memory on one node")
+	str(&c.RedisURL, "redis-url", "Redis URL for cluster mode on one Redis (redis://…); empty runs in memory on one node, unless --redis-cluster is set")
+	str(&c.RedisCluster, "redis-cluster", "comma-separated host:port seed addresses of a Redis Cluster for cluster mode, optionally followed by ?prefix=…&node=…&presence_interval=…&presence_ttl=… as in --redis-url; not with --redis-url")
+	str(&c.RedisClusterUser, "redis-cluster-user", "ACL user of the Redis Cluster's nodes, with --redis-cluster-password (default: the default user); only with --redis-cluster")
+	str(&c.RedisClusterPassword, "redis-cluster-password", "password (AUTH) of the Redis Cluster's nodes; only with --redis-cluster (--redis-url carries its own)")
+	fs.BoolVar(&c.RedisClusterTLS, "redis-cluster-tls", c.RedisClusterTLS, "connect to the Redis Cluster's nodes with TLS, verifying their certificates; only with --redis-cluster")
+	num(&c.RedisWaitReplicas, "redis-wait-replicas", "replicas that must hold each event before a publish is answered (Redis WAIT): with 1 and a replica per master, a failover loses no event a publisher was told was stored; a publish not confirmed within 1s answers 503; 0 does not wait")
 	str(&c.JWTSecret, "jwt-secret", fmt.Sprintf("HS256 secret that subscriber tokens are signed with, at least %d bytes; required, except with --dev, which generates one", minSecretLen))
 	str(&c.PublishKey, "publish-key", fmt.Sprintf("API key publishers send as Authorization: Bearer, at least %d bytes, not the JWT secret; required, except with --dev, which generates one", minPublishKeyLen))
 	str(&c.JWTIssuer, "jwt-issuer", "if set, subscriber tokens must have this iss claim")
@@ -124,8 +140,9 @@ func newServeFlags(c *config) *flag.FlagSet {
 		c.CORSOrigins = origins
 		return nil
 	})
-	num(&c.HistorySize, "history-size", "events kept for replay on reconnect")
-	dur(&c.HistoryAge, "history-age", "how long an event is kept for replay")
+	num(&c.HistorySize, "history-size", "events kept for replay on reconnect, per channel: each user's own history and the broadcast one, in memory and in Redis")
+	dur(&c.HistoryAge, "history-age", "how long an event is kept for replay, in memory and in Redis")
+	fs.Int64Var(&c.HistoryBytes, "history-bytes", c.HistoryBytes, "in memory mode, bound on the whole history, all channels together, in bytes: over it the oldest events go first (a client that needed one gets a resync); 0 for no bound")
 	num(&c.MaxClients, "max-clients", "concurrent streams on this node; 0 for no limit")
 	num(&c.MaxClientsPerUser, "max-clients-per-user", "concurrent streams of one user, a new one closes the oldest; 0 for no limit")
 	num(&c.BufferSize, "buffer-size", "events queued per stream before the overflow policy applies")
@@ -172,6 +189,7 @@ func defaultConfig() config {
 		Prefix:            "/sse",
 		HistorySize:       1000,
 		HistoryAge:        10 * time.Minute,
+		HistoryBytes:      64 << 20,
 		MaxClients:        1000,
 		MaxClientsPerUser: 5,
 		BufferSize:        10,
@@ -276,7 +294,7 @@ func valueError(f *flag.Flag, v string, err error) error {
 		switch g.Get().(type) {
 		case time.Duration:
 			msg = "want a duration like 30s, 5m or 1h"
-		case int:
+		case int, int64:
 			msg = "want a whole number"
 		case float64:
 			msg = "want a number"
@@ -310,11 +328,8 @@ func (c *config) check() error {
 	if c.Addr == "" {
 		return bad("addr", "must not be empty")
 	}
-	if c.RedisURL != "" {
-		u, err := url.Parse(c.RedisURL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			return bad("redis-url", "%q is not a redis://, rediss:// or unix:// URL", redact(c.RedisURL))
-		}
+	if err := c.checkRedis(); err != nil {
+		return err
 	}
 	if err := c.checkSecrets(); err != nil {
 		return err
@@ -327,6 +342,9 @@ func (c *config) check() error {
 		if p.v <= 0 {
 			return bad(p.name, "must be positive, got %d", p.v)
 		}
+	}
+	if c.HistoryBytes < 0 {
+		return bad("history-bytes", "must be 0 (no bound) or positive, got %d", c.HistoryBytes)
 	}
 	if c.MaxClients < 0 {
 		return bad("max-clients", "must be 0 (no limit) or positive, got %d", c.MaxClients)
@@ -390,6 +408,48 @@ func (c *config) check() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// checkRedis checks the cluster settings: one Redis or one Redis
+// Cluster, not both, and the settings of either only with it. The
+// parameters are parsed as cluster mode will parse them, so that a bad
+// one stops start-up before anything connects.
+func (c *config) checkRedis() error {
+	bad := badSetting
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			return bad("redis-url", "%q is not a redis://, rediss:// or unix:// URL", redact(c.RedisURL))
+		}
+		if _, _, err := parseClusterURL(c.RedisURL); err != nil {
+			return bad("redis-url", "%s: %v", redact(c.RedisURL), err)
+		}
+	}
+	if c.RedisCluster != "" {
+		if c.RedisURL != "" {
+			return bad("redis-cluster", "must not be set with --redis-url (SSEHUB_REDIS_URL): cluster mode runs on one Redis or on one Redis Cluster; set one of them")
+		}
+		if _, _, err := parseClusterSeeds(c.RedisCluster); err != nil {
+			return bad("redis-cluster", "%v", err)
+		}
+	} else {
+		if c.RedisClusterUser != "" {
+			return bad("redis-cluster-user", "needs --redis-cluster (SSEHUB_REDIS_CLUSTER); the user of --redis-url goes in the URL (redis://user:password@host:port)")
+		}
+		if c.RedisClusterPassword != "" {
+			return bad("redis-cluster-password", "needs --redis-cluster (SSEHUB_REDIS_CLUSTER); the password of --redis-url goes in the URL (redis://:password@host:port)")
+		}
+		if c.RedisClusterTLS {
+			return bad("redis-cluster-tls", "needs --redis-cluster (SSEHUB_REDIS_CLUSTER); --redis-url asks for TLS with rediss://")
+		}
+	}
+	switch {
+	case c.RedisWaitReplicas < 0:
+		return bad("redis-wait-replicas", "must be 0 (no wait) or positive, got %d", c.RedisWaitReplicas)
+	case c.RedisWaitReplicas > 0 && c.RedisURL == "" && c.RedisCluster == "":
+		return bad("redis-wait-replicas", "needs --redis-url (SSEHUB_REDIS_URL) or --redis-cluster (SSEHUB_REDIS_CLUSTER): memory mode has no replicas")
 	}
 	return nil
 }

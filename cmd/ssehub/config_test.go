@@ -82,6 +82,26 @@ func TestConfigEverySetting(t *testing.T) {
 		{"dev", "true", func(c config) bool { return c.Dev && c.Addr == "127.0.0.1:8080" }},
 		{"prefix", "/events/", func(c config) bool { return c.Prefix == "/events" }},
 		{"redis-url", "redis://localhost:6379/0", func(c config) bool { return c.RedisURL == "redis://localhost:6379/0" }},
+		{"redis-url", "redis://localhost:6379/0?prefix=app&node=web-1", func(c config) bool { return c.RedisURL == "redis://localhost:6379/0?prefix=app&node=web-1" }},
+		{"redis-cluster", "10.0.0.1:7000, 10.0.0.2:7000,[::1]:7001", func(c config) bool {
+			seeds, _, err := parseClusterSeeds(c.RedisCluster)
+			return err == nil && slices.Equal(seeds, []string{"10.0.0.1:7000", "10.0.0.2:7000", "[::1]:7001"})
+		}},
+		{"redis-cluster", "10.0.0.1:7000?prefix=app&node=web-1&presence_interval=2s&presence_ttl=10s", func(c config) bool {
+			seeds, bopts, err := parseClusterSeeds(c.RedisCluster)
+			return err == nil && slices.Equal(seeds, []string{"10.0.0.1:7000"}) && bopts.Prefix == "app" && bopts.Node == "web-1" &&
+				bopts.PresenceInterval == 2*time.Second && bopts.PresenceTTL == 10*time.Second
+		}},
+		{"redis-cluster-user", "ssehub", func(c config) bool {
+			return c.RedisClusterUser == "ssehub" && redisClusterOptions([]string{"h:1"}, c.RedisClusterUser, c.RedisClusterPassword, c.RedisClusterTLS).Username == "ssehub"
+		}},
+		{"redis-cluster-password", "hunter2", func(c config) bool {
+			return c.RedisClusterPassword == "hunter2" && redisClusterOptions([]string{"h:1"}, c.RedisClusterUser, c.RedisClusterPassword, c.RedisClusterTLS).Password == "hunter2"
+		}},
+		{"redis-cluster-tls", "true", func(c config) bool {
+			return c.RedisClusterTLS && redisClusterOptions([]string{"h:1"}, c.RedisClusterUser, c.RedisClusterPassword, c.RedisClusterTLS).TLSConfig != nil
+		}},
+		{"redis-wait-replicas", "1", func(c config) bool { return c.RedisWaitReplicas == 1 }},
 		{"jwt-secret", testSecret, func(c config) bool { return c.JWTSecret == testSecret && !c.Dev }},
 		{"publish-key", testKey, func(c config) bool { return c.PublishKey == testKey }},
 		{"jwt-issuer", "https://auth.example.com", func(c config) bool { return c.JWTIssuer == "https://auth.example.com" }},
@@ -91,6 +111,8 @@ func TestConfigEverySetting(t *testing.T) {
 		}},
 		{"history-size", "50", func(c config) bool { return c.HistorySize == 50 }},
 		{"history-age", "90s", func(c config) bool { return c.HistoryAge == 90*time.Second }},
+		{"history-bytes", "1048576", func(c config) bool { return c.HistoryBytes == 1<<20 && hubConfig(c, nil).HistoryBytes == 1<<20 }},
+		{"history-bytes", "0", func(c config) bool { return c.HistoryBytes == 0 && hubConfig(c, nil).HistoryBytes < 0 }},
 		{"max-clients", "0", func(c config) bool { return c.MaxClients == 0 && hubConfig(c, nil).MaxClients < 0 }},
 		{"max-clients-per-user", "2", func(c config) bool { return c.MaxClientsPerUser == 2 }},
 		{"buffer-size", "64", func(c config) bool { return c.BufferSize == 64 }},
@@ -138,7 +160,8 @@ func TestConfigEverySetting(t *testing.T) {
 	})
 	for _, tc := range cases {
 		t.Run(tc.flag, func(t *testing.T) {
-			// Both secrets, but the one under test; none for dev mode.
+			// Both secrets, but the one under test; none for dev mode; a
+			// Redis Cluster for the settings that need one.
 			base := []string{"--jwt-secret", testSecret, "--publish-key", testKey}
 			switch tc.flag {
 			case "jwt-secret":
@@ -147,6 +170,8 @@ func TestConfigEverySetting(t *testing.T) {
 				base = []string{"--jwt-secret", testSecret}
 			case "dev":
 				base = nil
+			case "redis-cluster-user", "redis-cluster-password", "redis-cluster-tls", "redis-wait-replicas":
+				base = append(base, "--redis-cluster", "127.0.0.1:7000")
 			}
 			c, err := parseConfig(append(base, "--"+tc.flag+"="+tc.value), noEnv, nil)
 			if err != nil {
@@ -195,6 +220,26 @@ func TestConfigInvalid(t *testing.T) {
 		{"prefix", "/{x}", nil},
 		{"prefix", "/assets", nil},
 		{"redis-url", "http://localhost:6379", nil},
+		{"redis-url", "redis://localhost:6379/0?presence_ttl=0s", nil},
+		{"redis-url", "redis://localhost:6379/0?no_such_option=1", nil},
+		{"redis-cluster", "localhost", nil},
+		{"redis-cluster", "localhost:7000,", nil},
+		{"redis-cluster", ":7000", nil},
+		{"redis-cluster", "localhost:port", nil},
+		{"redis-cluster", "localhost:70000", nil},
+		{"redis-cluster", "redis://localhost:7000", nil},
+		{"redis-cluster", "localhost:7000?presence_interval=soon", nil},
+		{"redis-cluster", "localhost:7000?dial_timeout=2s", nil},
+		{"redis-cluster", "localhost:7000", []string{"--redis-url", "redis://localhost:6379/0", "--jwt-secret", testSecret, "--publish-key", testKey}},
+		{"redis-cluster-user", "ssehub", nil},
+		{"redis-cluster-user", "ssehub", []string{"--redis-url", "redis://localhost:6379/0", "--jwt-secret", testSecret, "--publish-key", testKey}},
+		{"redis-cluster-password", "hunter2", nil},
+		{"redis-cluster-password", "hunter2", []string{"--redis-url", "redis://localhost:6379/0", "--jwt-secret", testSecret, "--publish-key", testKey}},
+		{"redis-cluster-tls", "true", nil},
+		{"redis-cluster-tls", "yes please", []string{"--redis-cluster", "localhost:7000", "--jwt-secret", testSecret, "--publish-key", testKey}},
+		{"redis-wait-replicas", "1", nil},
+		{"redis-wait-replicas", "-1", []string{"--redis-cluster", "localhost:7000", "--jwt-secret", testSecret, "--publish-key", testKey}},
+		{"redis-wait-replicas", "one", []string{"--redis-cluster", "localhost:7000", "--jwt-secret", testSecret, "--publish-key", testKey}},
 		{"jwt-secret", "too-short", []string{"--publish-key", testKey}},
 		{"jwt-secret", testSecret, []string{"--dev"}},
 		{"publish-key", "short", []string{"--jwt-secret", testSecret}},
@@ -211,6 +256,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"history-size", "many", nil},
 		{"history-age", "-1s", nil},
 		{"history-age", "ten", nil},
+		{"history-bytes", "-1", nil},
+		{"history-bytes", "64MiB", nil},
 		{"max-clients", "-1", nil},
 		{"max-clients-per-user", "-2", nil},
 		{"buffer-size", "0", nil},

@@ -19,6 +19,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"go.uber.org/goleak"
+
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 func TestMain(m *testing.M) {
@@ -290,6 +292,24 @@ func (r *running) stop() error {
 	case <-time.After(guard):
 		return errors.New("run did not return after its context was cancelled")
 	}
+}
+
+// positionIn returns the position of the channel tagged tag ("a"
+// everyone, "u" the stream's user) in an event id of the hub, failing t
+// when the id does not parse or does not carry that channel. With the
+// in-memory broker, an event's position in each of its channels is the id
+// its publish answered, so tests compare the two through it.
+func positionIn(t *testing.T, id, tag string) string {
+	t.Helper()
+	pos, cursor, ok := ssetest.Positions(id)
+	if !ok || cursor != "" {
+		t.Fatalf("event id %q is not an inline position of the hub", id)
+	}
+	p, ok := pos[tag]
+	if !ok {
+		t.Fatalf("event id %q has no %q channel", id, tag)
+	}
+	return p
 }
 
 // newUser returns a fresh user id.

@@ -34,7 +34,7 @@ func newHubCollector(hub *sse.Hub) *hubCollector {
 		published:   d("events_published_total", "Events published through this node, by event type.", "type"),
 		delivered:   d("events_delivered_total", "Event frames queued to streams of this node, by event type (a broadcast to n streams counts n).", "type"),
 		replayed:    d("events_replayed_total", "Events written from the history to resuming streams."),
-		resyncs:     d("resyncs_total", "Resync events sent to streams whose Last-Event-ID was no longer in the history."),
+		resyncs:     d("resyncs_total", "Resync events sent to streams that lost events of a channel: their Last-Event-ID was no longer in its history, or the history broke."),
 		dropped:     d("events_dropped_total", "Events skipped for a stream whose buffer was full (overflow=drop).", "reason"),
 		rejected:    d("streams_rejected_total", "Streams turned away with a retry hint: node full or shutting down."),
 		disconnects: d("disconnects_total", "Streams ended, by reason.", "reason"),

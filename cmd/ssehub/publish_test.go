@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 // TestPublishRefusesBadInput checks that every invalid publish gets a 4xx
@@ -90,7 +91,7 @@ func TestPublishRoutes(t *testing.T) {
 	if err := jsonUnmarshal(connected.Data, &bobClient); err != nil || bobClient.ClientID == "" {
 		t.Fatalf("connected data %q: %v", connected.Data, err)
 	}
-	sa.nextOf(t, "connected")
+	aliceConnected := sa.nextOf(t, "connected")
 
 	send := func(body map[string]any) string {
 		t.Helper()
@@ -113,12 +114,14 @@ func TestPublishRoutes(t *testing.T) {
 
 	for name, tc := range map[string]struct {
 		s    *stream
+		from string // the id of the stream's connected event: its position
 		want []string
 	}{
-		"alice": {sa, []string{"only_alice", "both", "everyone"}},
-		"bob":   {sb, []string{"only_bob_client", "both", "everyone"}},
+		"alice": {sa, aliceConnected.ID, []string{"only_alice", "both", "everyone"}},
+		"bob":   {sb, connected.ID, []string{"only_bob_client", "both", "everyone"}},
 	} {
 		var got []string
+		prev := tc.from
 		for range 10 {
 			ev, err := tc.s.next()
 			if err != nil {
@@ -128,7 +131,20 @@ func TestPublishRoutes(t *testing.T) {
 				continue
 			}
 			got = append(got, ev.Type)
-			if ev.ID == end {
+			// An event to one client is in no channel (it is never
+			// replayed): it carries no id, so the client keeps its last.
+			if ev.Type == "only_bob_client" {
+				if ev.ID != "" {
+					t.Errorf("%s: event to the client has id %q, want none", name, ev.ID)
+				}
+				continue
+			}
+			if !ssetest.Moved(prev, ev.ID) {
+				t.Errorf("%s: event id %q after %q: the stream's position did not move forward", name, ev.ID, prev)
+			}
+			prev = ev.ID
+			// The marker, by its position in the broadcast channel.
+			if ev.Type == "everyone" && positionIn(t, ev.ID, "a") == end {
 				break
 			}
 		}
@@ -225,14 +241,22 @@ func TestPublishNeverBroadcastsByAccident(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf(`"all": true: %d %v`, status, out)
 	}
-	if ev := s.nextOf(t, "everyone"); ev.ID != out["id"] {
-		t.Errorf("event id %q, want %v", ev.ID, out["id"])
+	everyone := s.nextOf(t, "everyone")
+	if got, want := positionIn(t, everyone.ID, "a"), out["id"]; got != want {
+		t.Errorf("event id %q: position %s in the broadcast channel, want the publish's %v", everyone.ID, got, want)
 	}
 	// "all": false beside a list is just that list.
-	if status, out := publish(t, ta.srv.URL, testKey, `{"all":false,"users":["`+user+`"],"type":"mine"}`); status != http.StatusOK {
+	status, out = publish(t, ta.srv.URL, testKey, `{"all":false,"users":["`+user+`"],"type":"mine"}`)
+	if status != http.StatusOK {
 		t.Fatalf(`"all": false with users: %d %v`, status, out)
 	}
-	s.nextOf(t, "mine")
+	mine := s.nextOf(t, "mine")
+	if got, want := positionIn(t, mine.ID, "u"), out["id"]; got != want {
+		t.Errorf("event id %q: position %s in the user's channel, want the publish's %v", mine.ID, got, want)
+	}
+	if !ssetest.Moved(everyone.ID, mine.ID) {
+		t.Errorf("event id %q after %q: the stream's position did not move forward", mine.ID, everyone.ID)
+	}
 }
 
 // TestPublishMaxRecipients checks --max-recipients: more users and

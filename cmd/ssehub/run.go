@@ -47,10 +47,10 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	cfg.fillDevSecrets()
 
 	var cl cluster
-	if cfg.RedisURL != "" {
-		c, err := openCluster(ctx, cfg.RedisURL, historyLimits{cfg.HistorySize, cfg.HistoryAge}, log)
+	if cfg.RedisURL != "" || cfg.RedisCluster != "" {
+		c, err := openCluster(ctx, cfg, log)
 		if err != nil {
-			return fmt.Errorf("--redis-url (SSEHUB_REDIS_URL) %s: %w", redact(cfg.RedisURL), err)
+			return err
 		}
 		cl = c
 	}

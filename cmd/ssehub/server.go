@@ -68,6 +68,12 @@ func hubConfig(c config, log *slog.Logger) sse.Config {
 		}
 		return v
 	}
+	none64 := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
 	noneD := func(d time.Duration) time.Duration {
 		if d == 0 {
 			return -1
@@ -86,6 +92,7 @@ func hubConfig(c config, log *slog.Logger) sse.Config {
 		MaxClientsPerUser: none(c.MaxClientsPerUser),
 		HistorySize:       c.HistorySize,
 		HistoryAge:        c.HistoryAge,
+		HistoryBytes:      none64(c.HistoryBytes),
 		MaxEventSize:      c.MaxEventSize,
 		MaxRecipients:     none(c.MaxRecipients),
 		Overflow:          overflow,
@@ -146,7 +153,7 @@ func (a *app) status(w http.ResponseWriter, r *http.Request) {
 		a.hub.StatusHandler().ServeHTTP(w, r)
 	case "cluster":
 		if a.cluster == nil {
-			sse.WriteError(w, http.StatusNotFound, "not_found", "cluster mode is off (no --redis-url)")
+			sse.WriteError(w, http.StatusNotFound, "not_found", "cluster mode is off (no --redis-url or --redis-cluster)")
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)

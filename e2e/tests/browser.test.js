@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { startHub, kill, freePort, signHS256, publish, tryPublish, devPublishKey, newUser, SECRET, KEY, GUARD } from "./helpers.js";
+import { startHub, kill, freePort, signHS256, publish, tryPublish, devPublishKey, newUser, positions, moved, SECRET, KEY, GUARD } from "./helpers.js";
 
 // The README's screenshot is rewritten only on request (UPDATE_SCREENSHOT=1
 // bash e2e/run.sh), so that a test run leaves the work tree clean; otherwise
@@ -111,16 +111,24 @@ test("demo page outside dev mode: a pasted token, and the browser's own reconnec
   await page.locator('#state[data-state="open"]').waitFor();
   assert.equal(await page.locator("#fact-user").textContent(), user);
 
+  await logEntry(page, "connected", "client_id");
+  const connectedId = await page.locator("#fact-last").textContent();
   const id = await publish(hub.url, { users: [user], type: "notification", data: { title: "Hello from curl" } });
   await page.locator(".toast", { hasText: "Hello from curl" }).waitFor();
-  assert.equal(await page.locator("#fact-last").textContent(), id);
+  // The page shows the stream's position after the event: past the
+  // connected event's, at the publish's id in the user's channel (the
+  // in-memory broker's positions are its publish ids).
+  const lastId = await page.locator("#fact-last").textContent();
+  assert.ok(moved(connectedId, lastId), `last event id ${lastId} after ${connectedId} does not move forward`);
+  assert.equal(positions(lastId).u, id);
 
   // Same secret after the restart: the EventSource reconnects by itself
-  // with Last-Event-ID, and gets a resync since the history is gone.
+  // with Last-Event-ID, the id of the last event it got, and gets a resync
+  // that echoes it, since the history is gone.
   await kill(hub, "SIGKILL");
   await page.locator('#state[data-state="reconnecting"]').waitFor();
   hub = await startHub(port, { env });
-  await logEntry(page, "resync", id);
+  await logEntry(page, "resync", `"last_event_id":"${lastId}"`);
   await page.locator('#state[data-state="open"]').waitFor();
   await publish(hub.url, { users: [user], type: "notification", data: { title: "Back online" } });
   await page.locator(".toast", { hasText: "Back online" }).waitFor();

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { EventSource } from "eventsource";
-import { startHub, kill, freePort, signHS256, publish, metric, waitFor, newUser, SECRET, KEY } from "./helpers.js";
+import { startHub, kill, freePort, signHS256, publish, metric, waitFor, newUser, positions, assertMoving, SECRET, KEY } from "./helpers.js";
 
 // cutProxy forwards loopback connections to target; cut() destroys every
 // open one, and while blocked it refuses new ones, as a dead network would.
@@ -83,6 +83,9 @@ test("eventsource client: Bearer auth, user targeting, resume after a cut", asyn
   ];
   await waitFor("Alice's two events", () => a.got.filter((e) => e.type === "update").length === 2);
 
+  // The id of the last event Alice got before the cut: her position,
+  // which her reconnects must send.
+  const lastBeforeCut = a.got.at(-1).id;
   // Cut Alice's connection and keep the network down while events for
   // her are published: she can only get them from the history.
   const replayedBefore = await metric(hub.url, "ssekit_events_replayed_total");
@@ -99,14 +102,25 @@ test("eventsource client: Bearer auth, user targeting, resume after a cut", asyn
 
   const updates = a.got.filter((e) => e.type === "update");
   assert.deepEqual(updates.map((e) => e.data.n), [1, 2, 3, 4, 5, 6, 7], "Alice gets hers, in order, once each");
-  assert.deepEqual(updates.map((e) => e.id), [before[0], before[2], ...during, after]);
+  // Each id is Alice's position in her channels, moving forward from her
+  // first connected event's (a resumed stream's connected event has no id
+  // of its own); with the in-memory broker, an event's position in her own
+  // channel is the id its publish answered.
+  assertMoving([a.got[0].id, ...updates.map((e) => e.id)], "Alice's ids");
+  assert.deepEqual(updates.map((e) => positions(e.id).u), [before[0], before[2], ...during, after], "Alice's positions in her channel");
   assert.ok(!a.got.some((e) => e.type === "resync"), "a resume within the history needs no resync");
   assert.ok(a.seen.opens >= 2, "the client reconnected by itself");
-  assert.ok(a.seen.lastEventIds.includes(before[2]), `a reconnect sent Last-Event-ID ${before[2]}: ${a.seen.lastEventIds}`);
+  // The first request sent none; every reconnect, the id of the last event
+  // received before the cut (nothing came between).
+  const [first, ...reconnects] = a.seen.lastEventIds;
+  assert.equal(first, null, "the first request resumes from nothing");
+  assert.ok(reconnects.length > 0 && reconnects.every((id) => id === lastBeforeCut),
+    `every reconnect sent Last-Event-ID ${lastBeforeCut}: ${reconnects}`);
   assert.ok((await metric(hub.url, "ssekit_events_replayed_total")) >= replayedBefore + 4, "the hub replayed the missed events");
 
   await waitFor("Bob's events", () => b.got.filter((e) => e.type === "update").length === 3);
   assert.deepEqual(b.got.filter((e) => e.type === "update").map((e) => e.data.n), [-1, 2, -2], "Bob never sees Alice's events");
+  assertMoving(b.got.map((e) => e.id), "Bob's ids"); // one stream, never cut
 
   // SIGTERM: the streams end cleanly (the clients see the end and go
   // back to reconnecting, not to a final failure) and the hub exits 0.

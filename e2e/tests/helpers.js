@@ -129,3 +129,61 @@ export async function waitFor(what, cond) {
 }
 
 export const newUser = () => randomUUID();
+
+// positions takes an event id of the hub apart: the connection's position
+// in each of its channels, by the channel's tag ("a" everyone, "u" the
+// user), e.g. "a1796001559980081987-1.u1796001559980081987-0" gives
+// { a: "1796001559980081987-1", u: "1796001559980081987-0" }. It throws on
+// anything else, a cursor id ("c…", for positions over 128 bytes) too:
+// these tests' streams follow two channels, whose ids are short.
+export function positions(id) {
+  if (typeof id !== "string" || id === "" || id.length > 128) throw new Error(`event id ${JSON.stringify(id)} is not a position`);
+  const pos = {};
+  for (const comp of id.split(".")) {
+    const m = /^([a-z]+)(\d+(?:-\d+)*)$/.exec(comp);
+    if (!m || m[1] in pos) throw new Error(`event id ${JSON.stringify(id)} is not a position`);
+    pos[m[1]] = m[2];
+  }
+  return pos;
+}
+
+// comparePositions compares two positions in one channel as the hub's
+// sse.CompareIDs does: numerically, field by field of their "-" separated
+// numbers (BigInt: a field may pass 2^53), a missing field first. It
+// returns -1, 0 or 1.
+export function comparePositions(a, b) {
+  const fa = a.split("-").map(BigInt);
+  const fb = b.split("-").map(BigInt);
+  for (let i = 0; i < Math.max(fa.length, fb.length); i++) {
+    if (i >= fa.length) return -1;
+    if (i >= fb.length) return 1;
+    if (fa[i] !== fb[i]) return fa[i] < fb[i] ? -1 : 1;
+  }
+  return 0;
+}
+
+// moved reports whether event id next may follow prev on one stream: at
+// or after it in every channel, and after it in at least one.
+export function moved(prev, next) {
+  const a = positions(prev);
+  const b = positions(next);
+  let forward = false;
+  for (const [tag, p] of Object.entries(b)) {
+    if (!(tag in a)) {
+      forward = true;
+      continue;
+    }
+    const c = comparePositions(p, a[tag]);
+    if (c < 0) return false;
+    if (c > 0) forward = true;
+  }
+  return forward;
+}
+
+// assertMoving checks that ids, the successive event ids of one stream,
+// each move it forward from the one before.
+export function assertMoving(ids, what) {
+  for (let i = 1; i < ids.length; i++) {
+    if (!moved(ids[i - 1], ids[i])) throw new Error(`${what}: id ${ids[i]} after ${ids[i - 1]} does not move forward (ids: ${ids.join(" ")})`);
+  }
+}
