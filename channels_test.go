@@ -29,17 +29,26 @@ func resyncChannels(t *testing.T, ev sseclient.Event) []string {
 	return d.Channels
 }
 
+// missOne opens a stream of user, takes the position it starts at, hangs
+// up, and sends user one event ("mine"), which the stream missed: a
+// resume from the position returned must get it.
+func missOne(t *testing.T, h *testHub, user string) (last string) {
+	t.Helper()
+	c := h.dial(t, user, "")
+	last = c.Connected().ID
+	c.Close()
+	ssetest.Eventually(t, user+" gone", func() bool { return h.UserClientCount(user) == 0 })
+	sendTo(t, h, user, sse.Event{Type: "mine", Data: 1})
+	return last
+}
+
 // With the defaults, a user who misses one event while many more go to
 // other users resumes with exactly that event: each user's channel keeps
 // its own history, which other users' events never trim.
 func TestResumeWindowIsPerUser(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{})
-	c := h.dial(t, "alice", "")
-	last := c.Connected().ID
-	c.Close()
-	ssetest.Eventually(t, "alice gone", func() bool { return h.GetTotalClientCount() == 0 })
-	sendTo(t, h, "alice", sse.Event{Type: "mine", Data: 1})
+	last := missOne(t, h, "alice")
 	const others, events = 2000, 20_000 // 20× the per-channel history
 	for i := range events {
 		if _, err := h.Publish(t.Context(), sse.Target{Users: []string{fmt.Sprint("user", i%others)}}, sse.Event{Type: "other", Data: i}); err != nil {
@@ -67,11 +76,7 @@ func TestResumeWindowIsPerUser(t *testing.T) {
 func TestResyncNamesTheLostChannelAndTheOthersReplay(t *testing.T) {
 	t.Parallel()
 	h := newTestHub(t, sse.Config{HistorySize: 10})
-	c := h.dial(t, "alice", "")
-	last := c.Connected().ID
-	c.Close()
-	ssetest.Eventually(t, "alice gone", func() bool { return h.GetTotalClientCount() == 0 })
-	sendTo(t, h, "alice", sse.Event{Type: "mine", Data: 1})
+	last := missOne(t, h, "alice")
 	for i := range 15 { // more than the broadcast channel keeps
 		h.SendToAll(sse.Event{Type: "news", Data: i})
 	}
@@ -100,11 +105,7 @@ func TestHistoryBytesBoundsTheHistoryAndEvictionIsAnnounced(t *testing.T) {
 	const bound = 1 << 20
 	h := newTestHub(t, sse.Config{HistoryBytes: bound})
 	mb := h.Broker().(*sse.MemoryBroker)
-	c := h.dial(t, "alice", "")
-	last := c.Connected().ID
-	c.Close()
-	ssetest.Eventually(t, "alice gone", func() bool { return h.GetTotalClientCount() == 0 })
-	sendTo(t, h, "alice", sse.Event{Type: "mine", Data: 1})
+	last := missOne(t, h, "alice")
 	// 300 publishes to 1000 users each: the addressee lists and a
 	// position per channel are counted, not only the data.
 	users := make([]string, 1000)

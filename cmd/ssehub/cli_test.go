@@ -6,17 +6,23 @@ import (
 	"testing"
 )
 
+// cliSetup starts a server and a user's stream on it, past its connected
+// event, and returns the environment the CLI finds the server in.
+func cliSetup(t *testing.T) (r *running, user string, s *stream, getenv func(string) string) {
+	t.Helper()
+	r = startRun(t, nil, testEnv)
+	user = newUser()
+	s = openStream(t, r.url+"/sse/stream", bearerAuth(token(t, user)))
+	s.nextOf(t, "connected")
+	env := map[string]string{"SSEHUB_URL": r.url, "SSEHUB_PUBLISH_KEY": testKey}
+	return r, user, s, func(k string) string { return env[k] }
+}
+
 // TestPublishCommand runs `ssehub publish` against an in-process server
 // and checks that the event it prints the id of reaches the user.
 func TestPublishCommand(t *testing.T) {
 	t.Parallel()
-	r := startRun(t, nil, testEnv)
-	user := newUser()
-	s := openStream(t, r.url+"/sse/stream", bearerAuth(token(t, user)))
-	s.nextOf(t, "connected")
-
-	env := map[string]string{"SSEHUB_URL": r.url, "SSEHUB_PUBLISH_KEY": testKey}
-	getenv := func(k string) string { return env[k] }
+	r, user, s, getenv := cliSetup(t)
 	var out bytes.Buffer
 	err := run(t.Context(), []string{"publish", "--user", user, "--type", "notification", "--data", `{"title":"From the CLI"}`}, getenv, &out, &out)
 	if err != nil {
@@ -56,12 +62,7 @@ func TestPublishCommand(t *testing.T) {
 // empty must not broadcast.
 func TestPublishCommandAddressees(t *testing.T) {
 	t.Parallel()
-	r := startRun(t, nil, testEnv)
-	user := newUser()
-	s := openStream(t, r.url+"/sse/stream", bearerAuth(token(t, user)))
-	s.nextOf(t, "connected")
-	env := map[string]string{"SSEHUB_URL": r.url, "SSEHUB_PUBLISH_KEY": testKey}
-	getenv := func(k string) string { return env[k] }
+	r, user, s, getenv := cliSetup(t)
 
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"publish", "--all", "--type", "everyone"}, getenv, &out, &out); err != nil {
