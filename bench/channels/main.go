@@ -5,14 +5,15 @@
 //     with users spread evenly over them, how many events each node hears
 //     from Redis against how many were addressed to its own users, plus
 //     the broadcasts (the bound: heard ≤ 1.2 × addressed + broadcasts);
+//
 //   - resume: a user misses one event while -others events go to other
 //     users; it then resumes (on another node, for Redis), and must get
 //     exactly that event, no resync. Reported: the time and the broker
 //     operations of one resume with 0 and with -others events in the
 //     log, and their ratio.
 //
-//	go run ./bench/channels -mode proportion -backend cluster -nodes 1,2,3,6
-//	go run ./bench/channels -mode resume -backend memory,redis,cluster -others 100000
+//     go run ./bench/channels -mode proportion -backend cluster -nodes 1,2,3,6
+//     go run ./bench/channels -mode resume -backend memory,redis,cluster -others 100000
 //
 // Every hub runs in this process, each with its own Redis client and
 // broker, as separate processes would; a Redis Cluster is started with
