@@ -1,0 +1,254 @@
+package redisbroker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	sse "github.com/ssekit/sse"
+)
+
+// publishScript appends one event to a channel's stream with the position
+// of the entry before it ("prev"), trims the history by count and by age
+// (on Redis's clock), lets an idle stream expire with its last event,
+// remembers the channel's newest position for longer, remembers the
+// publish's id so that a retried call returns the first call's position
+// instead of storing the event twice, and announces the event on the
+// channel's shard Pub/Sub channel, all in one atomic step. A stream that
+// expired starts again after its remembered position, so positions only
+// grow and the chain goes on.
+//
+// KEYS[1] stream, KEYS[2] last, KEYS[3] dedupe; ARGV[1] MaxLen (0: none),
+// ARGV[2] MaxAge in ms (0: none), ARGV[3] DedupeWindow in ms, ARGV[4]
+// PositionTTL in ms (0: none), ARGV[5] live channel, ARGV[6] publish id,
+// ARGV[7] type, ARGV[8] data. The announcement is five length-prefixed
+// fields: position, prev, publish id, type, data.
+var publishScript = redis.NewScript(`
+local done = redis.call('GET', KEYS[3])
+if done then return done end
+local prev = redis.call('GET', KEYS[2])
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if exists then
+	local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+	if last[1] then prev = last[1][1] end
+end
+if not prev then prev = '0-0' end
+local id = '*'
+if not exists and prev ~= '0-0' then
+	local t = redis.call('TIME')
+	local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+	local pms, pseq = string.match(prev, '^(%d+)-(%d+)$')
+	if ms > tonumber(pms) then
+		id = string.format('%d-0', ms)
+	else
+		id = pms .. '-' .. string.format('%d', tonumber(pseq) + 1)
+	end
+end
+id = redis.call('XADD', KEYS[1], id, 'prev', prev, 'pub', ARGV[6], 'type', ARGV[7], 'data', ARGV[8])
+local maxlen = tonumber(ARGV[1])
+if maxlen > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', maxlen) end
+local maxage = tonumber(ARGV[2])
+if maxage > 0 then
+	local now = redis.call('TIME')
+	local minid = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - maxage
+	if minid > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', minid)) end
+	redis.call('PEXPIRE', KEYS[1], maxage)
+end
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+	redis.call('SET', KEYS[2], id, 'PX', ttl)
+else
+	redis.call('SET', KEYS[2], id)
+end
+redis.call('SET', KEYS[3], id, 'PX', ARGV[3])
+local function field(s) return #s .. ':' .. s end
+redis.call('SPUBLISH', ARGV[5], field(id) .. field(prev) .. field(ARGV[6]) .. field(ARGV[7]) .. field(ARGV[8]))
+return id
+`)
+
+// Publish appends m to each of its channels (one script each, pipelined:
+// channels may live on different masters) and announces m.Clients on the
+// clients' channel. It returns the publish's id. An error means the event
+// was not stored in at least one channel (or, for a reply lost in
+// transit, that it is unknown whether it was: the caller's retry is then a
+// new event); it may be in the others. ctx bounds the call.
+func (b *Broker) Publish(ctx context.Context, m sse.Message) (string, error) {
+	if err := sse.CheckMessage(&m); err != nil {
+		return "", err
+	}
+	if b.isClosed() {
+		return "", sse.ErrBrokerClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	id := publishID()
+	if err := b.publishChannels(ctx, m, id); err != nil {
+		return "", err
+	}
+	if len(m.Clients) > 0 {
+		b.ops.add(opPublish, 1)
+		if err := b.rdb.SPublish(ctx, b.key("clients"), encodeClients(id, m)).Err(); err != nil {
+			return "", fmt.Errorf("redisbroker: publish to clients: %w", err)
+		}
+	}
+	return id, nil
+}
+
+// publishChannels runs the publish script for each of m's channels, under
+// the publish id id: a second call with the same id within DedupeWindow
+// stores nothing.
+func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) error {
+	if len(m.Channels) == 0 {
+		return nil
+	}
+	maxLen := max(b.opts.MaxLen, 0)
+	maxAge := max(b.opts.MaxAge.Milliseconds(), 0)
+	ttl := int64(0)
+	if maxAge > 0 {
+		ttl = b.opts.PositionTTL.Milliseconds()
+	}
+	call := func(ch string) (keys []string, args []any) {
+		k := b.channelKey(ch)
+		return []string{k, k + ":last", k + ":pub:" + id},
+			[]any{maxLen, maxAge, b.opts.DedupeWindow.Milliseconds(), ttl, k + ":live", id, m.Type, m.Data}
+	}
+	b.ops.add(opPublish, len(m.Channels))
+	if b.opts.WaitReplicas > 0 {
+		return b.publishReplicated(ctx, m, call)
+	}
+	if len(m.Channels) == 1 {
+		keys, args := call(m.Channels[0])
+		if err := publishScript.Run(ctx, b.rdb, keys, args...).Err(); err != nil {
+			return fmt.Errorf("redisbroker: publish to %s: %w", m.Channels[0], err)
+		}
+		return nil
+	}
+	// Many channels: one pipeline (go-redis splits it by master and sends
+	// the parts at once). A master that does not have the script yet gets
+	// it with EVAL, for the failed calls only.
+	cmds := make([]*redis.Cmd, len(m.Channels))
+	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ch := range m.Channels {
+			keys, args := call(ch)
+			cmds[i] = publishScript.EvalSha(ctx, p, keys, args...)
+		}
+		return nil
+	})
+	var failed []string
+	var firstErr error
+	for i, cmd := range cmds {
+		err := cmd.Err()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			keys, args := call(m.Channels[i])
+			err = publishScript.Run(ctx, b.rdb, keys, args...).Err()
+		}
+		if err != nil {
+			failed = append(failed, m.Channels[i])
+			firstErr = cmp(firstErr, err)
+		}
+	}
+	return channelsFailed(failed, len(m.Channels), firstErr)
+}
+
+// channelsFailed is the error of a publish that failed in some channels.
+func channelsFailed(failed []string, of int, err error) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("redisbroker: publish to %d of %d channels (%s…): %w", len(failed), of, failed[0], err)
+}
+
+// publishReplicated appends to each channel on its master and waits there
+// until WaitReplicas replicas have the event: WAIT names no key, so the
+// cluster client could not route it, and the script and its WAIT go to
+// the master's own client, in one pipeline per master.
+func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func(string) ([]string, []any)) error {
+	type group struct {
+		node     redis.UniversalClient
+		channels []string
+	}
+	groups := map[string]*group{}
+	for _, ch := range m.Channels {
+		addr, node := "", b.rdb
+		if cc, ok := b.rdb.(*redis.ClusterClient); ok {
+			keys, _ := call(ch)
+			c, err := cc.MasterForKey(ctx, keys[0])
+			if err != nil {
+				return fmt.Errorf("redisbroker: publish to %s: route: %w", ch, err)
+			}
+			addr, node = c.Options().Addr, c
+		}
+		if groups[addr] == nil {
+			groups[addr] = &group{node: node}
+		}
+		groups[addr].channels = append(groups[addr].channels, ch)
+	}
+	var failed []string
+	var firstErr error
+	for _, g := range groups {
+		if err := b.publishOnMaster(ctx, g.node, g.channels, call); err != nil {
+			if cc, ok := b.rdb.(*redis.ClusterClient); ok {
+				cc.ReloadState(ctx) // a master that fails may have been replaced
+			}
+			failed = append(failed, g.channels...)
+			firstErr = cmp(firstErr, err)
+		}
+	}
+	return channelsFailed(failed, len(m.Channels), firstErr)
+}
+
+// publishOnMaster runs the publish script for channels, all on node's
+// slots, then WAIT.
+func (b *Broker) publishOnMaster(ctx context.Context, node redis.UniversalClient, channels []string, call func(string) ([]string, []any)) error {
+	run := func(eval func(redis.Pipeliner, []string, []any) *redis.Cmd) (*redis.Cmd, []*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(channels))
+		var wait *redis.Cmd
+		_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, ch := range channels {
+				keys, args := call(ch)
+				cmds[i] = eval(p, keys, args)
+			}
+			wait = p.Do(ctx, "WAIT", b.opts.WaitReplicas, b.opts.WaitTimeout.Milliseconds())
+			return nil
+		})
+		return wait, cmds, err
+	}
+	wait, cmds, err := run(func(p redis.Pipeliner, keys []string, args []any) *redis.Cmd {
+		return publishScript.EvalSha(ctx, p, keys, args...)
+	})
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		wait, cmds, err = run(func(p redis.Pipeliner, keys []string, args []any) *redis.Cmd {
+			return publishScript.Eval(ctx, p, keys, args...)
+		})
+	}
+	for _, c := range cmds {
+		if c.Err() != nil {
+			return c.Err()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if n, _ := wait.Int64(); n < int64(b.opts.WaitReplicas) {
+		return fmt.Errorf("%d of %d replicas acknowledged within %v", n, b.opts.WaitReplicas, b.opts.WaitTimeout)
+	}
+	return nil
+}
+
+// cmp returns a if it is set, else b.
+func cmp(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// publishID returns a new publish id: Redis-like "<unix ms>-<random>", so
+// that ids sort by time and never collide in practice.
+func publishID() string {
+	return strconv.FormatInt(time.Now().UnixMilli(), 10) + "-" + strconv.FormatUint(randomUint64()>>11, 10)
+}
