@@ -1,195 +1,188 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
-	"time"
-
-	sse "github.com/ssekit/sse"
 )
 
-// summary is the final accounting of a chaos run.
-type summary struct {
-	Started   time.Time `json:"started"`
-	Nodes     int       `json:"nodes"`
-	Clients   int       `json:"clients"`
-	Users     int       `json:"users"`
-	Duration  string    `json:"duration"`
-	Rate      float64   `json:"rate"`
-	Persist   bool      `json:"redis_persistent"`
-	Faults    []string  `json:"faults"`
-	Published int       `json:"published"` // events accepted (an id returned)
-	PubFails  int       `json:"publish_failed_attempts"`
+// tally is the accounting of every client's events against what was
+// published. Positions are per channel and channels are independent, so
+// every judgement here is per channel; events are matched to publishes by
+// the seq in their data, never by id (the publish's id is not a position).
+type tally struct {
 	// Expected is the sum over clients of the events addressed to each
-	// since its first stream opened; each is Delivered, Resynced (lost,
-	// but announced by a resync) or Lost.
-	Expected   int `json:"expected"`
-	Delivered  int `json:"delivered"`
-	Resynced   int `json:"resynced"`
-	Lost       int `json:"lost"`
+	// (everyone's, or its user's) whose accepted request started after
+	// the client's first connected event arrived; each is Delivered
+	// (exactly once), Resynced (missing, and a resync naming its channel
+	// arrived after its publish was answered) or Lost.
+	Expected  int `json:"expected"`
+	Delivered int `json:"delivered"`
+	Resynced  int `json:"resynced"`
+	Lost      int `json:"lost"`
+	// Ambiguous are events addressed to a client but published while its
+	// first stream was opening: delivered once or not at all, never twice
+	// (AmbiguousDelivered of them were).
+	Ambiguous          int `json:"ambiguous"`
+	AmbiguousDelivered int `json:"ambiguous_delivered"`
+	// Duplicates count a stored event, one (seq, attempt), delivered to a
+	// client more than once.
 	Duplicates int `json:"duplicates"`
+	// OutOfOrder counts a channel's seq going back, and an event whose id
+	// did not move past the previous one (ssetest.Moved).
 	OutOfOrder int `json:"out_of_order"`
+	// ResyncBack counts resync events whose id went back in a channel.
+	ResyncBack int `json:"resync_ids_back"`
 	Misrouted  int `json:"misrouted"` // received but addressed to another user
-	// Orphans are events received that the publisher never got an id for:
-	// a publish whose answer was lost when its node was killed. Not a
-	// fault of delivery; the publisher retried them, as it should.
-	Orphans      int    `json:"orphans"`
-	ResyncEvents int    `json:"resync_events"`
-	Resumes      int    `json:"resumes"` // reconnections with Last-Event-ID
-	Behind       int    `json:"behind"`  // clients without the last event at the end
-	Verdict      string `json:"verdict"`
-	// Diagnoses show, for the first faults, what the client saw around
-	// each: the events and its (re)connections.
-	Diagnoses []string `json:"diagnoses,omitempty"`
-	Problems  []string `json:"problems,omitempty"`
+	// Orphans are deliveries of an attempt that got no answer (the node
+	// died, or Redis failed over, before answering) and was stored all the
+	// same: the publisher retried, as it must, so the seq arrives twice,
+	// once as an orphan (RetriedSeqTwice counts those) and once accepted.
+	// Not a fault of delivery. OrphanPublishes counts the distinct attempts.
+	Orphans         int `json:"orphans"`
+	OrphanPublishes int `json:"orphan_publishes"`
+	RetriedSeqTwice int `json:"retried_seq_delivered_twice"`
+	ResyncEvents    int `json:"resync_events"`
+	Connections     int `json:"connections"`
+	Resumes         int `json:"resumes"` // connections with Last-Event-ID
 }
 
-// account checks every client's events against what was published.
-func account(c config, subs []*subscriber, pubs []published, pubFails int, faults []string, behind int) summary {
-	sum := summary{
-		Started: time.Now().UTC(), Nodes: c.Nodes, Clients: c.Clients, Users: c.Users,
-		Duration: c.Duration.String(), Rate: c.Rate, Persist: c.Persist, Faults: faults,
-		Published: len(pubs), PubFails: pubFails, Behind: behind,
-	}
-	byID := make(map[string]published, len(pubs))
-	for _, p := range pubs {
-		byID[p.ID] = p
-	}
+// account checks every client's events against pubs (indexed by seq-1).
+// It returns the tally, up to maxDiags diagnoses of what went wrong, and
+// the orphan attempts, (seq, attempt), each once.
+func account(subs []*subscriber, pubs []pub, maxDiags int) (tally, []string, [][2]int64) {
+	var t tally
+	var diags []string
+	orphans := map[[2]int64]bool{}
 	for _, s := range subs {
 		s.mu.Lock()
-		seen := map[string]int{}
-		type window struct{ lo, hi string }
-		var windows []window
-		prev := s.start
-		for i, r := range s.got {
-			if r.Type == sse.TypeConnected {
-				continue // a marker
-			}
-			if r.Type == sse.TypeResync {
-				// The resync moves the client to the broker's head. When the
-				// history was lost entirely (Redis restarted empty), that
-				// head is its starting id, before the client's position:
-				// what the client may have missed is then everything up to
-				// the next event it receives.
-				sum.ResyncEvents++
-				hi := r.ID
-				if sse.CompareIDs(r.ID, prev) <= 0 {
-					hi = ""
-					for _, n := range s.got[i+1:] {
-						if n.Type == "chaos" {
-							hi = n.ID
-							break
-						}
-					}
-				}
-				windows = append(windows, window{prev, hi})
-				prev = r.ID
-				continue
-			}
-			if sse.CompareIDs(r.ID, prev) <= 0 {
-				if seen[r.ID] > 0 {
-					sum.Duplicates++
-				} else {
-					sum.OutOfOrder++
-				}
-				if len(sum.Diagnoses) < 5 {
-					sum.Diagnoses = append(sum.Diagnoses, diagnose(s, i))
-				}
-			}
-			seen[r.ID]++
-			if seen[r.ID] == 1 {
-				p, ok := byID[r.ID]
-				switch {
-				case !ok:
-					sum.Orphans++
-				case p.User != "" && p.User != s.user:
-					sum.Misrouted++
-				}
-			}
-			if sse.CompareIDs(r.ID, prev) > 0 {
-				prev = r.ID
-			}
-		}
+		t.Duplicates += s.dups
+		t.OutOfOrder += s.outOfOrder + s.idsBack
+		t.ResyncBack += s.resyncBack
+		t.Misrouted += s.misrouted
+		t.ResyncEvents += len(s.resyncs)
+		t.Connections += s.conns
+		t.Resumes += s.resumes
 		for _, p := range pubs {
-			if sse.CompareIDs(p.ID, s.start) <= 0 || (p.User != "" && p.User != s.user) {
-				continue
-			}
-			sum.Expected++
-			if seen[p.ID] > 0 {
-				sum.Delivered++
-				continue
-			}
-			announced := false
-			for _, w := range windows {
-				// hi "" is open-ended: nothing came after the resync.
-				if sse.CompareIDs(p.ID, w.lo) > 0 && (w.hi == "" || sse.CompareIDs(p.ID, w.hi) <= 0) {
-					announced = true
-					break
-				}
-			}
-			if announced {
-				sum.Resynced++
-			} else {
-				sum.Lost++
+			if lost := t.expect(s, p); lost && len(diags) < maxDiags {
+				diags = append(diags, describeLoss(s, p, pubs))
 			}
 		}
-		sum.Resumes += s.resumes
+		t.orphans(s, pubs, orphans)
+		if len(diags) < maxDiags {
+			diags = append(diags, s.diags[:min(len(s.diags), maxDiags-len(diags))]...)
+		}
 		s.mu.Unlock()
 	}
-	add := func(ok bool, format string, args ...any) {
-		if !ok {
-			sum.Problems = append(sum.Problems, fmt.Sprintf(format, args...))
-		}
-	}
-	add(sum.Lost == 0, "%d events lost without a resync", sum.Lost)
-	add(sum.Duplicates == 0, "%d duplicates", sum.Duplicates)
-	add(sum.OutOfOrder == 0, "%d events out of order", sum.OutOfOrder)
-	add(sum.Misrouted == 0, "%d events delivered to the wrong user", sum.Misrouted)
-	add(sum.Behind == 0, "%d clients without the last event at the end", sum.Behind)
-	add(len(faults) > 0, "no fault was injected")
-	sum.Verdict = "pass"
-	if len(sum.Problems) > 0 {
-		sum.Verdict = "FAIL"
-	}
-	return sum
+	t.OrphanPublishes = len(orphans)
+	keys := slices.SortedFunc(maps.Keys(orphans), func(a, b [2]int64) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	})
+	return t, diags, keys
 }
 
-// markdown renders the summary for docs/RELIABILITY.md.
-func (s summary) markdown() string {
+// expect accounts for publish p at client s (s.mu held) and reports
+// whether it was lost.
+func (t *tally) expect(s *subscriber, p pub) bool {
+	if p.Attempt < 0 || (p.To != "all" && p.To != s.user) {
+		return false
+	}
+	got := p.Attempt < len(s.got) && s.got[p.Attempt].has(p.Seq)
+	if p.Start.Before(s.first) {
+		t.Ambiguous++
+		if got {
+			t.AmbiguousDelivered++
+		}
+		return false
+	}
+	t.Expected++
+	switch {
+	case got:
+		t.Delivered++
+	case s.resyncedAfter(p):
+		t.Resynced++
+	default:
+		t.Lost++
+		return true
+	}
+	return false
+}
+
+// resyncedAfter reports whether a resync naming p's channel arrived after
+// p's publish was answered, so after p was stored: the loss of p is
+// announced.
+func (s *subscriber) resyncedAfter(p pub) bool {
+	for _, r := range s.resyncs {
+		if r.chans[p.channel()] && r.at.After(p.Done) {
+			return true
+		}
+	}
+	return false
+}
+
+// orphans counts the attempts s got that were not the accepted ones.
+func (t *tally) orphans(s *subscriber, pubs []pub, distinct map[[2]int64]bool) {
+	for att, bs := range s.got {
+		for w, word := range bs {
+			for b := range 64 {
+				if word&(1<<b) == 0 {
+					continue
+				}
+				seq := int64(w*64 + b)
+				if seq < 1 || seq > int64(len(pubs)) || pubs[seq-1].Attempt == att {
+					continue
+				}
+				t.Orphans++
+				distinct[[2]int64{seq, int64(att)}] = true
+				if a := pubs[seq-1].Attempt; a >= 0 && a < len(s.got) && s.got[a].has(seq) {
+					t.RetriedSeqTwice++
+				}
+			}
+		}
+	}
+}
+
+// describeLoss says what client s got around the lost publish p: the seqs
+// of p's channel near it, its resyncs, its last events.
+func describeLoss(s *subscriber, p pub, pubs []pub) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Chaos — %s, verdict: **%s**\n\n", s.Started.Format("2006-01-02 15:04 UTC"), s.Verdict)
-	history := "with an append-only file, so that a restart keeps the history"
-	if !s.Persist {
-		history = "without persistence, so that a restart empties the history"
+	fmt.Fprintf(&b, "client %d (user %s) lost seq %d (to %s, accepted attempt %d, published %s–%s); first connected %s, %d connections, %d resumes;",
+		s.idx, s.user, p.Seq, chName[p.channel()], p.Attempt, p.Start.Format("15:04:05.000"), p.Done.Format("15:04:05.000"),
+		s.first.Format("15:04:05.000"), s.conns, s.resumes)
+	b.WriteString(" near it in its channel:")
+	for q := max(1, p.Seq-12); q <= min(int64(len(pubs)), p.Seq+12); q++ {
+		o := pubs[q-1]
+		if o.channel() != p.channel() || (o.To != "all" && o.To != s.user) {
+			continue
+		}
+		mark := "missing"
+		if o.Attempt >= 0 && o.Attempt < len(s.got) && s.got[o.Attempt].has(q) {
+			mark = "got"
+		}
+		fmt.Fprintf(&b, " %d:%s", q, mark)
 	}
-	fmt.Fprintf(&b, "Redis %s. ", history)
-	fmt.Fprintf(&b, "%d ssehub nodes on one Redis; %d clients (%d users) reconnecting to a random live node; %.0f events/s for %s (half to everyone, half to one user). Faults: %s.\n\n",
-		s.Nodes, s.Clients, s.Users, s.Rate, s.Duration, strings.Join(s.Faults, ", "))
-	fmt.Fprintf(&b, "| published | expected deliveries | delivered | resynced | lost | duplicates | out of order | misrouted | behind at the end |\n|---|---|---|---|---|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %d |\n\n", s.Published, s.Expected, s.Delivered, s.Resynced, s.Lost, s.Duplicates, s.OutOfOrder, s.Misrouted, s.Behind)
-	fmt.Fprintf(&b, "%d publish attempts failed during faults and were retried on another node; %d events arrived that the publisher had no id for (a publish whose answer died with its node). Clients resumed with Last-Event-ID %d times; %d resync events.\n",
-		s.PubFails, s.Orphans, s.Resumes, s.ResyncEvents)
-	if len(s.Problems) > 0 {
-		fmt.Fprintf(&b, "\nProblems: %s.\n", strings.Join(s.Problems, "; "))
-	}
-	for _, d := range s.Diagnoses {
-		fmt.Fprintf(&b, "\n- %s\n", d)
+	for _, r := range s.resyncs {
+		fmt.Fprintf(&b, "; resync at %s all=%v user=%v", r.at.Format("15:04:05.000"), r.chans[chAll], r.chans[chUser])
 	}
 	return b.String()
 }
 
-// diagnose describes what client s saw around its i-th record.
-func diagnose(s *subscriber, i int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "user %s, record %d:", s.user, i)
-	for j := max(0, i-6); j <= min(len(s.got)-1, i+2); j++ {
-		r := s.got[j]
-		switch r.Type {
-		case sse.TypeConnected:
-			fmt.Fprintf(&b, " [connected id=%q %s]", r.ID, r.Note)
-		default:
-			fmt.Fprintf(&b, " %s(%s seq %d)", r.Type, r.ID, r.Seq)
+// caughtUp reports whether s has the accepted end marker of each of its
+// channels, everyone's and its user's (or a resync of that channel after
+// the marker was published, which moved it past the marker). Channels are
+// independent, so one channel's marker says nothing of the other's.
+func (s *subscriber) caughtUp(markers [2]pub) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range markers {
+		if m.Attempt < 0 {
+			return false
+		}
+		if !(m.Attempt < len(s.got) && s.got[m.Attempt].has(m.Seq)) && !s.resyncedAfter(m) {
+			return false
 		}
 	}
-	return b.String()
+	return true
 }

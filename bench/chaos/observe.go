@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/sseclient"
+)
+
+// handle checks and records one event. It runs on the subscriber's
+// goroutine, one event at a time.
+func (s *subscriber) handle(ev sseclient.Event) error {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch ev.Type {
+	case sse.TypeConnected:
+		s.connected(now, ev)
+	case sse.TypeResync:
+		s.resync(now, ev)
+	case "chaos":
+		s.chaos(now, ev)
+	}
+	return nil
+}
+
+// connected records a connection. Only a client's first (fresh) stream's
+// connected event carries an id of its own; on a resume the client
+// reports the id it resumed from, which moves nothing.
+func (s *subscriber) connected(now time.Time, ev sseclient.Event) {
+	s.conns++
+	var d struct{ Resumed bool }
+	_ = json.Unmarshal(ev.Data, &d)
+	s.remember(note{at: now, typ: fmt.Sprintf("connected(resumed=%v)", d.Resumed), id: ev.ID, node: s.node})
+	if s.first.IsZero() {
+		// Its id is the position the client starts from.
+		s.first, s.lastID = now, ev.ID
+	}
+	if w := s.watch; w != nil && w.resumedAt.IsZero() && s.node != w.killed {
+		w.resumedAt, w.resumed = now, d.Resumed
+	}
+}
+
+// resync records a resync and checks that its id goes back in no channel.
+func (s *subscriber) resync(now time.Time, ev sseclient.Event) {
+	var d struct{ Channels []string }
+	_ = json.Unmarshal(ev.Data, &d)
+	r := resyncSeen{at: now, id: ev.ID}
+	for _, ch := range d.Channels {
+		switch ch {
+		case "all":
+			r.chans[chAll] = true
+		case "user":
+			r.chans[chUser] = true
+		}
+	}
+	s.resyncs = append(s.resyncs, r)
+	s.remember(note{at: now, typ: fmt.Sprintf("resync%v", d.Channels), id: ev.ID, node: s.node})
+	if !ssetest.Moved(s.lastID, ev.ID) {
+		s.resyncBack++
+		s.diagnose("resync id did not move past the last id")
+	}
+	s.lastID = ev.ID
+}
+
+// chaos checks and records one published event: its id must move past the
+// last one, its seq go up in its channel, its addressee be this client,
+// and its (seq, attempt) be new.
+func (s *subscriber) chaos(now time.Time, ev sseclient.Event) {
+	var p payload
+	if err := json.Unmarshal(ev.Data, &p); err != nil || p.Seq <= 0 || p.Attempt < 0 || p.Attempt > 255 {
+		s.diagnose(fmt.Sprintf("bad data %q", ev.Data))
+		return
+	}
+	ch := chAll
+	if p.To != "all" {
+		ch = chUser
+		if p.To != s.user {
+			s.misrouted++
+		}
+	}
+	s.remember(note{at: now, typ: chType[ch], id: ev.ID, node: s.node, seq: p.Seq, att: p.Attempt})
+	for len(s.got) <= p.Attempt {
+		s.got = append(s.got, nil)
+	}
+	if s.got[p.Attempt].add(p.Seq) {
+		s.dups++
+		s.diagnose("delivered twice")
+	}
+	key := p.Seq<<8 | int64(p.Attempt)
+	if key < s.lastKey[ch] {
+		s.outOfOrder++
+		s.diagnose("seq went back in its channel")
+	}
+	s.lastKey[ch] = max(s.lastKey[ch], key)
+	if !ssetest.Moved(s.lastID, ev.ID) {
+		s.idsBack++
+		s.diagnose("id did not move past the last id")
+	}
+	s.lastID = ev.ID
+	if w := s.watch; w != nil && !w.resumedAt.IsZero() && p.T > w.resumedAt.UnixNano() {
+		s.watched(w, ch, p, now)
+	}
+}
+
+// watched records, for the storm, the first events of each channel
+// published after the client resumed.
+func (s *subscriber) watched(w *stormWatch, ch int, p payload, now time.Time) {
+	lat := now.Sub(time.Unix(0, p.T))
+	switch {
+	case ch == chAll && w.nextAll.IsZero():
+		w.nextAll = now
+	case ch == chUser && p.End:
+		w.markerGot, w.markerLat = true, lat
+	case ch == chUser && !w.userGot:
+		w.userGot, w.userLat = true, lat
+	}
+}
+
+// remember keeps n in the ring of the last events.
+func (s *subscriber) remember(n note) {
+	s.ring[s.nring%len(s.ring)] = n
+	s.nring++
+}
+
+// diagnose records, for the first faults of a client, what it saw up to
+// now: the ring of its last events.
+func (s *subscriber) diagnose(what string) {
+	if len(s.diags) >= 3 {
+		return
+	}
+	d := fmt.Sprintf("client %d (user %s): %s; last events:", s.idx, s.user, what)
+	for k := max(0, s.nring-len(s.ring)); k < s.nring; k++ {
+		n := s.ring[k%len(s.ring)]
+		d += fmt.Sprintf(" [%s %s node%d", n.at.Format("15:04:05.000"), n.typ, n.node)
+		if n.seq > 0 {
+			d += fmt.Sprintf(" seq %d att %d", n.seq, n.att)
+		}
+		d += fmt.Sprintf(" id=%s]", n.id)
+	}
+	s.diags = append(s.diags, d)
+}
+
+// bitset is a set of small positive integers (seqs).
+type bitset []uint64
+
+// add adds i and reports whether it was there already.
+func (b *bitset) add(i int64) bool {
+	w := int(i / 64)
+	for len(*b) <= w {
+		*b = append(*b, 0)
+	}
+	was := (*b)[w]&(1<<(i%64)) != 0
+	(*b)[w] |= 1 << (i % 64)
+	return was
+}
+
+// has reports whether i is in the set.
+func (b bitset) has(i int64) bool {
+	w := int(i / 64)
+	return w < len(b) && b[w]&(1<<(i%64)) != 0
+}
