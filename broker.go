@@ -159,6 +159,9 @@ func CheckMessage(m *Message) error {
 // separated) as unsigned decimal numbers; a malformed one sorts before
 // every well-formed one.
 func CompareIDs(a, b string) int {
+	if a == b {
+		return 0
+	}
 	okA, okB := ValidID(a), ValidID(b)
 	switch {
 	case !okA && !okB:

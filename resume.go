@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -16,6 +17,25 @@ var errCatchUp = errors.New("sse: replay could not catch up with live events")
 
 // maxCatchUpPasses bounds the replays one connection may run back to back.
 const maxCatchUpPasses = 8
+
+// follow has the broker deliver the stream's own channels, within
+// followTimeout; it returns why the stream ends if it could not. The
+// timeout is not derived from the stream's ctx: a context with a parent
+// that can be cancelled makes that parent allocate a set of children,
+// which it keeps for the stream's life (half a KiB an idle stream); a
+// client that leaves meanwhile is noticed once Follow returns.
+func (s *stream) follow(ctx context.Context, channels []string) (reason string) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), followTimeout)
+	defer cancel()
+	if err := s.hub.sub.Follow(fctx, channels...); err != nil {
+		if ctx.Err() != nil {
+			return ReasonClientGone
+		}
+		s.hub.cfg.Logger.Warn("sse: broker follow failed; stream refused", "err", err)
+		return s.endWithRetry(ReasonBroker)
+	}
+	return ""
+}
 
 // start returns where the stream starts in each of its channels: after
 // the positions its Last-Event-ID carries, and at the channel's head for a
@@ -83,18 +103,23 @@ func (h *Hub) resolveID(ctx context.Context, id string) (map[string]string, bool
 // which moves the client's position only through the events replayed to
 // it, or through a resync.
 func (s *stream) appendConnected(resumed, withID bool) error {
-	data, _ := json.Marshal(struct {
-		ClientID  string `json:"client_id"`
-		Timestamp string `json:"timestamp"`
-		Resumed   bool   `json:"resumed"`
-	}{s.c.id, time.Now().UTC().Format(time.RFC3339Nano), resumed})
 	if withID {
 		var err error
 		if s.buf, err = s.appendID(s.buf); err != nil {
 			return err
 		}
 	}
-	s.buf = appendFrame(s.buf, "", TypeConnected, data)
+	// Written by hand rather than with encoding/json: every stream sends
+	// one, and the marshaller's deep call chain would grow the stream's
+	// goroutine stack, which an idle stream then keeps. The client id is a
+	// uuid and the timestamp RFC 3339: nothing to escape.
+	b := append(s.buf, "event: "+TypeConnected+"\ndata: {\"client_id\":\""...)
+	b = append(b, s.c.id...)
+	b = append(b, `","timestamp":"`...)
+	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","resumed":`...)
+	b = strconv.AppendBool(b, resumed)
+	s.buf = append(b, "}\n\n"...)
 	return nil
 }
 

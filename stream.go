@@ -166,26 +166,31 @@ func (h *Hub) jitteredRetry(base time.Duration) int64 {
 }
 
 // run writes the opening, the replay and then live events until the stream
-// ends; it returns why it ended.
+// ends; it returns why it ended. Its own frame stays on the goroutine's
+// stack under live for the stream's whole life, so the opening's work is
+// done in open, whose frames are gone by then: an idle stream's stack is
+// what the runtime sizes new goroutines' stacks by.
 func (s *stream) run(ctx context.Context, resumeFrom string) string {
-	h, c := s.hub, s.c
-	s.buf = appendRetry(s.buf, h.cfg.RetryInterval.Milliseconds())
 	// The live feed of the stream's channels must run before it reads
 	// where they are: then whatever is published after that reaches it
 	// live, and the replay covers the rest.
-	if own := c.channels[1:]; len(own) > 0 {
-		fctx, cancel := context.WithTimeout(ctx, followTimeout)
-		err := h.sub.Follow(fctx, own...)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ReasonClientGone
-			}
-			h.cfg.Logger.Warn("sse: broker follow failed; stream refused", "err", err)
-			return s.endWithRetry(ReasonBroker)
+	if own := s.c.channels[1:]; len(own) > 0 {
+		if reason := s.follow(ctx, own); reason != "" {
+			return reason
 		}
-		defer h.sub.Unfollow(own...)
+		defer s.hub.sub.Unfollow(own...)
 	}
+	if reason := s.open(ctx, resumeFrom); reason != "" {
+		return reason
+	}
+	return s.live(ctx)
+}
+
+// open writes the retry hint, the connected event and the replay, and
+// hands over to live delivery; it returns why the stream ends, or "".
+func (s *stream) open(ctx context.Context, resumeFrom string) string {
+	h := s.hub
+	s.buf = appendRetry(s.buf, h.cfg.RetryInterval.Milliseconds())
 	from, lost, named, err := s.start(ctx, resumeFrom)
 	if err == nil && resumeFrom == "" {
 		// A fresh stream's connected event carries its position, so that a
@@ -198,17 +203,17 @@ func (s *stream) run(ctx context.Context, resumeFrom string) string {
 		err = s.catchUp(ctx, resumeFrom, from, lost, named)
 	}
 	switch {
+	case err == nil:
+		return ""
 	case errors.Is(err, errWrite):
 		return ReasonWriteError
 	case errors.Is(err, errCatchUp):
 		return s.endWithRetry(ReasonOverflow)
 	case ctx.Err() != nil:
 		return ReasonClientGone
-	case err != nil:
-		h.cfg.Logger.Warn("sse: replay failed; stream ended", "err", err)
-		return s.endWithRetry(ReasonBroker)
 	}
-	return s.live(ctx)
+	h.cfg.Logger.Warn("sse: replay failed; stream ended", "err", err)
+	return s.endWithRetry(ReasonBroker)
 }
 
 // live writes queued events as they come, a batch per wake-up, and
@@ -317,20 +322,30 @@ func (s *stream) appendQueued(q []*entry) error {
 			}
 			continue
 		}
-		if e.msg != nil {
-			moved, written := s.advance(e.msg)
-			if written {
-				continue // the replay wrote it (a broker may repeat across a reconnect)
-			}
-			if moved {
-				if s.buf, err = s.appendID(s.buf); err != nil {
-					return err
-				}
+		if e.msg != nil && s.moveTo(e.msg) {
+			if s.buf, err = s.appendID(s.buf); err != nil {
+				return err
 			}
 		}
 		s.buf = append(s.buf, e.frame...)
 	}
 	return nil
+}
+
+// moveTo moves the stream's position to m's in each of its channels that
+// m is in, and reports whether m is in one of them. Unlike the replay's
+// advance, it trusts that m comes after: a broker delivers each channel
+// in order, once, and what the replay already wrote was dropped when it
+// was queued (client.floors). This runs for every delivery.
+func (s *stream) moveTo(m *Message) bool {
+	moved := false
+	for k, ch := range s.c.channels {
+		if p := m.positionIn(ch); p != "" {
+			s.pos[k] = p
+			moved = true
+		}
+	}
+	return moved
 }
 
 // errWrite marks a failed or stalled write to the client.
