@@ -244,7 +244,7 @@ func (h *Hub) deliver(m Message) {
 			wake = new([]*client)
 		}
 	}
-	h.reg.each(&m, func(c *client, via int) {
+	h.reg.each(&m, func(c *client, via, k int) {
 		if e == nil {
 			e = &entry{resync: resync}
 			if len(m.Positions) > 0 {
@@ -254,9 +254,9 @@ func (h *Hub) deliver(m Message) {
 				e.frame = appendFrame(make([]byte, 0, frameSize("", m.Type, m.Data)), "", m.Type, m.Data)
 			}
 		}
-		k, pos := -1, ""
+		pos := ""
 		if via >= 0 {
-			k, pos = c.channelIndex(m.Channels[via]), m.Positions[via]
+			pos = m.Positions[via]
 		}
 		res, woken := c.enqueue(e, k, pos, h.cfg.Overflow)
 		switch {

@@ -83,31 +83,38 @@ func (r *registry) removeLocked(c *client) bool {
 
 // each calls fn once for every client m is addressed to, under the read
 // lock, with the index in m.Channels of the channel it was reached
-// through (-1: by its client id); fn must not block. A client that follows
-// several of m's channels is reached through the first of them only, and
-// one addressed by id too through that channel. A delivery for m's
-// clients only (Channels without Positions) reaches none by channel.
-func (r *registry) each(m *Message, fn func(c *client, via int)) {
+// through and that channel's index in the client's own (both -1: by its
+// client id); fn must not block. A client that follows several of m's
+// channels is reached through the first of them only, and one addressed by
+// id too through that channel. A delivery for m's clients only (Channels
+// without Positions) reaches none by channel.
+func (r *registry) each(m *Message, fn func(c *client, via, k int)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for i, ch := range m.Channels {
 		if len(m.Positions) != len(m.Channels) {
 			break
 		}
-		cs := r.all
-		if ch != BroadcastChannel {
-			cs = r.byChannel[ch]
+		if ch == BroadcastChannel {
+			// Everyone's channel is every client's first: a broadcast, to
+			// thousands, pays for no lookup.
+			for _, c := range r.all {
+				if i == 0 || !c.followsAny(m.Channels[:i]) {
+					fn(c, i, 0)
+				}
+			}
+			continue
 		}
-		for _, c := range cs {
+		for _, c := range r.byChannel[ch] {
 			if i > 0 && c.followsAny(m.Channels[:i]) {
 				continue
 			}
-			fn(c, i)
+			fn(c, i, c.channelIndex(ch))
 		}
 	}
 	for _, id := range m.Clients {
 		if c := r.byID[id]; c != nil && !c.followsAny(m.Channels) {
-			fn(c, -1)
+			fn(c, -1, -1)
 		}
 	}
 }

@@ -302,9 +302,17 @@ func (s *stream) live(ctx context.Context) string {
 // last); a broker's resync moves its channels to where their history
 // starts again.
 func (s *stream) appendQueued(q []*entry) error {
+	// Sized as what it will hold: each frame, and an id line about as long
+	// as the stream's present one (a position may gain a digit). An
+	// overestimate would cross write's keep limit sooner, and a buffer
+	// let go is a buffer allocated and zeroed again next round.
+	idLine := len("id: \n") + len(s.pos) + 4
+	for k := range s.pos {
+		idLine += len(s.c.tags[k]) + len(s.pos[k])
+	}
 	n := 0
 	for _, e := range q {
-		n += len(e.frame) + 16 + 24*len(s.pos)
+		n += len(e.frame) + idLine
 	}
 	s.buf = slices.Grow(s.buf, n)
 	var err error
