@@ -89,12 +89,18 @@ type client struct {
 // follows the broadcast channel, the user's and extra. It fails when two
 // of the channels would share a tag in the stream's ids.
 func newClient(id, user string, extra []string, limit int, abort func()) (*client, error) {
-	channels := []string{BroadcastChannel}
+	n := 1 + len(extra)
+	if user != "" {
+		n++
+	}
+	// One allocation for both lists: every stream holds them for life.
+	both := make([]string, 2*n)
+	channels, tags := both[:0:n], both[n:]
+	channels = append(channels, BroadcastChannel)
 	if user != "" {
 		channels = append(channels, UserChannel(user))
 	}
 	channels = append(channels, extra...)
-	tags := make([]string, len(channels))
 	for k, ch := range channels {
 		tags[k] = channelTag(ch)
 		if slices.Contains(tags[:k], tags[k]) {

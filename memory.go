@@ -57,6 +57,7 @@ type MemoryBroker struct {
 
 	mu      sync.Mutex
 	seq     uint64
+	head    string         // id(seq), kept so that Head allocates nothing
 	bytes   int64          // counted size of everything kept
 	log     deque[*record] // kept events, oldest first (refs 0: dropped)
 	chans   map[string]*chanLog
@@ -119,9 +120,11 @@ func NewMemoryBroker(size int, maxAge time.Duration) *MemoryBroker {
 // NewMemoryBrokerLimits returns a broker with the given limits.
 func NewMemoryBrokerLimits(lim MemoryLimits) *MemoryBroker {
 	lim.PerChannel = max(lim.PerChannel, 1)
+	epoch := strconv.FormatInt(time.Now().UnixNano(), 10)
 	return &MemoryBroker{
 		lim:     lim,
-		epoch:   strconv.FormatInt(time.Now().UnixNano(), 10),
+		epoch:   epoch,
+		head:    epoch + "-0",
 		now:     time.Now,
 		seed:    maphash.MakeSeed(),
 		chans:   make(map[string]*chanLog),
@@ -156,6 +159,7 @@ func (b *MemoryBroker) Publish(ctx context.Context, m Message) (string, error) {
 	b.seq++
 	now := b.now()
 	m.ID = b.id(b.seq)
+	b.head = m.ID
 	m.Time = now
 	if len(m.Channels) > 0 {
 		m.Positions = make([]string, len(m.Channels))
@@ -346,7 +350,7 @@ func (b *MemoryBroker) Head(context.Context, string) (string, error) {
 	if b.closed {
 		return "", ErrBrokerClosed
 	}
-	return b.id(b.seq), nil
+	return b.head, nil
 }
 
 // SaveCursor keeps a cursor for MaxAge (an hour if MaxAge is 0), at most
