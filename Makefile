@@ -35,14 +35,19 @@ bench:
 bench-peers:
 	bash scripts/bench-peers.sh
 
-## fuzz: each fuzz target for FUZZTIME (default 20s); a failure leaves its
-## input under the package's testdata/fuzz/, to be committed with the fix
-FUZZTIME ?= 20s
+## fuzz: each fuzz target for FUZZTIME (default 50000x: a count of
+## inputs, not a duration — Go 1.26's fuzz coordinator can report a bogus
+## "context deadline exceeded" when a duration ends, go.dev/issue/75804);
+## minimizing a new input is bounded by a count too, so that it never stalls
+## the run. A failure leaves its input under the package's testdata/fuzz/,
+## to be committed with the fix.
+FUZZTIME ?= 50000x
+FUZZFLAGS = -fuzztime $(FUZZTIME) -fuzzminimizetime 500x
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) .
-	$(GO) test -run '^$$' -fuzz '^FuzzCompareIDs$$' -fuzztime $(FUZZTIME) .
-	$(GO) test -run '^$$' -fuzz '^FuzzLastEventID$$' -fuzztime $(FUZZTIME) .
-	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./sseclient
-	$(GO) test -run '^$$' -fuzz '^FuzzHubFrames$$' -fuzztime $(FUZZTIME) ./sseclient
-	$(GO) test -run '^$$' -fuzz '^FuzzRequestToken$$' -fuzztime $(FUZZTIME) ./cmd/ssehub
-	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(FUZZTIME) ./cmd/ssehub
+	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' $(FUZZFLAGS) .
+	$(GO) test -run '^$$' -fuzz '^FuzzCompareIDs$$' $(FUZZFLAGS) .
+	$(GO) test -run '^$$' -fuzz '^FuzzLastEventID$$' $(FUZZFLAGS) .
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' $(FUZZFLAGS) ./sseclient
+	$(GO) test -run '^$$' -fuzz '^FuzzHubFrames$$' $(FUZZFLAGS) ./sseclient
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestToken$$' $(FUZZFLAGS) ./cmd/ssehub
+	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' $(FUZZFLAGS) ./cmd/ssehub
