@@ -29,3 +29,27 @@ func RefreshPresenceOnce(ctx context.Context, b *Broker, src PresenceSource) err
 	p := &presence{b: b, src: src, started: time.Now()}
 	return p.refresh(ctx)
 }
+
+// Followed returns the channels a subscription holds (followed or
+// lingering).
+func Followed(sub sse.Subscription) []string {
+	s := sub.(*subscription)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for ch := range s.chans {
+		out = append(out, ch)
+	}
+	return out
+}
+
+// Resubscribe sends SSUBSCRIBE again for a channel the subscription holds,
+// on its own connection, as go-redis does by itself after it re-dials a
+// broken Pub/Sub connection.
+func Resubscribe(ctx context.Context, sub sse.Subscription, channel string) error {
+	s := sub.(*subscription)
+	s.mu.Lock()
+	lc := s.chans[channel]
+	s.mu.Unlock()
+	return lc.shard.ps.SSubscribe(ctx, lc.live)
+}
