@@ -1,14 +1,11 @@
 package sse
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"hash/fnv"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 )
 
 // Channels. Every connection follows the broadcast channel and, when it
@@ -160,29 +157,4 @@ func isBase36(s string) bool {
 		}
 	}
 	return true
-}
-
-// localCursors is the CursorStore of a hub whose broker has none: cursors
-// in this process's memory, so a client resumes from one on this node.
-type localCursors struct {
-	maxAge time.Duration
-	mu     sync.Mutex
-	cache  cursorCache
-}
-
-func newLocalCursors(maxAge time.Duration) *localCursors {
-	return &localCursors{maxAge: maxAge, cache: cursorCache{m: make(map[string]cursorEntry)}}
-}
-
-func (l *localCursors) SaveCursor(_ context.Context, key, value string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.cache.save(key, value, time.Now(), l.maxAge)
-	return nil
-}
-
-func (l *localCursors) LoadCursor(_ context.Context, key string) (string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.cache.load(key, time.Now(), l.maxAge)
 }

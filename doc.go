@@ -62,7 +62,8 @@
 //   - client.mu guards one stream's queue and state: what the hub
 //     enqueues (from deliver) and the writer takes; see the fields.
 //   - waker.mu guards the waker's pending list.
-//   - MemoryBroker.mu guards its histories, cursors and subscribers; it is
+//   - MemoryBroker.mu guards its histories and subscribers (its cursors
+//     have a lock of their own, as the hub's own cursor store does); it is
 //     held while the subscribers (deliver) run, which is what keeps their
 //     view in order. redisbroker's subscription lock guards its channel
 //     and shard maps; each channel's deliveryMu is held while that

@@ -95,7 +95,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.cursors, _ = h.broker.(CursorStore)
 	if h.cursors == nil {
-		h.cursors = newLocalCursors(cfg.HistoryAge)
+		h.cursors = newCursorStore(cfg.HistoryAge)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sub, err := h.broker.Subscribe(ctx, h.deliver)

@@ -63,7 +63,7 @@ type MemoryBroker struct {
 	chans   map[string]*chanLog
 	tombs   deque[tomb]       // channels that became empty, oldest first
 	marks   [markSlots]uint64 // seq watermarks of forgotten tombstones
-	cursors cursorCache
+	cursors *cursorStore      // its own lock: cursors are not the history
 	subs    map[*func(Message)]struct{}
 	closed  bool
 }
@@ -128,7 +128,7 @@ func NewMemoryBrokerLimits(lim MemoryLimits) *MemoryBroker {
 		now:     time.Now,
 		seed:    maphash.MakeSeed(),
 		chans:   make(map[string]*chanLog),
-		cursors: cursorCache{m: make(map[string]cursorEntry)},
+		cursors: newCursorStore(lim.MaxAge),
 		subs:    make(map[*func(Message)]struct{}),
 	}
 }
@@ -355,24 +355,25 @@ func (b *MemoryBroker) Head(context.Context, string) (string, error) {
 
 // SaveCursor keeps a cursor for MaxAge (an hour if MaxAge is 0), at most
 // maxCursors of them.
-func (b *MemoryBroker) SaveCursor(_ context.Context, key, value string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+func (b *MemoryBroker) SaveCursor(ctx context.Context, key, value string) error {
+	if b.isClosed() {
 		return ErrBrokerClosed
 	}
-	b.cursors.save(key, value, b.now(), b.lim.MaxAge)
-	return nil
+	return b.cursors.SaveCursor(ctx, key, value)
 }
 
 // LoadCursor returns a saved cursor, or ErrUnknownID.
-func (b *MemoryBroker) LoadCursor(_ context.Context, key string) (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+func (b *MemoryBroker) LoadCursor(ctx context.Context, key string) (string, error) {
+	if b.isClosed() {
 		return "", ErrBrokerClosed
 	}
-	return b.cursors.load(key, b.now(), b.lim.MaxAge)
+	return b.cursors.LoadCursor(ctx, key)
+}
+
+func (b *MemoryBroker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
 }
 
 // Close drops the subscribers and the history; later calls fail with
@@ -383,7 +384,7 @@ func (b *MemoryBroker) Close() error {
 	b.closed = true
 	clear(b.subs)
 	b.log, b.tombs, b.chans = deque[*record]{}, deque[tomb]{}, nil
-	b.cursors = cursorCache{}
+	b.cursors = newCursorStore(b.lim.MaxAge)
 	b.bytes = 0
 	return nil
 }
@@ -424,58 +425,4 @@ func (d *deque[T]) pop() (v T) {
 		d.s, d.head = d.s[:n], 0
 	}
 	return v
-}
-
-// maxCursors bounds the cursors a MemoryBroker keeps.
-const maxCursors = 1 << 16
-
-type cursorEntry struct {
-	value string
-	at    time.Time
-	n     uint64 // which save this is, to tell a stale order slot
-}
-
-type cursorSlot struct {
-	key string
-	n   uint64
-}
-
-// cursorCache keeps cursors by key, expiring the oldest first.
-type cursorCache struct {
-	m     map[string]cursorEntry
-	order deque[cursorSlot] // in save order; a key saved again is moved to the back
-	n     uint64
-}
-
-func (c *cursorCache) save(key, value string, now time.Time, maxAge time.Duration) {
-	c.n++
-	c.m[key] = cursorEntry{value, now, c.n}
-	c.order.push(cursorSlot{key, c.n})
-	c.expire(now, maxAge)
-}
-
-func (c *cursorCache) load(key string, now time.Time, maxAge time.Duration) (string, error) {
-	c.expire(now, maxAge)
-	e, ok := c.m[key]
-	if !ok {
-		return "", ErrUnknownID
-	}
-	return e.value, nil
-}
-
-func (c *cursorCache) expire(now time.Time, maxAge time.Duration) {
-	if maxAge <= 0 {
-		maxAge = time.Hour
-	}
-	for c.order.len() > 0 {
-		s := c.order.front()
-		e, ok := c.m[s.key]
-		if ok && e.n == s.n {
-			if len(c.m) <= maxCursors && now.Sub(e.at) <= maxAge {
-				return
-			}
-			delete(c.m, s.key)
-		}
-		c.order.pop()
-	}
 }

@@ -233,7 +233,7 @@ func (s *stream) replay(ctx context.Context, pagers []pager) error {
 		// A message of several of the stream's channels is written once,
 		// through the first of them to reach it: the others are at or
 		// past its position by then.
-		if moved, _ := s.advance(m); !moved {
+		if !s.advance(m) {
 			continue // written already, through another of its channels
 		}
 		var err error
@@ -251,26 +251,16 @@ func (s *stream) replay(ctx context.Context, pagers []pager) error {
 }
 
 // advance moves the stream's position to m's in each of its channels that
-// m is in. written reports that the stream already wrote m (its position
-// in one of them is at or past m's); moved, that m is in one of them. An
-// event in none of them reached the stream by its client id.
-func (s *stream) advance(m *Message) (moved, written bool) {
+// m is in, and reports whether it did: false when the stream already wrote
+// m (its position in one of them is at or past m's, as when a message of
+// two of its channels comes through both), or m is in none of them.
+func (s *stream) advance(m *Message) bool {
 	for k, ch := range s.c.channels {
-		if p := m.positionIn(ch); p != "" {
-			if CompareIDs(p, s.pos[k]) <= 0 {
-				return false, true
-			}
-			moved = true
+		if p := m.positionIn(ch); p != "" && CompareIDs(p, s.pos[k]) <= 0 {
+			return false
 		}
 	}
-	if moved {
-		for k, ch := range s.c.channels {
-			if p := m.positionIn(ch); p != "" {
-				s.pos[k] = p
-			}
-		}
-	}
-	return moved, false
+	return s.moveTo(m)
 }
 
 // pager reads one channel's history a page at a time.

@@ -225,12 +225,8 @@ func msg(typ string, channels ...string) sse.Message {
 	return sse.Message{Channels: channels, Type: typ, Data: []byte(`{}`)}
 }
 
-// published is what Publish returned for one message: its id.
-type published struct {
-	id string
-}
-
-func publish(t *testing.T, b sse.Broker, m sse.Message) published {
+// publish publishes m and returns its id.
+func publish(t *testing.T, b sse.Broker, m sse.Message) string {
 	t.Helper()
 	id, err := b.Publish(t.Context(), m)
 	if err != nil {
@@ -239,7 +235,7 @@ func publish(t *testing.T, b sse.Broker, m sse.Message) published {
 	if id == "" {
 		t.Fatal("Publish returned an empty id")
 	}
-	return published{id: id}
+	return id
 }
 
 // publishN publishes n messages of type typ to channels and returns their

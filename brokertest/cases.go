@@ -518,7 +518,7 @@ func drainAfterStop(t *testing.T, b sse.Broker, stopped, witness *collector, may
 	n := len(witness.snapshot())
 	deadline := time.Now().Add(wait)
 	for {
-		id := publish(t, b, msg("marker", "x")).id
+		id := publish(t, b, msg("marker", "x"))
 		n++
 		witness.waitFor(t, n)
 		if !stopped.has(id) {

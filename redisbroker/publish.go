@@ -148,7 +148,9 @@ func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) 
 		}
 		if err != nil {
 			failed = append(failed, m.Channels[i])
-			firstErr = cmp(firstErr, err)
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 	}
 	return channelsFailed(failed, len(m.Channels), firstErr)
@@ -195,7 +197,9 @@ func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func
 				cc.ReloadState(ctx) // a master that fails may have been replaced
 			}
 			failed = append(failed, g.channels...)
-			firstErr = cmp(firstErr, err)
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 	}
 	return channelsFailed(failed, len(m.Channels), firstErr)
@@ -237,14 +241,6 @@ func (b *Broker) publishOnMaster(ctx context.Context, node redis.UniversalClient
 		return fmt.Errorf("%d of %d replicas acknowledged within %v", n, b.opts.WaitReplicas, b.opts.WaitTimeout)
 	}
 	return nil
-}
-
-// cmp returns a if it is set, else b.
-func cmp(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // publishID returns a new publish id: Redis-like "<unix ms>-<random>", so
