@@ -34,6 +34,17 @@ type Message struct {
 	// there, is not given it twice.
 	Clients []string
 
+	// Also, for a broker that stores and delivers each channel's copy of a
+	// publish apart (Channels then holds the copy's one channel), are the
+	// publish's other channels that a connection following this one may
+	// follow too: AlsoFollowed(all of them, this one). The hub writes an
+	// event that reaches a connection through several of its channels
+	// once, through the first of them (see the package doc), and only
+	// moves the connection's position in the others. A broker that hands
+	// over the whole publish at once, all its channels with their
+	// positions, leaves it nil.
+	Also []string
+
 	// Type is the event type; Data is its JSON-encoded data.
 	Type string
 	Data []byte

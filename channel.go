@@ -3,6 +3,7 @@ package sse
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -16,35 +17,128 @@ const (
 	// BroadcastChannel is everyone's channel: Target.All, SendToAll.
 	BroadcastChannel = "all"
 	userPrefix       = "user:"
+	tenantPrefix     = "tenant:"
+	topicPrefix      = "topic:"
 )
 
 // UserChannel returns the channel of a user's connections: "user:<id>".
 func UserChannel(user string) string { return userPrefix + user }
 
-// channelKind is the name a resync gives a channel: "all", "user", or
-// the channel's own name for any other.
+// TenantChannel returns the channel of a tenant's connections:
+// "tenant:<id>".
+func TenantChannel(tenant string) string { return tenantPrefix + tenant }
+
+// TopicChannel returns the channel of a topic's followers: "topic:<name>".
+func TopicChannel(topic string) string { return topicPrefix + topic }
+
+// channelKind is the name a resync gives a channel: "all", "user",
+// "tenant" (a connection has at most one of each, which the client knows),
+// the channel's own name for a topic ("topic:<name>", so that a page knows
+// which topic to fetch again) or any other.
 func channelKind(ch string) string {
-	if strings.HasPrefix(ch, userPrefix) {
+	switch {
+	case strings.HasPrefix(ch, userPrefix):
 		return "user"
+	case strings.HasPrefix(ch, tenantPrefix):
+		return "tenant"
 	}
 	return ch
 }
 
+// MaxNameLen bounds a topic name and a tenant id.
+const MaxNameLen = 128
+
+// ValidName reports why name cannot be a topic name or a tenant id, or ""
+// when it can: 1 to MaxNameLen bytes of ASCII letters, digits and
+// "-_.:/@", starting with a letter or digit. Names are case-sensitive. The
+// set leaves out what would be ambiguous in a URL, a header or a log line,
+// the '*' of ssehub's patterns, and the braces of a Redis Cluster hash tag
+// (a channel is a Redis key).
+func ValidName(name string) string {
+	switch {
+	case name == "":
+		return "is empty"
+	case len(name) > MaxNameLen:
+		return fmt.Sprintf("is %d bytes, over %d", len(name), MaxNameLen)
+	case !isAlnum(name[0]):
+		return "must start with a letter or a digit"
+	}
+	for i := 1; i < len(name); i++ {
+		if c := name[i]; !isAlnum(c) && !strings.ContainsRune("-_.:/@", rune(c)) {
+			return fmt.Sprintf("has %q at byte %d: only letters, digits and - _ . : / @ are allowed", c, i)
+		}
+	}
+	return ""
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// AlsoFollowed returns the channels of a publish to channels (sorted) that
+// a connection following ch may follow too, ch itself left out: every one
+// but the other users' and tenants' (a connection has one user and one
+// tenant). A broker that stores and delivers each channel's copy of a
+// publish apart (Redis) keeps it with ch's copy as Message.Also, so that
+// the hub writes the event once to a connection that follows several of
+// the channels. Nil when the publish has one channel.
+func AlsoFollowed(channels []string, ch string) []string {
+	if len(channels) < 2 {
+		return nil
+	}
+	var out []string
+	for _, o := range channels {
+		if o == ch || sameSingleKind(o, ch) {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// sameSingleKind reports whether a and b are both user channels or both
+// tenant channels: channels that no connection follows together.
+func sameSingleKind(a, b string) bool {
+	for _, p := range []string{userPrefix, tenantPrefix} {
+		if strings.HasPrefix(a, p) && strings.HasPrefix(b, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // channelTag is what marks a channel's position in an event id: "a" for
-// everyone's, "u" for the user's, and for any other channel "x" and five
-// letters of a hash of its name, so that an id stays short whatever the
-// names. newClient refuses a set of channels two of which share a tag.
+// everyone's, "u" for the user's, "t" for the tenant's, and for any other
+// channel "x" and five letters of a hash of its name, so that an id stays
+// short whatever the names. Two channels of one stream whose short tags
+// collide (one pair of topics in about 24,000 does) tell apart by
+// longTag: newClient gives it to the second.
 func channelTag(ch string) string {
 	switch {
 	case ch == BroadcastChannel:
 		return "a"
 	case strings.HasPrefix(ch, userPrefix):
 		return "u"
+	case strings.HasPrefix(ch, tenantPrefix):
+		return "t"
 	}
 	h := fnv.New32a()
 	h.Write([]byte(ch))
-	n := h.Sum32()
-	tag := []byte{'x', 0, 0, 0, 0, 0}
+	return hashTag('x', uint64(h.Sum32()), 5)
+}
+
+// longTag is a channel's tag when its short one is taken in the stream:
+// "y" and twelve letters of a 64-bit hash of its name.
+func longTag(ch string) string {
+	h := fnv.New64a()
+	h.Write([]byte(ch))
+	return hashTag('y', h.Sum64(), 12)
+}
+
+// hashTag spells n as letters letters after the letter first.
+func hashTag(first byte, n uint64, letters int) string {
+	tag := make([]byte, 1+letters)
+	tag[0] = first
 	for i := 1; i < len(tag); i++ {
 		tag[i] = byte('a' + n%26)
 		n /= 26

@@ -102,7 +102,13 @@ func newClient(id, user string, extra []string, limit int, abort func()) (*clien
 	}
 	channels = append(channels, extra...)
 	for k, ch := range channels {
+		if slices.Contains(channels[:k], ch) {
+			return nil, fmt.Errorf("sse: channel %q followed twice", ch)
+		}
 		tags[k] = channelTag(ch)
+		if slices.Contains(tags[:k], tags[k]) {
+			tags[k] = longTag(ch)
+		}
 		if slices.Contains(tags[:k], tags[k]) {
 			return nil, fmt.Errorf("sse: channels %q and %q cannot be followed together", channels[slices.Index(tags[:k], tags[k])], ch)
 		}
@@ -168,9 +174,12 @@ func (c *client) enqueue(e *entry, k int, pos string, policy OverflowPolicy) (_ 
 	case c.reason != "":
 		c.mu.Unlock()
 		return ignored, false
-	case floor != "" && CompareIDs(pos, floor) <= 0:
+	case floor != "" && CompareIDs(pos, floor) <= 0,
+		c.floors != nil && !e.resync && e.msg != nil && len(e.msg.Channels) > 1 && c.covered(e, c.floors):
+		// The replay wrote it, through this channel or another of its
+		// channels (whose pages it reached before this one's).
 		c.mu.Unlock()
-		return ignored, false // the replay wrote it
+		return ignored, false
 	case c.catchingUp && len(c.queue) >= max(c.limit, catchUpLimit):
 		// The replay loop will fetch these from the history again.
 		c.overflowed = true

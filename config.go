@@ -70,6 +70,18 @@ type Config struct {
 	// history. Defaults to 1000. Negative means unlimited.
 	MaxRecipients int
 
+	// MaxTopics bounds how many topics one stream may follow: the ones its
+	// request asks for and its Identity's. A request for more is refused
+	// with 400 before its stream starts. Defaults to 16. Negative means
+	// unlimited.
+	MaxTopics int
+
+	// AuthorizeTopic decides, before a stream starts, whether it may
+	// follow each topic it asks for; see TopicAuthorizer. Nil allows no
+	// topic: a request that names one is refused with 403. AllowAllTopics
+	// makes every topic public.
+	AuthorizeTopic TopicAuthorizer
+
 	// Overflow is what happens when a connection's buffer is full.
 	// Defaults to OverflowDisconnect.
 	Overflow OverflowPolicy
@@ -134,6 +146,7 @@ func DefaultConfig() Config {
 		HistoryBytes:      64 << 20,
 		MaxEventSize:      64 << 10,
 		MaxRecipients:     1000,
+		MaxTopics:         16,
 		MaxStreamAge:      time.Hour,
 		WriteDelay:        25 * time.Millisecond,
 		RetryInterval:     3 * time.Second,
@@ -153,6 +166,7 @@ func (c Config) withDefaults() (Config, error) {
 	orDefault(&c.HistoryBytes, d.HistoryBytes)
 	orDefault(&c.MaxEventSize, d.MaxEventSize)
 	orDefault(&c.MaxRecipients, d.MaxRecipients)
+	orDefault(&c.MaxTopics, d.MaxTopics)
 	orDefault(&c.MaxStreamAge, d.MaxStreamAge)
 	orDefault(&c.RetryInterval, d.RetryInterval)
 	orDefault(&c.WriteDelay, d.WriteDelay)

@@ -127,7 +127,9 @@ func TestPositionsThatDoNotFitAnIDResumeThroughACursor(t *testing.T) {
 }
 
 // Two channels whose tags would collide cannot be followed together: the
-// stream's ids could not tell them apart.
+// TestChannelTagsAreUniquePerStream: two channels whose short tags
+// collide are still followed together, the second under its long tag, in
+// a stream's ids as in its resume.
 func TestChannelTagsAreUniquePerStream(t *testing.T) {
 	seen := map[string]string{}
 	var a, b string
@@ -138,10 +140,23 @@ func TestChannelTagsAreUniquePerStream(t *testing.T) {
 		}
 		seen[channelTag(ch)] = ch
 	}
-	if _, err := newClient("c", "u", []string{a, b}, 10, nil); err == nil {
-		t.Fatalf("channels %q and %q share tag %q, but newClient took them", a, b, channelTag(a))
+	c, err := newClient("c", "u", []string{a, b}, 10, nil)
+	if err != nil {
+		t.Fatalf("channels %q and %q share short tag %q: %v", a, b, channelTag(a), err)
 	}
-	for _, tag := range []string{channelTag(a), channelTag(BroadcastChannel), channelTag(UserChannel("u"))} {
+	if c.tags[2] != channelTag(a) || c.tags[3] != longTag(b) {
+		t.Fatalf("tags %q: want the short tag for %q and the long one for %q", c.tags, a, b)
+	}
+	pos := []string{"1-0", "2-0", "3-0", "4-0"}
+	id := string(appendPositions(nil, c.tags, pos))
+	p, ok := parseID(id, maxIDLen)
+	if !ok || p.pos[c.tags[2]] != "3-0" || p.pos[c.tags[3]] != "4-0" {
+		t.Fatalf("id %q parses as %+v, %v", id, p, ok)
+	}
+	if _, err := newClient("c", "u", []string{a, a}, 10, nil); err == nil {
+		t.Fatalf("a channel followed twice was taken")
+	}
+	for _, tag := range []string{channelTag(a), longTag(b), channelTag(BroadcastChannel), channelTag(UserChannel("u")), channelTag(TenantChannel("t"))} {
 		if tag == "" || tag[0] == cursorTag || strings.Trim(tag, "abcdefghijklmnopqrstuvwxyz") != "" {
 			t.Fatalf("tag %q: want lowercase letters, not starting with the cursor's", tag)
 		}

@@ -2,9 +2,11 @@
 // Server-Sent Events.
 //
 // A Hub routes events to one user (every connection of that user), several
-// users, one connection, or everyone. Each send is validated and encoded
+// users, a tenant (every connection of an organisation), the followers of a
+// topic, one connection, or everyone. Each send is validated and encoded
 // once; a Broker appends it to each channel it is addressed to — a user's
-// channel, everyone's — numbers it there and keeps each channel's own
+// channel, a tenant's, a topic's, everyone's — numbers it there and keeps
+// each channel's own
 // bounded history (the in-memory broker by default; Redis, or a Redis
 // Cluster, for several nodes: see package redisbroker). The hub offers the
 // same bytes to every connection that follows one of those channels,
@@ -18,7 +20,15 @@
 // One user's resume window never shrinks because other users get events.
 // When a channel's history no longer reaches back that far, the client
 // gets a "resync" event naming that channel instead, so the loss is
-// announced, never silent, and its other channels replay as usual. A
+// announced, never silent, and its other channels replay as usual. An
+// event appended to several of a connection's channels (its user's and a
+// topic's) is written to it once: by the broker's one delivery of the
+// whole publish, or, for a broker that delivers each channel's copy apart
+// (Message.Also), through the first of those channels by name among the
+// ones the connection resumed from its Last-Event-ID (else among all), the
+// other copies only moving its position. A resuming stream never misses
+// such an event; one that changed its topics since its last connection
+// may see it twice if it disconnected between two copies of it. A
 // connection that cannot keep up is disconnected (and resumes) rather
 // than silently skipped.
 //

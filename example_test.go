@@ -2,9 +2,12 @@ package sse_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -143,4 +146,116 @@ func ExampleConfig_detachStreams() {
 	}
 	fmt.Println(ev.Type, resp.TransferEncoding == nil, resp.Close)
 	// Output: connected true true
+}
+
+// SendToTenant reaches every connection of one tenant and no other: the
+// broadcast of a multi-tenant app, where SendToAll would reach every
+// tenant. The app's authentication says whom each stream is for, tenant
+// included, through HandlerOptions.Identify.
+func ExampleHub_SendToTenant() {
+	hub := sse.NewHub(sse.DefaultConfig())
+	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{
+		Identify: func(r *http.Request) (sse.Identity, error) {
+			// Your authentication: here, trusted headers.
+			return sse.Identity{User: r.Header.Get("X-User"), Tenant: r.Header.Get("X-Tenant")}, nil
+		},
+	}))
+	defer srv.Close()
+	defer hub.Close()
+	var bodies []io.Closer
+	defer func() {
+		for _, b := range bodies {
+			b.Close()
+		}
+	}()
+
+	open := func(user, tenant string) *sseclient.Decoder {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("X-User", user)
+		req.Header.Set("X-Tenant", tenant)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		bodies = append(bodies, resp.Body)
+		dec := sseclient.NewDecoder(resp.Body)
+		dec.Next() // connected
+		return dec
+	}
+	alice, bob := open("alice", "acme"), open("bob", "globex")
+
+	hub.SendToTenant("acme", sse.Event{Type: "maintenance", Data: "tonight"})
+	hub.SendToAll(sse.Event{Type: "hello"})
+	for _, c := range []struct {
+		name string
+		dec  *sseclient.Decoder
+	}{{"alice", alice}, {"alice", alice}, {"bob", bob}} {
+		ev, _ := c.dec.Next()
+		fmt.Println(c.name, ev.Type)
+	}
+	// Output:
+	// alice maintenance
+	// alice hello
+	// bob hello
+}
+
+// A stream asks for topics with repeated topic parameters; SendToTopic
+// reaches every stream that follows the topic. Config.AuthorizeTopic
+// decides who may follow which: AllowAllTopics makes them all public.
+func ExampleHub_SendToTopic() {
+	hub := sse.NewHub(sse.Config{AuthorizeTopic: sse.AllowAllTopics})
+	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{}))
+	defer srv.Close()
+	defer hub.Close()
+
+	resp, err := http.Get(srv.URL + "?topic=board:7&topic=doc:42")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	dec := sseclient.NewDecoder(resp.Body)
+	dec.Next() // connected
+
+	hub.SendToTopic("board:8", sse.Event{Type: "card_moved", Data: 1}) // not followed
+	hub.SendToTopic("doc:42", sse.Event{Type: "doc_saved", Data: 2})
+	ev, _ := dec.Next()
+	fmt.Println(ev.Type, string(ev.Data))
+	// Output: doc_saved 2
+}
+
+// AuthorizeTopic scopes topics to tenants: here a stream may follow the
+// topics named after its own tenant. A refused stream gets 403 and a JSON
+// body naming the topics, before anything is registered.
+func ExampleConfig_authorizeTopic() {
+	hub := sse.NewHub(sse.Config{
+		AuthorizeTopic: func(ctx context.Context, who sse.Identity, topic string) (bool, error) {
+			return who.Tenant != "" && strings.HasPrefix(topic, who.Tenant+"/"), nil
+		},
+	})
+	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{
+		Identify: func(r *http.Request) (sse.Identity, error) {
+			return sse.Identity{User: r.Header.Get("X-User"), Tenant: "acme"}, nil
+		},
+	}))
+	defer srv.Close()
+	defer hub.Close()
+
+	for _, query := range []string{"?topic=acme/board", "?topic=acme/board&topic=globex/board"} {
+		resp, err := http.Get(srv.URL + query)
+		if err != nil {
+			panic(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			var body sse.ErrorBody
+			json.NewDecoder(resp.Body).Decode(&body)
+			fmt.Println(resp.StatusCode, body.Error, body.Topics)
+		} else {
+			ev, _ := sseclient.NewDecoder(resp.Body).Next()
+			fmt.Println(resp.StatusCode, ev.Type)
+		}
+		resp.Body.Close()
+	}
+	// Output:
+	// 200 connected
+	// 403 topic_forbidden [globex/board]
 }

@@ -12,14 +12,21 @@ type HandlerOptions struct {
 	// as anonymous.
 	Authenticate func(r *http.Request) (userID string, err error)
 
+	// Identify, when set, is used instead of Authenticate: it returns
+	// whom r's stream is for, user and tenant (and topics the credential
+	// grants), or an error to refuse the request with 401.
+	Identify func(r *http.Request) (Identity, error)
+
 	// RequireAuth refuses anonymous requests with 401.
 	RequireAuth bool
 }
 
 // Handler returns the event stream as a plain http.Handler, for net/http's
-// ServeMux, chi or any router. A request it refuses gets a 401 with a JSON
-// error body and no stream: the only status that tells a browser's
-// EventSource to stop for good, and so the only one the hub uses.
+// ServeMux, chi or any router. A request it refuses for its credentials
+// gets a 401 with a JSON error body and no stream, and one refused for its
+// topics a 400 or 403 (see ServeIdentity): a browser's EventSource takes
+// any status but 200 as final and stops for good. A hub that is full or
+// closing answers 200 with a retry hint instead, so that it comes back.
 func (h *Hub) Handler(opts HandlerOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
@@ -27,12 +34,15 @@ func (h *Hub) Handler(opts HandlerOptions) http.Handler {
 			WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the event stream is read with GET")
 			return
 		}
-		var user string
+		var who Identity
 		var err error
-		if opts.Authenticate != nil {
-			user, err = opts.Authenticate(r)
+		switch {
+		case opts.Identify != nil:
+			who, err = opts.Identify(r)
+		case opts.Authenticate != nil:
+			who.User, err = opts.Authenticate(r)
 		}
-		h.serveAuthenticated(w, r, user, err, opts.RequireAuth)
+		h.serveAuthenticated(w, r, who, err, opts.RequireAuth)
 	})
 }
 
@@ -40,14 +50,14 @@ func (h *Hub) Handler(opts HandlerOptions) http.Handler {
 // refuses it with 401 and a JSON error: when authentication failed, or
 // found no user where one is required. Handler and the Echo module both
 // answer through it.
-func (h *Hub) serveAuthenticated(w http.ResponseWriter, r *http.Request, user string, authErr error, requireAuth bool) {
+func (h *Hub) serveAuthenticated(w http.ResponseWriter, r *http.Request, who Identity, authErr error, requireAuth bool) {
 	switch {
 	case authErr != nil:
 		WriteError(w, http.StatusUnauthorized, "unauthorized", authErr.Error())
-	case user == "" && requireAuth:
+	case who.User == "" && requireAuth:
 		WriteError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
 	default:
-		h.ServeStream(w, r, user)
+		h.ServeIdentity(w, r, who)
 	}
 }
 
@@ -79,6 +89,8 @@ func (h *Hub) StatusHandler() http.Handler {
 type ErrorBody struct {
 	Error   string `json:"error"`
 	Message string `json:"message"`
+	// Topics are the topics a refusal is about, when it is about some.
+	Topics []string `json:"topics,omitempty"`
 }
 
 // WriteError writes status with an ErrorBody.

@@ -46,13 +46,21 @@ type Hub struct {
 // explicitly, with All: a Target with no addressee, or with a list that is
 // present but empty (a non-nil empty slice), is refused with
 // ErrInvalidTarget, so that an empty query result or a forgotten field is
-// never a broadcast.
+// never a broadcast. The lists may be combined: the event reaches each
+// connection that any of them addresses, once.
 type Target struct {
-	// All sends to every connection, with or without a user. It excludes
-	// the other fields.
+	// All sends to every connection, with or without a user, in every
+	// tenant. It excludes the other fields.
 	All bool
 	// Users are user ids: every connection of each of them.
 	Users []string
+	// Tenants are tenant ids: every connection that belongs to one of
+	// them (see Identity), and no other. This, not All, is the broadcast
+	// of a multi-tenant app.
+	Tenants []string
+	// Topics are topic names (see ValidName): every connection that
+	// follows one of them.
+	Topics []string
 	// Clients are connection ids, from the client_id of a connected
 	// event. An event addressed to a user and to one of that user's
 	// connections reaches that connection once.
@@ -62,21 +70,39 @@ type Target struct {
 // check refuses a Target that addresses nobody, or everyone by accident,
 // or more than maxRecipients ids (0 or negative: no limit).
 func (t Target) check(maxRecipients int) error {
+	lists := []struct {
+		name  string
+		ids   []string
+		named bool // ids are tenant ids or topic names: ValidName applies
+	}{{"Users", t.Users, false}, {"Tenants", t.Tenants, true}, {"Topics", t.Topics, true}, {"Clients", t.Clients, false}}
+	n, some := 0, false
+	for _, l := range lists {
+		n += len(l.ids)
+		some = some || l.ids != nil
+	}
 	switch {
-	case t.All && (t.Users != nil || t.Clients != nil):
-		return fmt.Errorf("%w: All excludes Users and Clients", ErrInvalidTarget)
+	case t.All && some:
+		return fmt.Errorf("%w: All excludes Users, Tenants, Topics and Clients", ErrInvalidTarget)
 	case t.All:
 		return nil
-	case t.Users == nil && t.Clients == nil:
+	case !some:
 		return fmt.Errorf("%w: no addressee (set All to send to everyone)", ErrInvalidTarget)
-	case t.Users != nil && len(t.Users) == 0:
-		return fmt.Errorf("%w: Users is empty (set All to send to everyone)", ErrInvalidTarget)
-	case t.Clients != nil && len(t.Clients) == 0:
-		return fmt.Errorf("%w: Clients is empty (set All to send to everyone)", ErrInvalidTarget)
-	case slices.Contains(t.Users, "") || slices.Contains(t.Clients, ""):
-		return fmt.Errorf("%w: an empty id", ErrInvalidTarget)
-	case maxRecipients > 0 && len(t.Users)+len(t.Clients) > maxRecipients:
-		return fmt.Errorf("%w: %d addressees, limit %d (Config.MaxRecipients)", ErrTooManyRecipients, len(t.Users)+len(t.Clients), maxRecipients)
+	}
+	for _, l := range lists {
+		if l.ids != nil && len(l.ids) == 0 {
+			return fmt.Errorf("%w: %s is empty (set All to send to everyone)", ErrInvalidTarget, l.name)
+		}
+		for _, id := range l.ids {
+			if id == "" {
+				return fmt.Errorf("%w: an empty id in %s", ErrInvalidTarget, l.name)
+			}
+			if why := ValidName(id); l.named && why != "" {
+				return fmt.Errorf("%w: %s: %q %s", ErrInvalidTarget, l.name, id, why)
+			}
+		}
+	}
+	if maxRecipients > 0 && n > maxRecipients {
+		return fmt.Errorf("%w: %d addressees, limit %d (Config.MaxRecipients)", ErrTooManyRecipients, n, maxRecipients)
 	}
 	return nil
 }
@@ -173,12 +199,19 @@ func (t Target) channels() []string {
 	if t.All {
 		return []string{BroadcastChannel}
 	}
-	if len(t.Users) == 0 {
+	n := len(t.Users) + len(t.Tenants) + len(t.Topics)
+	if n == 0 {
 		return nil
 	}
-	out := make([]string, len(t.Users))
-	for i, u := range t.Users {
-		out[i] = UserChannel(u)
+	out := make([]string, 0, n)
+	for _, u := range t.Users {
+		out = append(out, UserChannel(u))
+	}
+	for _, id := range t.Tenants {
+		out = append(out, TenantChannel(id))
+	}
+	for _, name := range t.Topics {
+		out = append(out, TopicChannel(name))
 	}
 	return sortedSet(out)
 }
@@ -213,9 +246,25 @@ func (h *Hub) SendToUsers(userIDs []uuid.UUID, ev Event) error {
 	return err
 }
 
-// SendToAll sends ev to every connection, with or without a user.
+// SendToAll sends ev to every connection, with or without a user, in
+// every tenant: the seed's broadcast. A multi-tenant app broadcasts to one
+// organisation with SendToTenant instead.
 func (h *Hub) SendToAll(ev Event) error {
 	_, err := h.Publish(context.Background(), Target{All: true}, ev)
+	return err
+}
+
+// SendToTenant sends ev to every connection of the tenant, and to no
+// other: the broadcast of a multi-tenant app, where SendToAll would reach
+// every tenant.
+func (h *Hub) SendToTenant(tenantID string, ev Event) error {
+	_, err := h.Publish(context.Background(), Target{Tenants: []string{tenantID}}, ev)
+	return err
+}
+
+// SendToTopic sends ev to every connection that follows the topic.
+func (h *Hub) SendToTopic(topic string, ev Event) error {
+	_, err := h.Publish(context.Background(), Target{Topics: []string{topic}}, ev)
 	return err
 }
 

@@ -1,7 +1,9 @@
 package sse
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -28,6 +30,12 @@ type ModuleConfig struct {
 	// string ids or JWT claims.
 	UserID func(c echo.Context) (string, error)
 
+	// TenantKey is the Echo context key the app's auth middleware puts
+	// the request's tenant id under: a string, a uuid.UUID, an integer or
+	// a fmt.Stringer. Defaults to "tenant_id". A request without one has
+	// no tenant.
+	TenantKey string
+
 	// Middleware runs before the stream and status handlers (route-level,
 	// not global).
 	Middleware []echo.MiddlewareFunc
@@ -52,6 +60,9 @@ func NewModule(cfg ModuleConfig) *Module {
 	}
 	if cfg.UserID == nil {
 		cfg.UserID = ContextUserID
+	}
+	if cfg.TenantKey == "" {
+		cfg.TenantKey = "tenant_id"
 	}
 	return &Module{cfg: cfg}
 }
@@ -94,9 +105,40 @@ func (m *Module) GetHub() *Hub { return m.cfg.Hub }
 func (m *Module) Close() error { return m.cfg.Hub.Close() }
 
 func (m *Module) stream(c echo.Context) error {
+	var who Identity
 	user, err := m.cfg.UserID(c)
-	m.cfg.Hub.serveAuthenticated(c.Response(), c.Request(), user, err, m.cfg.RequireAuth)
+	if err == nil {
+		who.User = user
+		who.Tenant, err = contextTenant(c, m.cfg.TenantKey)
+	}
+	m.cfg.Hub.serveAuthenticated(c.Response(), c.Request(), who, err, m.cfg.RequireAuth)
 	return nil
+}
+
+// contextTenant returns the tenant id under key in c: "" when there is
+// none, an error when it has a type no id is read from.
+func contextTenant(c echo.Context, key string) (string, error) {
+	switch v := c.Get(key).(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case uuid.UUID:
+		if v == uuid.Nil {
+			return "", nil
+		}
+		return v.String(), nil
+	case int:
+		return strconv.Itoa(v), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case uint64:
+		return strconv.FormatUint(v, 10), nil
+	case fmt.Stringer:
+		return v.String(), nil
+	default:
+		return "", fmt.Errorf("the tenant id under %q in the Echo context is a %T: want a string, uuid.UUID, integer or fmt.Stringer", key, v)
+	}
 }
 
 func (m *Module) status(c echo.Context) error {

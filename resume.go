@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -57,12 +58,22 @@ func (s *stream) start(ctx context.Context, lastID string) (from []string, lost,
 			}
 		}
 	}
-	for k, ch := range c.channels {
+	// Heads are read in name order, the order in which an event of
+	// several channels is claimed (see writes): an event published while
+	// they are read is then past the head of the first of its channels
+	// whenever it is past any, and so replayed through the one that
+	// claims it.
+	order := make([]int, len(c.channels))
+	for k := range order {
+		order[k] = k
+	}
+	slices.SortFunc(order, func(i, j int) int { return strings.Compare(c.channels[i], c.channels[j]) })
+	for _, k := range order {
 		if p, ok := known[c.tags[k]]; ok {
 			from[k], named[k] = p, true
 			continue
 		}
-		if from[k], err = s.hub.broker.Head(ctx, ch); err != nil {
+		if from[k], err = s.hub.broker.Head(ctx, c.channels[k]); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -162,7 +173,12 @@ func (s *stream) catchUp(ctx context.Context, lastID string, from []string, lost
 	}
 	resumed := false
 	for k := range lost {
-		resumed = resumed || (named[k] && !lost[k])
+		if named[k] && !lost[k] {
+			resumed = true
+			if k < 64 {
+				s.resumed |= 1 << k
+			}
+		}
 	}
 	if lastID != "" {
 		if err := s.appendConnected(resumed, false); err != nil {
@@ -186,8 +202,9 @@ func (s *stream) catchUp(ctx context.Context, lastID string, from []string, lost
 			return err
 		}
 	}
+	start := slices.Clone(s.pos)
 	for pass := 0; pass < maxCatchUpPasses; pass++ {
-		if err := s.replay(ctx, pagers); err != nil {
+		if err := s.replay(ctx, pagers, start); err != nil {
 			return err
 		}
 		if err := s.write(); err != nil {
@@ -204,8 +221,8 @@ func (s *stream) catchUp(ctx context.Context, lastID string, from []string, lost
 }
 
 // replay writes the channels' messages, oldest first, until every pager
-// is done.
-func (s *stream) replay(ctx context.Context, pagers []pager) error {
+// is done; start is where the stream started in each channel.
+func (s *stream) replay(ctx context.Context, pagers []pager, start []string) error {
 	h := s.hub
 	for {
 		next := -1
@@ -233,8 +250,8 @@ func (s *stream) replay(ctx context.Context, pagers []pager) error {
 		// A message of several of the stream's channels is written once,
 		// through the first of them to reach it: the others are at or
 		// past its position by then.
-		if !s.advance(m) {
-			continue // written already, through another of its channels
+		if !s.advance(m, start, pagers) || !s.writes(m) {
+			continue // written already, or to be, through another of its channels
 		}
 		var err error
 		if s.buf, err = s.appendID(s.buf); err != nil {
@@ -250,17 +267,33 @@ func (s *stream) replay(ctx context.Context, pagers []pager) error {
 	}
 }
 
-// advance moves the stream's position to m's in each of its channels that
-// m is in, and reports whether it did: false when the stream already wrote
-// m (its position in one of them is at or past m's, as when a message of
-// two of its channels comes through both), or m is in none of them.
-func (s *stream) advance(m *Message) bool {
+// advance reports whether m, read from one of the channels' pages, is
+// still to be written: false when the stream already wrote it (its
+// position in one of m's channels is at or past m's, as when a message of
+// two of its channels comes through both). A channel the stream started
+// at its head (new to it, or after a resync; start[k]) only tells so for a
+// position past that start: a message at or before it was published
+// before the stream followed the channel, and comes through another.
+//
+// Either way it moves the stream's position forward to m's in each of m's
+// channels that the replay has read that far: not in one whose pages
+// ended before m, since events of that channel published after its last
+// page, and before m, are still to come live and must not be taken for
+// written (client.covered).
+func (s *stream) advance(m *Message, start []string, pagers []pager) bool {
+	write := true
 	for k, ch := range s.c.channels {
-		if p := m.positionIn(ch); p != "" && CompareIDs(p, s.pos[k]) <= 0 {
-			return false
+		p := m.positionIn(ch)
+		if p == "" || (!s.isResumed(k) && CompareIDs(p, start[k]) <= 0) {
+			continue
+		}
+		if CompareIDs(p, s.pos[k]) <= 0 {
+			write = false
+		} else if CompareIDs(p, pagers[k].after) <= 0 {
+			s.pos[k] = p
 		}
 	}
-	return s.moveTo(m)
+	return write
 }
 
 // pager reads one channel's history a page at a time.

@@ -34,8 +34,12 @@ const (
 //
 // The stream resumes after the Last-Event-ID header, or the lastEventId
 // query parameter for clients that cannot set headers.
+//
+// The stream also follows the topics its request names (TopicParam), once
+// Config.AuthorizeTopic allows them; see ServeIdentity, which serves a
+// stream with a tenant too.
 func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string) {
-	h.serve(w, r, userID, nil)
+	h.ServeIdentity(w, r, Identity{User: userID})
 }
 
 // serve is ServeStream for a stream that follows extra channels beside
@@ -156,6 +160,9 @@ type stream struct {
 	// position stopped fitting in an id), and base the positions it holds.
 	cursor string
 	base   []string
+	// resumed has bit k set when the stream resumed channel k from its
+	// Last-Event-ID (see writes); channels past 63 never count as resumed.
+	resumed uint64
 }
 
 // jitteredRetry returns 1–2× the larger of base and RetryInterval, in
@@ -331,6 +338,9 @@ func (s *stream) appendQueued(q []*entry) error {
 			continue
 		}
 		if e.msg != nil && s.moveTo(e.msg) {
+			if !s.writes(e.msg) {
+				continue // another of its channels brings it
+			}
 			if s.buf, err = s.appendID(s.buf); err != nil {
 				return err
 			}
@@ -355,6 +365,42 @@ func (s *stream) moveTo(m *Message) bool {
 	}
 	return moved
 }
+
+// writes reports whether the stream writes m, an event of one of its
+// channels. A broker that delivers each channel's copy of a publish apart
+// (m.Also) hands the stream one copy per channel it follows; it writes the
+// event through one of them only, the same whichever copy comes first, in
+// its replay or live: the first of them by name among the channels it
+// resumed from its Last-Event-ID, else among all. A channel the stream
+// started at its head (new to it, or after a resync) cannot claim an event
+// from before the stream began: its copy is in no replay.
+func (s *stream) writes(m *Message) bool {
+	if len(m.Also) == 0 || len(m.Channels) != 1 {
+		return true
+	}
+	c := s.c
+	k := c.channelIndex(m.Channels[0])
+	for j, ch := range c.channels {
+		if j == k {
+			continue
+		}
+		if _, ok := slices.BinarySearch(m.Also, ch); ok && s.ranksBefore(j, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// ranksBefore reports whether channel j of the stream claims an event it
+// shares with channel k (see writes).
+func (s *stream) ranksBefore(j, k int) bool {
+	if rj, rk := s.isResumed(j), s.isResumed(k); rj != rk {
+		return rj
+	}
+	return s.c.channels[j] < s.c.channels[k]
+}
+
+func (s *stream) isResumed(k int) bool { return k < 64 && s.resumed&(1<<k) != 0 }
 
 // errWrite marks a failed or stalled write to the client.
 var errWrite = errors.New("sse: write to client failed")

@@ -26,6 +26,12 @@ type Client struct {
 	// Defaults to none.
 	Header http.Header
 
+	// Topics are the topics the stream asks the server for: each is
+	// added to the URL as a topic query parameter (?topic=a&topic=b, the
+	// ssekit hub's TopicParam), on the first request and on every
+	// reconnection. Topics the URL already names stay. Defaults to none.
+	Topics []string
+
 	// LastEventID is sent with the first request, to resume a stream where
 	// an earlier subscription left it. Defaults to "" (a fresh stream).
 	LastEventID string
@@ -143,6 +149,16 @@ func (c *Client) newSubscription(rawURL string, handle func(Event) error) (*subs
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("sseclient: unsupported URL scheme %q", u.Scheme)
+	}
+	if len(c.Topics) > 0 {
+		// Appended rather than re-encoded, so that the URL's own query
+		// reaches the server as the caller wrote it.
+		topics := url.Values{TopicParam: c.Topics}.Encode()
+		if u.RawQuery != "" {
+			topics = u.RawQuery + "&" + topics
+		}
+		u.RawQuery = topics
+		rawURL = u.String()
 	}
 	base := c.HTTPClient
 	if base == nil {
@@ -268,6 +284,7 @@ func checkResponse(resp *http.Response) (failure, bool) {
 		return failure{stop: true}, false
 	}
 	e := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
+	e.Body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if c := resp.StatusCode; c == http.StatusTooManyRequests || c == http.StatusServiceUnavailable {
 		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}

@@ -12,7 +12,8 @@
 // a cap; Retry-After is honoured; 204 ends the subscription and a status
 // that will not change (401, 403, 404, …) or a wrong Content-Type is
 // returned to the caller rather than retried forever. OnStateChange tells
-// an application when to show "reconnecting…".
+// an application when to show "reconnecting…". Client.Topics asks the
+// server for topics (?topic=), on every reconnection too.
 //
 // This package does not import the hub (github.com/ssekit/sse): it speaks
 // the wire protocol only, and reads any SSE server.

@@ -1,6 +1,7 @@
 package sseclient
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -38,13 +39,27 @@ type StatusError struct {
 	// RetryAfter is the delay the server asked for with Retry-After on a
 	// 429 or 503, 0 if none.
 	RetryAfter time.Duration
+	// Body is the start of the response's body (at most 4 KiB): an ssekit
+	// hub says there why it refused, as JSON with an "error" code, a
+	// "message" for a person and the refused "topics".
+	Body []byte
 }
 
+// maxErrorBody bounds StatusError.Body.
+const maxErrorBody = 4 << 10
+
 func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("sseclient: unexpected status %s", e.Status)
 	if e.RetryAfter > 0 {
-		return fmt.Sprintf("sseclient: unexpected status %s (retry after %v)", e.Status, e.RetryAfter)
+		msg += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
 	}
-	return fmt.Sprintf("sseclient: unexpected status %s", e.Status)
+	var reason struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(e.Body, &reason) == nil && reason.Message != "" {
+		msg += ": " + reason.Message
+	}
+	return msg
 }
 
 // Temporary reports whether retrying may succeed: 408, 429 and 5xx.

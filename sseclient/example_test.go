@@ -113,3 +113,30 @@ func ExampleDecoder() {
 	// id=7 type=message data="first line\nsecond line"
 	// retry: 5s
 }
+
+// Ask a hub for topics: Client.Topics are sent as topic query parameters
+// on every request, reconnections included.
+func ExampleClient_topics() {
+	hub, _ := sse.New(sse.Config{AuthorizeTopic: sse.AllowAllTopics, Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{}))
+	defer srv.Close()
+	defer hub.Close()
+
+	c := &sseclient.Client{Topics: []string{"board:7", "doc:42"}}
+	errStop := errors.New("seen enough")
+	err := c.Subscribe(context.Background(), srv.URL, func(ev sseclient.Event) error {
+		switch ev.Type {
+		case sse.TypeConnected:
+			hub.SendToTopic("board:8", sse.Event{Type: "card_moved", Data: 8}) // not asked for
+			hub.SendToTopic("doc:42", sse.Event{Type: "doc_saved", Data: 42})
+		case "card_moved", "doc_saved":
+			fmt.Println(ev.Type, string(ev.Data))
+			return errStop
+		}
+		return nil
+	})
+	fmt.Println(err == errStop)
+	// Output:
+	// doc_saved 42
+	// true
+}

@@ -56,3 +56,7 @@ type StateChange struct {
 // ResyncType is the event type that makes a subscription report
 // StateResync.
 const ResyncType = "resync"
+
+// TopicParam is the query parameter that Client.Topics are sent in, once
+// per topic, as the ssekit hub reads them.
+const TopicParam = "topic"

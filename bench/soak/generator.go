@@ -44,15 +44,14 @@ type subscriber struct {
 	g      *generatorState
 	client *http.Client
 
-	mu       sync.Mutex
-	user     string
-	token    string
-	lastID   string // the last id received: where a resume starts
-	lastSeq  int64  // the last numbered event, -1 when none since a fresh start
-	cancel   context.CancelFunc
-	action   int
-	opened   bool // the current stream has sent its connected event
-	everOpen bool
+	mu      sync.Mutex
+	user    string
+	token   string
+	lastID  string // the last id received: where a resume starts
+	lastSeq int64  // the last numbered event, -1 when none since a fresh start
+	cancel  context.CancelFunc
+	action  int
+	opened  bool // the current stream has sent its connected event
 }
 
 // generatorState is one generator process's shared state.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	sse "github.com/ssekit/sse"
 )
 
 // tokenCookie is the cookie a subscriber token may come in, for browsers
@@ -28,15 +30,29 @@ const clockSkew = 30 * time.Second
 var errNoToken = errors.New("no token: send Authorization: Bearer <jwt>, the sse_token cookie or ?access_token=<jwt>")
 
 // verifier checks subscriber tokens: HS256 JWTs signed with the hub's
-// secret, whose sub is the user's uuid. It is safe for concurrent use.
+// secret, whose sub is the user's uuid, and which may name a tenant and
+// topics (see identify). It is safe for concurrent use.
 type verifier struct {
 	secret []byte
 	parser *jwt.Parser
+	// tenantClaim is the claim that holds a token's tenant id
+	// (--tenant-claim).
+	tenantClaim string
 }
 
+// The claims of a subscriber token that name topics: arrays of strings.
+const (
+	// topicsClaim lists topics the stream follows without asking for them.
+	topicsClaim = "topics"
+	// allowedTopicsClaim lists the topic names and prefix patterns
+	// ("board:*") the stream may ask for with ?topic=.
+	allowedTopicsClaim = "allowed_topics"
+)
+
 // newVerifier returns a verifier for secret. issuer and audience, when not
-// empty, must match the token's iss and aud.
-func newVerifier(secret, issuer, audience string) *verifier {
+// empty, must match the token's iss and aud; tenantClaim names the claim
+// that holds a token's tenant id.
+func newVerifier(secret, issuer, audience, tenantClaim string) *verifier {
 	opts := []jwt.ParserOption{
 		// Pinning the method is what refuses alg:none and an RS256 token
 		// whose "public key" is our secret (algorithm confusion).
@@ -50,32 +66,87 @@ func newVerifier(secret, issuer, audience string) *verifier {
 	if audience != "" {
 		opts = append(opts, jwt.WithAudience(audience))
 	}
-	return &verifier{secret: []byte(secret), parser: jwt.NewParser(opts...)}
+	return &verifier{secret: []byte(secret), parser: jwt.NewParser(opts...), tenantClaim: tenantClaim}
 }
 
-// userID returns the canonical uuid string of the token's subject.
-func (v *verifier) userID(token string) (string, error) {
+// identify returns whom a valid token's stream is for — its user (the
+// canonical uuid string of sub), its tenant and the topics it follows by
+// default — and the topics it may follow. A claim of the wrong type, a
+// tenant id or topic name that sse.ValidName refuses, or a malformed
+// pattern makes the whole token invalid: a backend that signs a bad claim
+// is told so at once, rather than finding out when a topic is refused.
+func (v *verifier) identify(token string) (sse.Identity, *grants, error) {
+	var who sse.Identity
 	var claims numericDateClaims
 	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.secret, nil })
 	if err != nil {
-		return "", fmt.Errorf("invalid token: %w", err)
+		return who, nil, fmt.Errorf("invalid token: %w", err)
 	}
 	u, err := uuid.Parse(claims.Subject)
 	if err != nil || u == uuid.Nil {
-		return "", fmt.Errorf("invalid token: sub %s is not a user uuid", quoteInput(claims.Subject))
+		return who, nil, fmt.Errorf("invalid token: sub %s is not a user uuid", quoteInput(claims.Subject))
 	}
 	// Canonical form, so that publishing to "ABC…" reaches the stream of
 	// a token that said "abc…".
-	return u.String(), nil
+	who.User = u.String()
+	if who.Tenant, err = tenantClaim(claims.raw, v.tenantClaim); err != nil {
+		return who, nil, fmt.Errorf("invalid token: %w", err)
+	}
+	if who.Topics, err = nameList(claims.raw, topicsClaim); err != nil {
+		return who, nil, fmt.Errorf("invalid token: %w", err)
+	}
+	allowed, err := nameList(claims.raw, allowedTopicsClaim)
+	if err != nil {
+		return who, nil, fmt.Errorf("invalid token: %w", err)
+	}
+	g, err := newGrants(who.Topics, allowed)
+	if err != nil {
+		return who, nil, fmt.Errorf("invalid token: %w", err)
+	}
+	return who, g, nil
+}
+
+// tenantClaim returns the tenant id in the claim name of raw: "" when the
+// claim is absent, else a string that is a valid name.
+func tenantClaim(raw map[string]json.RawMessage, name string) (string, error) {
+	value, ok := raw[name]
+	if !ok {
+		return "", nil
+	}
+	var tenant string
+	if string(value) == "null" || json.Unmarshal(value, &tenant) != nil {
+		return "", fmt.Errorf("claim %s is not a string: want a tenant id, or no %s claim for a stream without a tenant", name, name)
+	}
+	if why := sse.ValidName(tenant); why != "" {
+		return "", fmt.Errorf("claim %s: tenant id %s %s", name, quoteInput(tenant), why)
+	}
+	return tenant, nil
+}
+
+// nameList returns the strings of the claim name of raw, nil when the
+// claim is absent. Each is checked by its user: the topics by newGrants,
+// the patterns by parseGrant.
+func nameList(raw map[string]json.RawMessage, name string) ([]string, error) {
+	value, ok := raw[name]
+	if !ok {
+		return nil, nil
+	}
+	var list []string
+	if string(value) == "null" || json.Unmarshal(value, &list) != nil {
+		return nil, fmt.Errorf("claim %s is not an array of strings", name)
+	}
+	return list, nil
 }
 
 // numericDateClaims are the registered claims, with exp, nbf and iat held
 // to RFC 7519: a NumericDate is a JSON number. golang-jwt also takes a
 // numeric string ("exp":"9999999999"), which no conforming signer sends; a
 // token that has one was made by hand or by a broken library, and is
-// refused rather than guessed at.
+// refused rather than guessed at. raw keeps every claim, for those whose
+// name is a setting (the tenant's) or ssehub's own (the topics').
 type numericDateClaims struct {
 	jwt.RegisteredClaims
+	raw map[string]json.RawMessage
 }
 
 // dateClaims are the claims that must be JSON numbers.
@@ -96,18 +167,22 @@ func (c *numericDateClaims) UnmarshalJSON(b []byte) error {
 			}
 		}
 	}
+	c.raw = raw
 	return json.Unmarshal(b, &c.RegisteredClaims)
 }
 
-// mint signs a token for user, valid for ttl. Only dev mode mints: in
+// mint signs a token for user, valid for ttl, in tenant ("" for none) and
+// allowed the topic names and patterns of allowed. Only dev mode mints: in
 // production the app's backend does, with the shared secret.
-func (v *verifier) mint(user string, ttl time.Duration) (token string, exp time.Time, err error) {
+func (v *verifier) mint(user, tenant string, allowed []string, ttl time.Duration) (token string, exp time.Time, err error) {
 	now := time.Now()
 	exp = now.Add(ttl)
-	claims := jwt.RegisteredClaims{
-		Subject:   user,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(exp),
+	claims := jwt.MapClaims{"sub": user, "iat": now.Unix(), "exp": exp.Unix()}
+	if tenant != "" {
+		claims[v.tenantClaim] = tenant
+	}
+	if allowed != nil {
+		claims[allowedTopicsClaim] = allowed
 	}
 	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(v.secret)
 	return token, exp, err

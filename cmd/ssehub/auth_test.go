@@ -129,18 +129,23 @@ func TestStreamTokenSources(t *testing.T) {
 
 func TestVerifierMintRoundTrip(t *testing.T) {
 	t.Parallel()
-	v := newVerifier(testSecret, "", "")
+	v := newVerifier(testSecret, "", "", "org")
 	user := newUser()
-	tok, exp, err := v.mint(user, time.Minute)
+	tok, exp, err := v.mint(user, "acme", []string{"acme:*", "news"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !exp.After(time.Now()) {
 		t.Errorf("exp %v is not in the future", exp)
 	}
-	got, err := v.userID(tok)
-	if err != nil || got != user {
-		t.Fatalf("userID = %q, %v; want %q", got, err, user)
+	who, g, err := v.identify(tok)
+	if err != nil || who.User != user || who.Tenant != "acme" || who.Topics != nil {
+		t.Fatalf("identify = %+v, %v; want user %q in tenant acme, no default topics", who, err, user)
+	}
+	for topic, want := range map[string]bool{"acme:board:1": true, "news": true, "news:x": false, "other:1": false} {
+		if got := g.allows(topic); got != want {
+			t.Errorf("allows(%q) = %v, want %v", topic, got, want)
+		}
 	}
 }
 
@@ -158,15 +163,15 @@ func TestKeyChecker(t *testing.T) {
 // every JSON number a NumericDate may be: whole, fractional, exponent.
 func TestVerifierTakesNumericDates(t *testing.T) {
 	t.Parallel()
-	v := newVerifier(testSecret, "", "")
+	v := newVerifier(testSecret, "", "", "tenant_id")
 	user := newUser()
 	for _, claims := range []string{
 		`{"sub":"` + user + `","exp":9999999999}`,
 		`{"sub":"` + user + `","exp":9999999999.5,"nbf":1.25,"iat":1e9}`,
 		`{"sub":"` + user + `","exp":9.999999999e9,"nbf":null}`,
 	} {
-		if got, err := v.userID(seedToken("HS256", testSecret, claims)); err != nil || got != user {
-			t.Errorf("%s: userID = %q, %v; want %q", claims, got, err, user)
+		if got, _, err := v.identify(seedToken("HS256", testSecret, claims)); err != nil || got.User != user {
+			t.Errorf("%s: identify = %+v, %v; want user %q", claims, got, err, user)
 		}
 	}
 }

@@ -54,13 +54,26 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	typ := fs.String("type", "", "event type (required), e.g. notification")
 	data := fs.String("data", "null", "event data, any JSON value")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub")
-	var users, clients listFlag
+	var users, clients, topics listFlag
+	var tenant string
 	fs.Var(&users, "user", "user uuid to send to; repeat or comma-separate for several")
 	fs.Var(&clients, "client", "client id (from a connected event) to send to; repeatable")
-	all := fs.Bool("all", false, "send to everyone; excludes --user and --client")
+	fs.Func("tenant", "tenant id to send to: every stream of that tenant", func(s string) error {
+		s = strings.TrimSpace(s) // as listFlag does
+		switch {
+		case s == "":
+			return errors.New("an empty value (did a variable come out empty?): it must name a tenant")
+		case tenant != "":
+			return errors.New("given twice: a publish goes to one tenant")
+		}
+		tenant = s
+		return nil
+	})
+	fs.Var(&topics, "topic", "topic to send to: every stream that follows it; repeat or comma-separate for several")
+	all := fs.Bool("all", false, "send to everyone; excludes --user, --client, --tenant and --topic")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE (--user UUID… | --client ID… | --all) [--data JSON] [flags]\n\nPublishes one event through a running hub and prints the publish's id.\n\nFlags:\n")
+			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE (--user UUID… | --client ID… | --tenant ID | --topic NAME… | --all) [--data JSON] [flags]\n\nPublishes one event through a running hub and prints the publish's id. --user, --client, --tenant\nand --topic may be combined: the event reaches each stream that any of them names, once.\n\nFlags:\n")
 			printFlags(stdout, fs, func(name string) bool { return cliEnv[name] })
 			return nil
 		}
@@ -77,13 +90,14 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 			*p = v
 		}
 	}
+	some := len(users) > 0 || len(clients) > 0 || tenant != "" || len(topics) > 0
 	switch {
-	case !*all && len(users) == 0 && len(clients) == 0:
+	case !*all && !some:
 		// Everyone is only ever asked for: a forgotten --user must not
 		// become a broadcast.
-		return errors.New("publish: name the addressees: --user, --client, or --all for everyone")
-	case *all && (len(users) > 0 || len(clients) > 0):
-		return errors.New("publish: --all sends to everyone: leave out --user and --client")
+		return errors.New("publish: name the addressees: --user, --client, --tenant, --topic, or --all for everyone")
+	case *all && some:
+		return errors.New("publish: --all sends to everyone: leave out --user, --client, --tenant and --topic")
 	case *key == "":
 		return errors.New("publish: --publish-key (SSEHUB_PUBLISH_KEY) is required")
 	case *typ == "":
@@ -97,7 +111,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("publish: --url %q is not an http(s) URL", *hubURL)
 	}
-	body, _ := json.Marshal(publishRequest{All: *all, Users: users, Clients: clients, Type: *typ, Data: json.RawMessage(*data)})
+	body, _ := json.Marshal(publishRequest{All: *all, Users: users, Clients: clients, Tenant: tenant, Topics: topics, Type: *typ, Data: json.RawMessage(*data)})
 	endpoint := strings.TrimSuffix(u.String(), "/") + strings.TrimSuffix(*prefix, "/") + "/publish"
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)

@@ -72,11 +72,7 @@ func TestPublishCommandAddressees(t *testing.T) {
 		t.Errorf("got %+v, want it at the printed id %q in the broadcast channel", ev, out.String())
 	}
 
-	cases := []struct {
-		name string
-		args []string
-		want []string // the error must contain each
-	}{
+	cases := []refusedCommand{
 		{"no addressee", []string{"--type", "x"}, []string{"--user", "--client", "--all"}},
 		{"empty user", []string{"--user", "", "--type", "x"}, []string{"--user"}},
 		{"blank user", []string{"--user", " ", "--type", "x"}, []string{"--user"}},
@@ -87,6 +83,24 @@ func TestPublishCommandAddressees(t *testing.T) {
 		{"all with user", []string{"--all", "--user", user, "--type", "x"}, []string{"--all", "--user"}},
 		{"all with client", []string{"--all", "--client", "c-1", "--type", "x"}, []string{"--all", "--client"}},
 	}
+	refusedCommands(t, r.url, getenv, cases)
+}
+
+// refusedCommand is a publish command that must fail before it sends
+// anything: its name, its arguments after "publish", and what its error
+// must name.
+type refusedCommand struct {
+	name string
+	args []string
+	want []string
+}
+
+// refusedCommands runs each command against the hub at url and checks
+// that it fails with a one-line error naming what it must, prints nothing,
+// and that no event of their type "x" was published.
+func refusedCommands(t *testing.T, url string, getenv func(string) string, cases []refusedCommand) {
+	t.Helper()
+	var out bytes.Buffer
 	for _, tc := range cases {
 		out.Reset()
 		err := run(t.Context(), append([]string{"publish"}, tc.args...), getenv, &out, &out)
@@ -103,7 +117,7 @@ func TestPublishCommandAddressees(t *testing.T) {
 			t.Errorf("%s: printed %q, want nothing", tc.name, out.String())
 		}
 	}
-	if got := metricValue(t, r.url, `ssekit_events_published_total{type="x"}`); got != 0 {
+	if got := metricValue(t, url, `ssekit_events_published_total{type="x"}`); got != 0 {
 		t.Errorf("%v events of type x published, want none", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type config struct {
 	PublishKey  string
 	JWTIssuer   string
 	JWTAudience string
+	TenantClaim string // the claim that holds a token's tenant id
 	CORSOrigins []string
 
 	// Cluster mode: at most one of RedisURL (one Redis) and RedisCluster
@@ -66,6 +68,7 @@ type config struct {
 	Overflow          string // "disconnect" or "drop"
 	MaxEventSize      int
 	MaxRecipients     int // 0: unlimited
+	MaxTopics         int // per stream; 0: unlimited
 	MaxPublishBytes   int
 	Heartbeat         time.Duration // 0: disabled
 	ClientTimeout     time.Duration
@@ -132,6 +135,7 @@ func newServeFlags(c *config) *flag.FlagSet {
 	str(&c.PublishKey, "publish-key", fmt.Sprintf("API key publishers send as Authorization: Bearer, at least %d bytes, not the JWT secret; required, except with --dev, which generates one", minPublishKeyLen))
 	str(&c.JWTIssuer, "jwt-issuer", "if set, subscriber tokens must have this iss claim")
 	str(&c.JWTAudience, "jwt-audience", "if set, subscriber tokens must have this aud claim")
+	str(&c.TenantClaim, "tenant-claim", "the subscriber token claim that holds the stream's tenant id (a string; a token without it has no tenant)")
 	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port]) whose pages may subscribe and publish with credentials; empty allows same-origin only", func(s string) error {
 		origins, err := parseOrigins(s)
 		if err != nil {
@@ -148,7 +152,8 @@ func newServeFlags(c *config) *flag.FlagSet {
 	num(&c.BufferSize, "buffer-size", "events queued per stream before the overflow policy applies")
 	str(&c.Overflow, "overflow", "what a full stream buffer does: disconnect (the client reconnects and replays) or drop (the client misses the event)")
 	num(&c.MaxEventSize, "max-event-size", "largest event type + data, in bytes")
-	num(&c.MaxRecipients, "max-recipients", "most users + clients one publish may name; 0 for no limit")
+	num(&c.MaxRecipients, "max-recipients", "most users, clients, tenants and topics one publish may name, together; 0 for no limit")
+	num(&c.MaxTopics, "max-topics", "most topics one stream may follow, its token's and its ?topic= ones together; over it, 400 before the stream starts; 0 for no limit")
 	num(&c.MaxPublishBytes, "max-publish-bytes", "largest publish request body, in bytes")
 	dur(&c.Heartbeat, "heartbeat", "heartbeat interval of an idle stream; 0 disables")
 	dur(&c.ClientTimeout, "client-timeout", "how long a write to a stream may stall before the stream is closed")
@@ -187,6 +192,7 @@ func defaultConfig() config {
 	return config{
 		Addr:              defaultAddr,
 		Prefix:            "/sse",
+		TenantClaim:       "tenant_id",
 		HistorySize:       1000,
 		HistoryAge:        10 * time.Minute,
 		HistoryBytes:      64 << 20,
@@ -196,6 +202,7 @@ func defaultConfig() config {
 		Overflow:          "disconnect",
 		MaxEventSize:      64 << 10,
 		MaxRecipients:     1000,
+		MaxTopics:         16,
 		MaxPublishBytes:   1 << 20,
 		Heartbeat:         30 * time.Second,
 		ClientTimeout:     time.Minute,
@@ -352,6 +359,12 @@ func (c *config) check() error {
 	if c.MaxRecipients < 0 {
 		return bad("max-recipients", "must be 0 (no limit) or positive, got %d", c.MaxRecipients)
 	}
+	if c.MaxTopics < 0 {
+		return bad("max-topics", "must be 0 (no limit) or positive, got %d", c.MaxTopics)
+	}
+	if err := checkTenantClaim(c.TenantClaim); err != nil {
+		return err
+	}
 	if c.MaxClientsPerUser < 0 {
 		return bad("max-clients-per-user", "must be 0 (no limit) or positive, got %d", c.MaxClientsPerUser)
 	}
@@ -408,6 +421,22 @@ func (c *config) check() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// otherClaims are the claims whose meaning is set: the registered ones and
+// ssehub's own. The tenant's claim cannot be one of them.
+var otherClaims = []string{"sub", "exp", "nbf", "iat", "iss", "aud", "jti", topicsClaim, allowedTopicsClaim}
+
+// checkTenantClaim checks --tenant-claim: a name, and not one of a claim
+// that means something else.
+func checkTenantClaim(name string) error {
+	switch {
+	case name == "":
+		return badSetting("tenant-claim", "must not be empty: name the token claim that holds the tenant id, e.g. tenant_id")
+	case slices.Contains(otherClaims, name):
+		return badSetting("tenant-claim", "%q is a claim with a meaning of its own: name the claim that holds the tenant id", name)
 	}
 	return nil
 }
@@ -531,10 +560,12 @@ Usage:
   ssehub publish [flags]     publish one event through a running hub (ssehub publish --help)
 
 Endpoints:
-  GET  <prefix>/stream   subscribe: HS256 JWT (sub = user uuid) in Authorization: Bearer,
-                         the sse_token cookie or ?access_token=
+  GET  <prefix>/stream   subscribe: HS256 JWT (sub = user uuid; optional tenant claim, "topics",
+                         "allowed_topics") in Authorization: Bearer, the sse_token cookie or
+                         ?access_token=; ?topic=NAME (repeatable) follows topics the token allows
   POST <prefix>/publish  publish: Authorization: Bearer <publish key>, Content-Type: application/json,
-                         {"users":[…],"clients":[…],"type":"…","data":…} or {"all":true,"type":"…",…}
+                         {"users":[…],"clients":[…],"tenant":"…","topics":[…],"type":"…","data":…}
+                         or {"all":true,"type":"…",…}
   GET  <prefix>/status, GET /metrics, GET /healthz, demo page at /
 
 Flags:

@@ -106,6 +106,7 @@ func TestConfigEverySetting(t *testing.T) {
 		{"publish-key", testKey, func(c config) bool { return c.PublishKey == testKey }},
 		{"jwt-issuer", "https://auth.example.com", func(c config) bool { return c.JWTIssuer == "https://auth.example.com" }},
 		{"jwt-audience", "ssehub", func(c config) bool { return c.JWTAudience == "ssehub" }},
+		{"tenant-claim", "org", func(c config) bool { return c.TenantClaim == "org" }},
 		{"cors-origins", "https://a.example.com, HTTP://LOCALHOST:3000", func(c config) bool {
 			return slices.Equal(c.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})
 		}},
@@ -120,6 +121,8 @@ func TestConfigEverySetting(t *testing.T) {
 		{"max-event-size", "1024", func(c config) bool { return c.MaxEventSize == 1024 }},
 		{"max-recipients", "5", func(c config) bool { return c.MaxRecipients == 5 && hubConfig(c, nil).MaxRecipients == 5 }},
 		{"max-recipients", "0", func(c config) bool { return c.MaxRecipients == 0 && hubConfig(c, nil).MaxRecipients < 0 }},
+		{"max-topics", "4", func(c config) bool { return c.MaxTopics == 4 && hubConfig(c, nil).MaxTopics == 4 }},
+		{"max-topics", "0", func(c config) bool { return c.MaxTopics == 0 && hubConfig(c, nil).MaxTopics < 0 }},
 		{"max-publish-bytes", "2097152", func(c config) bool { return c.MaxPublishBytes == 2<<20 }},
 		{"heartbeat", "0", func(c config) bool { return c.Heartbeat == 0 && hubConfig(c, nil).HeartbeatInterval < 0 }},
 		{"client-timeout", "15s", func(c config) bool { return c.ClientTimeout == 15*time.Second }},
@@ -266,6 +269,10 @@ func TestConfigInvalid(t *testing.T) {
 		{"max-event-size", "4194304", nil}, // over max-publish-bytes
 		{"max-recipients", "-1", nil},
 		{"max-recipients", "all", nil},
+		{"max-topics", "-1", nil},
+		{"max-topics", "many", nil},
+		{"tenant-claim", "sub", nil},
+		{"tenant-claim", "allowed_topics", nil},
 		{"max-publish-bytes", "-5", nil},
 		{"heartbeat", "-1s", nil},
 		{"heartbeat", "often", nil},

@@ -41,14 +41,26 @@ func pageHeaders(h http.Header) {
 type demoConfig struct {
 	Dev    bool   `json:"dev"`
 	Prefix string `json:"prefix"`
+	// TenantClaim is --tenant-claim, so that the page shows the tenant of
+	// a pasted token.
+	TenantClaim string `json:"tenant_claim"`
 }
+
+// The tenant and the topic grants of the tokens dev mode mints: the demo
+// page may join any topic under "demo:", and is refused any other, so
+// that a person sees both.
+const demoTenant = "demo"
+
+var demoAllowedTopics = []string{"demo:*"}
 
 // demoToken is the answer of POST /demo/token in dev mode.
 type demoToken struct {
-	User       string    `json:"user"`
-	Token      string    `json:"token"`
-	PublishKey string    `json:"publish_key"`
-	ExpiresAt  time.Time `json:"expires_at"`
+	User          string    `json:"user"`
+	Tenant        string    `json:"tenant"`
+	AllowedTopics []string  `json:"allowed_topics"`
+	Token         string    `json:"token"`
+	PublishKey    string    `json:"publish_key"`
+	ExpiresAt     time.Time `json:"expires_at"`
 }
 
 // demoRoutes mounts the page at /, its files under /assets/, and its two
@@ -75,15 +87,16 @@ func (a *app) demoRoutes(mux *http.ServeMux) {
 		assets.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /demo/config", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, demoConfig{Dev: a.cfg.Dev, Prefix: a.cfg.Prefix})
+		writeJSON(w, http.StatusOK, demoConfig{Dev: a.cfg.Dev, Prefix: a.cfg.Prefix, TenantClaim: a.cfg.TenantClaim})
 	})
 	mux.Handle("/demo/token", only(http.MethodPost, http.HandlerFunc(a.demoToken)))
 }
 
 // demoToken mints a subscriber token in dev mode, for the user the page
-// chose (or a new one), sets it as the sse_token cookie for the
-// EventSource, and hands the page the publish key. Outside dev mode the
-// server never mints tokens: the page asks the person to paste one.
+// chose (or a new one), in demoTenant with demoAllowedTopics, sets it as
+// the sse_token cookie for the EventSource, and hands the page the
+// publish key. Outside dev mode the server never mints tokens: the page
+// asks the person to paste one.
 //
 // Only a request for a loopback Host is answered. A dev hub listens on
 // loopback, but a page from anywhere can still reach it through DNS
@@ -116,7 +129,7 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 		}
 		user = u
 	}
-	token, exp, err := a.verify.mint(user.String(), a.cfg.DevTokenTTL)
+	token, exp, err := a.verify.mint(user.String(), demoTenant, demoAllowedTopics, a.cfg.DevTokenTTL)
 	if err != nil {
 		sse.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
@@ -134,8 +147,9 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 		Secure:   r.TLS != nil,
 		SameSite: http.SameSiteStrictMode,
 	})
-	a.log.Info("dev mode: minted a token", "user", user.String())
-	writeJSON(w, http.StatusOK, demoToken{User: user.String(), Token: token, PublishKey: a.cfg.PublishKey, ExpiresAt: exp})
+	a.log.Info("dev mode: minted a token", "user", user.String(), "tenant", demoTenant)
+	writeJSON(w, http.StatusOK, demoToken{User: user.String(), Tenant: demoTenant, AllowedTopics: demoAllowedTopics,
+		Token: token, PublishKey: a.cfg.PublishKey, ExpiresAt: exp})
 }
 
 // loopbackHost reports whether a Host header names this machine:

@@ -64,10 +64,12 @@ func signedBySecret(token, secret string) bool {
 // Authorization headers, query strings and Cookie headers, and checks that
 // it never panics, that it takes the token from where it says, and that it
 // accepts a token only when it is HS256-signed with the hub's secret, with
-// a user uuid as subject. Seeds include valid tokens (expiring in 2100),
-// tokens signed with another secret, alg none, HS512 and RS256 headers.
+// a user uuid as subject, and a tenant and topics that are valid names.
+// Seeds include valid tokens (expiring in 2100), with and without tenant
+// and topic claims, tokens signed with another secret, alg none, HS512 and
+// RS256 headers.
 func FuzzRequestToken(f *testing.F) {
-	v := newVerifier(testSecret, "", "")
+	v := newVerifier(testSecret, "", "", "tenant_id")
 	claims := `{"sub":"` + fuzzSub + `","exp":4102444800}`
 	good := seedToken("HS256", testSecret, claims)
 	for _, tok := range []string{
@@ -79,6 +81,8 @@ func FuzzRequestToken(f *testing.F) {
 		seedToken("HS256", testSecret, `{"sub":"alice","exp":4102444800}`),
 		seedToken("HS256", testSecret, `{"sub":"`+fuzzSub+`"}`),
 		seedToken("HS256", testSecret, `{"sub":"`+fuzzSub+`","exp":1}`),
+		seedToken("HS256", testSecret, `{"sub":"`+fuzzSub+`","exp":4102444800,"tenant_id":"acme","topics":["news"],"allowed_topics":["acme:*"]}`),
+		seedToken("HS256", testSecret, `{"sub":"`+fuzzSub+`","exp":4102444800,"tenant_id":"a b","allowed_topics":["a*b"]}`),
 		strings.TrimSuffix(good, good[strings.LastIndex(good, ".")+1:]), // unsigned
 		"a.b.c", "", "....",
 	} {
@@ -121,9 +125,18 @@ func FuzzRequestToken(f *testing.F) {
 		default:
 			t.Fatalf("unknown source %q", source)
 		}
-		user, err := v.userID(tok)
+		who, _, err := v.identify(tok)
 		if err != nil {
 			return
+		}
+		user := who.User
+		if who.Tenant != "" && sse.ValidName(who.Tenant) != "" {
+			t.Fatalf("accepted tenant %q, not a valid name", who.Tenant)
+		}
+		for _, topic := range who.Topics {
+			if sse.ValidName(topic) != "" {
+				t.Fatalf("accepted topic %q, not a valid name", topic)
+			}
 		}
 		if !signedBySecret(tok, testSecret) {
 			t.Fatalf("accepted %q, which is not HS256-signed with the secret", tok)
@@ -137,8 +150,9 @@ func FuzzRequestToken(f *testing.F) {
 // FuzzPublishBody posts arbitrary bodies and content types to the publish
 // handler and checks its contract: either 200 with the id of exactly one
 // new event, whose type and data are valid and as sent, addressed to
-// everyone only if the body says "all": true, with each field spelt
-// exactly; or a 4xx with a JSON error and nothing published.
+// everyone only if the body says "all": true, to the tenant and topics
+// sent and no other, with each field spelt exactly; or a 4xx with a JSON
+// error and nothing published.
 func FuzzPublishBody(f *testing.F) {
 	// Small limits, so that the too-large paths are reached by small
 	// inputs: the fuzzer minimizes every new input, and big ones slow it.
@@ -166,6 +180,10 @@ func FuzzPublishBody(f *testing.F) {
 		`{"clients":["a b"],"type":"t"}`, `{"type":"t","data":"` + strings.Repeat("a", 600) + `"}`, `{"type":"t","data":"` + strings.Repeat("a", 1100) + `"}`,
 		`{"all":true,"type":"t","data":"\ud800"}`, `{"all":true,"type":"t","data":"\u2028"}`, "{\"all\":true,\"type\":\"t\",\"data\":\"\xff\"}",
 		`[]`, `null`, ``, `{"type":"t","Type":"u"}`, `{"TYPE":"t"}`,
+		`{"tenant":"acme","type":"t"}`, `{"tenant":"","type":"t"}`, `{"tenant":null,"type":"t"}`, `{"tenant":["a"],"type":"t"}`,
+		`{"tenant":"a b","type":"t"}`, `{"topics":["a","b:c"],"type":"t"}`, `{"topics":[],"type":"t"}`, `{"topics":["a*"],"type":"t"}`,
+		`{"all":true,"tenant":"a","type":"t"}`, `{"all":true,"topics":["a"],"type":"t"}`, `{"Tenant":"a","type":"t"}`,
+		`{"tenant":"a","topics":["b","b"],"users":["` + fuzzSub + `"],"type":"t"}`, `{"tenant":"a","topics":["b","c","d"],"type":"t"}`,
 	} {
 		f.Add(body, "application/json")
 	}
@@ -227,18 +245,42 @@ func FuzzPublishBody(f *testing.F) {
 		all := string(bytes.TrimSpace(fields["all"])) == "true"
 		_, hasUsers := fields["users"]
 		_, hasClients := fields["clients"]
+		_, hasTenant := fields["tenant"]
+		_, hasTopics := fields["topics"]
 		everyone := slices.Equal(m.Channels, []string{sse.BroadcastChannel})
-		if everyone != all || (all && (hasUsers || hasClients)) {
+		if everyone != all || (all && (hasUsers || hasClients || hasTenant || hasTopics)) {
 			t.Fatalf("published to everyone=%v from %q", everyone, body)
 		}
-		var mUsers []string
+		var mUsers, mNamed []string
 		for _, ch := range m.Channels {
 			if u, ok := strings.CutPrefix(ch, "user:"); ok {
 				mUsers = append(mUsers, u)
+			} else if ch != sse.BroadcastChannel {
+				mNamed = append(mNamed, ch)
 			}
 		}
-		if n := len(req2.Users) + len(req2.Clients); n > 3 {
+		n := len(req2.Users) + len(req2.Clients) + len(req2.Topics)
+		if req2.Tenant != "" {
+			n++
+		}
+		if n > 3 {
 			t.Fatalf("published to %d addressees, over the hub's limit of 3", n)
+		}
+		// The tenant's and the topics' channels are those sent, each a
+		// valid name.
+		var named []string
+		if req2.Tenant != "" {
+			named = append(named, sse.TenantChannel(req2.Tenant))
+		}
+		for _, name := range req2.Topics {
+			if sse.ValidName(name) != "" {
+				t.Fatalf("published to topic %q, not a valid name", name)
+			}
+			named = append(named, sse.TopicChannel(name))
+		}
+		slices.Sort(named)
+		if named = slices.Compact(named); !slices.Equal(mNamed, named) {
+			t.Fatalf("published to channels %v, sent tenant %q and topics %v", mNamed, req2.Tenant, req2.Topics)
 		}
 		if !json.Valid(m.Data) || bytes.ContainsAny(m.Data, "\r\n") {
 			t.Fatalf("published data %q is not one line of JSON", m.Data)
@@ -314,4 +356,41 @@ func jsonEqual(a, b []byte) bool {
 	xa, _ := json.Marshal(x)
 	ya, _ := json.Marshal(y)
 	return bytes.Equal(xa, ya)
+}
+
+// FuzzParseGrant checks the syntax of an "allowed_topics" entry: it is
+// accepted only as a valid topic name, or as a valid name followed by one
+// '*'; and the grant it makes allows exactly that name, or every topic
+// that starts with it.
+func FuzzParseGrant(f *testing.F) {
+	for _, entry := range []string{
+		"board:7", "org_42:*", "*", "**", "a*b", "board:**", "*board", "-x*", "", "a", "a b*", "é*",
+		strings.Repeat("a", 128) + "*", strings.Repeat("a", 129), strings.Repeat("a", 129) + "*",
+	} {
+		f.Add(entry, "board:7")
+		f.Add(entry, "org_42:doc")
+	}
+	f.Fuzz(func(t *testing.T, entry, topic string) {
+		name, prefix, why := parseGrant(entry)
+		if why != "" {
+			if _, err := newGrants(nil, []string{entry}); err == nil {
+				t.Fatalf("parseGrant(%q) refused it (%s), newGrants did not", entry, why)
+			}
+			return
+		}
+		if sse.ValidName(name) != "" {
+			t.Fatalf("parseGrant(%q) accepted %q, not a valid name", entry, name)
+		}
+		if whole := name + map[bool]string{true: "*"}[prefix]; whole != entry {
+			t.Fatalf("parseGrant(%q) = %q, %v: not the entry", entry, name, prefix)
+		}
+		g, err := newGrants(nil, []string{entry})
+		if err != nil {
+			t.Fatalf("newGrants(%q): %v", entry, err)
+		}
+		want := topic == name || prefix && strings.HasPrefix(topic, name)
+		if got := g.allows(topic); got != want {
+			t.Fatalf("grant %q allows(%q) = %v, want %v", entry, topic, got, want)
+		}
+	})
 }

@@ -78,7 +78,12 @@ type serverMetrics struct {
 	authFailures    *prometheus.CounterVec
 	publishRejected *prometheus.CounterVec
 	rateLimited     *prometheus.CounterVec
+	publishes       *prometheus.CounterVec
 }
+
+// targetKinds are the values of ssekit_publishes_total's target label: the
+// kinds of addressee a publish may name.
+var targetKinds = []string{"all", "users", "clients", "tenant", "topics"}
 
 // newServerMetrics returns a registry with the hub's metrics, the
 // server's, and the Go runtime and process collectors.
@@ -97,16 +102,41 @@ func newServerMetrics(hub *sse.Hub) *serverMetrics {
 			Name: "ssekit_rate_limited_total",
 			Help: "Requests over a rate limit, by endpoint: streams turned away with a retry hint, publishes answered 429.",
 		}, []string{"endpoint"}),
+		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ssekit_publishes_total",
+			Help: "Publish requests accepted, by kind of target: all, users, clients, tenant, topics (a publish to several kinds counts once under each).",
+		}, []string{"target"}),
+	}
+	// Every kind from the start, so that a dashboard's rate() sees the
+	// first publish of a kind rather than a series appearing at 1.
+	for _, kind := range targetKinds {
+		m.publishes.WithLabelValues(kind)
 	}
 	m.registry.MustRegister(
 		newHubCollector(hub),
 		m.authFailures,
 		m.publishRejected,
 		m.rateLimited,
+		m.publishes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// countPublish counts an accepted publish to t under each kind of
+// addressee it names.
+func (m *serverMetrics) countPublish(t sse.Target) {
+	count := func(kind string, named bool) {
+		if named {
+			m.publishes.WithLabelValues(kind).Inc()
+		}
+	}
+	count("all", t.All)
+	count("users", t.Users != nil)
+	count("clients", t.Clients != nil)
+	count("tenant", t.Tenants != nil)
+	count("topics", t.Topics != nil)
 }
 
 // handler serves the registry in the Prometheus text format.

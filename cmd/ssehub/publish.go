@@ -26,12 +26,18 @@ type publishRequest struct {
 	All     bool            `json:"all,omitempty"`
 	Users   []string        `json:"users,omitempty"`
 	Clients []string        `json:"clients,omitempty"`
+	Tenant  string          `json:"tenant,omitempty"` // one tenant id
+	Topics  []string        `json:"topics,omitempty"`
 	Type    string          `json:"type"`
 	Data    json.RawMessage `json:"data"`
 }
 
 // publishFields are the keys a publish body may have, spelt exactly.
-var publishFields = []string{"all", "users", "clients", "type", "data"}
+var publishFields = []string{"all", "users", "clients", "tenant", "topics", "type", "data"}
+
+// addresseeFields are the keys of publishFields that name whom an event
+// is for.
+var addresseeFields = []string{"all", "users", "clients", "tenant", "topics"}
 
 // publishResponse is the answer to a publish: the id the broker gave it.
 type publishResponse struct {
@@ -53,7 +59,8 @@ type publishHandler struct {
 	hub     *sse.Hub
 	key     keyChecker
 	maxBody int64
-	// maxRecipients bounds users + clients of one publish; 0: no limit.
+	// maxRecipients bounds the users, clients, tenant and topics of one
+	// publish, together; 0: no limit.
 	// The hub has the same bound; this one answers before the ids are
 	// parsed, naming the flag.
 	maxRecipients int
@@ -101,7 +108,9 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sse.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
 	}
-	p.log.Debug("published", "id", id, "type", req.Type, "users", len(target.Users), "clients", len(target.Clients))
+	p.metrics.countPublish(target)
+	p.log.Debug("published", "id", id, "type", req.Type, "users", len(target.Users), "clients", len(target.Clients),
+		"tenant", req.Tenant, "topics", len(target.Topics))
 	writeJSON(w, http.StatusOK, publishResponse{ID: id})
 }
 
@@ -180,7 +189,7 @@ func checkFields(body []byte) error {
 		key, _ := tok.(string) // in an object, a token that is no error is a key
 		switch {
 		case !slices.Contains(publishFields, key):
-			return fmt.Errorf("unknown field %s: the fields are all, users, clients, type and data, in lower case", quoteInput(key))
+			return fmt.Errorf("unknown field %s: the fields are all, users, clients, tenant, topics, type and data, in lower case", quoteInput(key))
 		case seen[key]:
 			return fmt.Errorf("field %q appears twice: send each field once", key)
 		}
@@ -200,15 +209,25 @@ func checkFields(body []byte) error {
 }
 
 // checkAddressee refuses an addressee field that is present but names
-// nobody: "all", "users" or "clients" null, or a list that is empty.
-// Whoever sent it meant someone, or meant to leave the field out; an
-// empty query result must not become everyone, nor pass for no one.
+// nobody: null, a list that is empty, or an empty "tenant". Whoever sent
+// it meant someone, or meant to leave the field out; an empty query result
+// must not become everyone, nor pass for no one.
 func checkAddressee(key string, value json.RawMessage) error {
-	if key != "all" && key != "users" && key != "clients" {
+	if !slices.Contains(addresseeFields, key) {
 		return nil
 	}
 	if string(value) == "null" {
 		return fmt.Errorf(`%q is null: leave it out, or name someone ("all": true for everyone)`, key)
+	}
+	if key == "tenant" {
+		var tenant string
+		if json.Unmarshal(value, &tenant) != nil {
+			return errors.New(`"tenant" is not a string: a publish names one tenant id, as in "tenant": "acme"`)
+		}
+		if tenant == "" {
+			return errors.New(`"tenant" is empty: name a tenant, or send "all": true for everyone`)
+		}
+		return nil
 	}
 	var list []json.RawMessage
 	if key != "all" && json.Unmarshal(value, &list) == nil && len(list) == 0 {
@@ -234,16 +253,21 @@ func checkTarget(req publishRequest, maxRecipients int) (sse.Target, error) {
 	if err := checkType(req.Type); err != nil {
 		return t, err
 	}
+	some := req.Users != nil || req.Clients != nil || req.Tenant != "" || req.Topics != nil
 	switch {
-	case req.All && (req.Users != nil || req.Clients != nil):
-		return t, errors.New(`"all": true excludes "users" and "clients": send one or the other`)
+	case req.All && some:
+		return t, errors.New(`"all": true excludes "users", "clients", "tenant" and "topics": send one or the other`)
 	case req.All:
 		return sse.Target{All: true}, nil
-	case req.Users == nil && req.Clients == nil:
-		return t, errors.New(`no addressee: name "users" or "clients", or set "all": true to send to everyone`)
+	case !some:
+		return t, errors.New(`no addressee: name "users", "clients", "tenant" or "topics", or set "all": true to send to everyone`)
 	}
-	if n := len(req.Users) + len(req.Clients); maxRecipients > 0 && n > maxRecipients {
-		return t, fmt.Errorf("%w: %d users and clients, over --max-recipients %d: split the publish", sse.ErrTooManyRecipients, n, maxRecipients)
+	n := len(req.Users) + len(req.Clients) + len(req.Topics)
+	if req.Tenant != "" {
+		n++
+	}
+	if maxRecipients > 0 && n > maxRecipients {
+		return t, fmt.Errorf("%w: %d users, clients, tenants and topics, over --max-recipients %d: split the publish", sse.ErrTooManyRecipients, n, maxRecipients)
 	}
 	for i, u := range req.Users {
 		id, err := uuid.Parse(u)
@@ -258,6 +282,18 @@ func checkTarget(req publishRequest, maxRecipients int) (sse.Target, error) {
 		}
 		t.Clients = append(t.Clients, c)
 	}
+	if req.Tenant != "" {
+		if why := sse.ValidName(req.Tenant); why != "" {
+			return t, fmt.Errorf("tenant: %s %s", quoteInput(req.Tenant), why)
+		}
+		t.Tenants = []string{req.Tenant}
+	}
+	for i, name := range req.Topics {
+		if why := sse.ValidName(name); why != "" {
+			return t, fmt.Errorf("topics[%d]: %s %s", i, quoteInput(name), why)
+		}
+	}
+	t.Topics = req.Topics
 	return t, nil
 }
 

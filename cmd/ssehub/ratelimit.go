@@ -273,16 +273,19 @@ func (a *app) streamHandler() http.Handler {
 			a.refuseStream(w, r, "ip", wait)
 			return
 		}
-		user, err := a.authenticate(r)
+		who, g, err := a.identify(r)
 		if err != nil {
 			sse.WriteError(w, http.StatusUnauthorized, "unauthorized", err.Error())
 			return
 		}
-		if ok, wait := a.limits.streamUser.allow(user, now); !ok {
+		if ok, wait := a.limits.streamUser.allow(who.User, now); !ok {
 			a.refuseStream(w, r, "user", wait)
 			return
 		}
-		a.hub.ServeStream(w, r, user)
+		// The hub checks the topics before the stream starts: a topic
+		// the token does not allow is a 403, a bad name or too many a
+		// 400, each with a JSON body naming it.
+		a.hub.ServeIdentity(w, withGrants(r, g), who)
 	})
 }
 

@@ -50,7 +50,7 @@ func newApp(cfg config, log *slog.Logger, cl cluster) (*app, error) {
 		log:     log,
 		hub:     hub,
 		cluster: cl,
-		verify:  newVerifier(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience),
+		verify:  newVerifier(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim),
 		metrics: newServerMetrics(hub),
 		limits:  newLimits(cfg),
 	}
@@ -95,6 +95,8 @@ func hubConfig(c config, log *slog.Logger) sse.Config {
 		HistoryBytes:      none64(c.HistoryBytes),
 		MaxEventSize:      c.MaxEventSize,
 		MaxRecipients:     none(c.MaxRecipients),
+		MaxTopics:         none(c.MaxTopics),
+		AuthorizeTopic:    authorizeTopic,
 		Overflow:          overflow,
 		MaxStreamAge:      noneD(c.MaxStreamAge),
 		WriteDelay:        noneD(c.WriteDelay),
@@ -129,20 +131,21 @@ func (a *app) routes() http.Handler {
 	return secureHeaders(mux)
 }
 
-// authenticate returns the user of a stream request: the user
-// is the sub of a valid subscriber token.
-func (a *app) authenticate(r *http.Request) (string, error) {
+// identify returns whom a stream request is for, and the topics it may
+// follow: what its subscriber token says (see verifier.identify).
+func (a *app) identify(r *http.Request) (sse.Identity, *grants, error) {
 	token, source, err := requestToken(r)
 	if err == nil {
-		var user string
-		if user, err = a.verify.userID(token); err == nil {
-			a.log.Debug("stream authenticated", "user", user, "source", source)
-			return user, nil
+		var who sse.Identity
+		var g *grants
+		if who, g, err = a.verify.identify(token); err == nil {
+			a.log.Debug("stream authenticated", "user", who.User, "tenant", who.Tenant, "source", source)
+			return who, g, nil
 		}
 	}
 	a.metrics.authFailures.WithLabelValues("stream").Inc()
 	a.log.Info("stream refused", "err", err, "source", source, "remote", r.RemoteAddr)
-	return "", err
+	return sse.Identity{}, nil, err
 }
 
 // status serves <prefix>/status: this node's hub, or with scope=cluster

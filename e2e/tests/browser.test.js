@@ -8,8 +8,8 @@ import { mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { startHub, kill, freePort, signHS256, publish, tryPublish, devPublishKey, newUser, positions, moved, SECRET, KEY, GUARD } from "./helpers.js";
+import { launch, logEntry } from "./chromium.js";
+import { startHub, kill, freePort, signHS256, publish, tryPublish, devPublishKey, newUser, positions, moved, SECRET, KEY } from "./helpers.js";
 
 // The README's screenshot is rewritten only on request (UPDATE_SCREENSHOT=1
 // bash e2e/run.sh), so that a test run leaves the work tree clean; otherwise
@@ -17,27 +17,6 @@ import { startHub, kill, freePort, signHS256, publish, tryPublish, devPublishKey
 const SCREENSHOT = process.env.UPDATE_SCREENSHOT === "1"
   ? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../docs/demo.png")
   : path.join(os.tmpdir(), `ssehub-demo-${process.pid}.png`);
-
-async function launch(t) {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-  });
-  t.after(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
-  page.setDefaultTimeout(GUARD);
-  // A page error is a test failure, not a silent console line.
-  const errors = [];
-  page.on("pageerror", (err) => errors.push(err));
-  t.after(() => assert.deepEqual(errors, [], "the page threw"));
-  return page;
-}
-
-// logEntry waits for an entry of type in the page's event log whose text
-// has needle.
-function logEntry(page, type, needle) {
-  return page.locator(`#log li[data-type="${type}"]`, { hasText: needle }).first().waitFor();
-}
 
 test("demo page in dev mode: live events, toast, badge, publish form, survives a restart", async (t) => {
   const port = await freePort();

@@ -65,11 +65,12 @@ export async function kill(hub, signal = "SIGKILL") {
   return hub.exited;
 }
 
-// signHS256 signs a subscriber token for sub, as an app's backend would.
-export function signHS256(sub, secret = SECRET, ttlSeconds = 3600) {
+// signHS256 signs a subscriber token for sub, as an app's backend would,
+// with claims added (a tenant_id, topics, allowed_topics).
+export function signHS256(sub, secret = SECRET, ttlSeconds = 3600, claims = {}) {
   const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
   const now = Math.floor(Date.now() / 1000);
-  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, iat: now, exp: now + ttlSeconds })}`;
+  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ ...claims, sub, iat: now, exp: now + ttlSeconds })}`;
   const sig = createHmac("sha256", secret).update(input).digest("base64url");
   return `${input}.${sig}`;
 }

@@ -20,6 +20,8 @@ const state = {
   cfg: null,
   es: null,
   user: "",
+  tenant: "",
+  topics: new Set(), // the topics joined, asked for with ?topic= on every (re)open
   token: "",       // pasted token (debugger mode)
   publishKey: "",
   clientId: "",
@@ -48,13 +50,15 @@ function setFact(id, value) {
 // connect opens a new EventSource. withCredentials sends the sse_token
 // cookie (dev mode); a pasted token goes in ?access_token=, since an
 // EventSource cannot set headers. resumeFrom resumes a new EventSource
-// where the last one stopped (its own reconnects send Last-Event-ID).
+// where the last one stopped (its own reconnects send Last-Event-ID); the
+// topics joined since start where they are now.
 function connect(resumeFrom) {
   if (state.es) state.es.close();
   clearTimeout(state.recoverTimer);
   const params = new URLSearchParams();
   if (!state.cfg.dev) params.set("access_token", state.token);
   if (resumeFrom) params.set("lastEventId", resumeFrom);
+  for (const topic of state.topics) params.append("topic", topic);
   const qs = params.toString();
   const url = state.cfg.prefix + "/stream" + (qs ? "?" + qs : "");
   const es = new EventSource(url, { withCredentials: true });
@@ -74,17 +78,123 @@ function connect(resumeFrom) {
       setState("reconnecting", "Reconnecting");
       return;
     }
-    // CLOSED: the hub refused the stream for good (401), e.g. a dev hub
-    // restarted with a new secret, or a bad pasted token.
+    // CLOSED: the hub refused the stream for good.
     setState("closed", "Closed");
-    if (state.cfg.dev) {
-      systemEntry("Stream refused; getting a new token and resuming…");
-      scheduleRecover();
-    } else {
-      systemEntry("Stream refused (401): the token is invalid or expired. Paste a new one.");
-    }
+    onRefused(es, url);
   };
   state.types.forEach(listen);
+}
+
+// onRefused says why the hub refused es, the stream at url, and recovers. An
+// EventSource that gets any status but 200 fires a bare error and never
+// retries, so the page asks the same URL again with fetch, which can read
+// the status and the JSON body: 400 or 403 for topics it may not follow
+// (the reason is shown, those topics left, and the stream reopened with
+// the rest), 401 for a token the hub refuses (e.g. a dev hub restarted
+// with a new secret, or a bad pasted token).
+async function onRefused(es, url) {
+  const { status, body } = await refusal(url);
+  if (es !== state.es) return; // the page has opened another meanwhile
+  if (status === 400 || status === 403) {
+    const msg = body.message || "the hub answered " + status;
+    showTopicError(msg);
+    systemEntry("Stream refused (" + status + "): " + msg);
+    // The body names the refused topics; too many names none: leave the
+    // last one joined.
+    const refused = body.topics && body.topics.length ? body.topics : [...state.topics].slice(-1);
+    const left = refused.filter((t) => state.topics.delete(t));
+    renderTopics();
+    if (left.includes($("#to-topic").value)) $("#to-topic").value = [...state.topics].pop() || "";
+    // A refusal for topics the page did not join (the token's own) would
+    // come back at every reopen: stay closed.
+    if (left.length > 0) connect(state.lastId);
+    return;
+  }
+  if (state.cfg.dev) {
+    systemEntry("Stream refused; getting a new token and resuming…");
+    scheduleRecover();
+  } else {
+    systemEntry("Stream refused (" + (status || "no answer") + "): " + (body.message || "the token is invalid or expired") + ". Paste a new one.");
+  }
+}
+
+// refusal fetches a stream URL as the EventSource did and returns the
+// status and JSON body of the refusal; status 0 when the hub does not
+// answer. An answer that is a stream after all is cut at once.
+async function refusal(url) {
+  const ctl = new AbortController();
+  try {
+    const res = await fetch(url, { credentials: "include", cache: "no-store", signal: ctl.signal });
+    if (!(res.headers.get("Content-Type") || "").startsWith("application/json")) {
+      ctl.abort();
+      return { status: res.status, body: {} };
+    }
+    return { status: res.status, body: await res.json() };
+  } catch (_) {
+    return { status: 0, body: {} };
+  }
+}
+
+// ---- topics ------------------------------------------------------------
+
+// join adds the topic typed in and reopens the stream with it, from where
+// the stream is.
+function join(ev) {
+  ev.preventDefault();
+  const topic = $("#topic").value.trim();
+  if (!topic) return;
+  $("#topic").value = "";
+  $("#to-topic").value = topic;
+  $("#topic-error").hidden = true;
+  if (state.topics.has(topic)) return;
+  state.topics.add(topic);
+  renderTopics();
+  systemEntry("Joining topic " + topic + ": reopening the stream");
+  if (state.es) connect(state.lastId);
+}
+
+function leave(topic) {
+  state.topics.delete(topic);
+  renderTopics();
+  if (state.es) connect(state.lastId);
+}
+
+function renderTopics() {
+  const items = [...state.topics].map((topic) => {
+    const li = document.createElement("li");
+    li.dataset.topic = topic;
+    const name = document.createElement("span");
+    name.textContent = topic;
+    const x = document.createElement("button");
+    x.type = "button";
+    x.textContent = "×";
+    x.title = "Leave " + topic;
+    x.setAttribute("aria-label", "Leave " + topic);
+    x.addEventListener("click", () => leave(topic));
+    li.append(name, x);
+    return li;
+  });
+  $("#topics").replaceChildren(...items);
+}
+
+function showTopicError(msg) {
+  const el = $("#topic-error");
+  el.textContent = msg;
+  el.hidden = false;
+}
+
+// showGrants shows what a token lets the stream follow: its tenant, the
+// topics it follows by default and those it may join.
+function showGrants(tenant, topics, allowed) {
+  const list = (v) => (Array.isArray(v) ? v.map(String) : []);
+  topics = list(topics);
+  allowed = list(allowed);
+  state.tenant = typeof tenant === "string" ? tenant : "";
+  setFact("#fact-tenant", state.tenant);
+  const parts = [];
+  if (topics.length) parts.push("Followed by the token: " + topics.join(", ") + ".");
+  parts.push(allowed.length ? "The token allows " + allowed.join(", ") + "; any other topic is refused." : "The token allows no other topic.");
+  $("#grants").textContent = parts.join(" ");
 }
 
 // listen adds a listener for one event type on the current EventSource.
@@ -216,17 +326,18 @@ async function mintToken(user) {
   state.publishKey = body.publish_key;
   $("#user").value = body.user;
   setFact("#fact-user", body.user);
+  showGrants(body.tenant, [], body.allowed_topics);
   try { localStorage.setItem("ssehub.demo.user", body.user); } catch (_) { /* private mode */ }
 }
 
-// jwtSubject reads the sub of a token without verifying it: only to
-// show who the page subscribes as; the hub verifies.
-function jwtSubject(token) {
+// jwtClaims reads the claims of a token without verifying them: only to
+// show whom the page subscribes as; the hub verifies.
+function jwtClaims(token) {
   try {
     const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(part)).sub || "";
+    return JSON.parse(atob(part)) || {};
   } catch (_) {
-    return "";
+    return {};
   }
 }
 
@@ -246,6 +357,7 @@ function onTypeChange() {
 function onTargetChange() {
   const to = document.querySelector('input[name="to"]:checked').value;
   $("#to-user").hidden = to !== "user";
+  $("#to-topic").hidden = to !== "topic";
 }
 
 async function publish(ev) {
@@ -267,6 +379,11 @@ async function publish(ev) {
   if (to === "me") body.users = [state.user];
   if (to === "user") body.users = [$("#to-user").value.trim()];
   if (to === "client") body.clients = [state.clientId];
+  if (to === "tenant") {
+    if (!state.tenant) return fail("This stream has no tenant: its token names none.");
+    body.tenant = state.tenant;
+  }
+  if (to === "topic") body.topics = [$("#to-topic").value.trim()];
   const key = state.cfg.dev ? state.publishKey : $("#key").value.trim();
   if (!key) return fail("A publish key is needed to publish.");
   listen(type);
@@ -297,6 +414,7 @@ async function publish(ev) {
 
 async function start() {
   $("#publish").addEventListener("submit", publish);
+  $("#join-form").addEventListener("submit", join);
   $("#type").addEventListener("change", onTypeChange);
   document.querySelectorAll('input[name="to"]').forEach((r) => r.addEventListener("change", onTargetChange));
   $("#clear").addEventListener("click", () => {
@@ -349,8 +467,10 @@ async function start() {
     $("#connect").addEventListener("click", () => {
       state.token = $("#token").value.trim();
       if (!state.token) return;
-      state.user = jwtSubject(state.token);
+      const claims = jwtClaims(state.token);
+      state.user = claims.sub || "";
       setFact("#fact-user", state.user);
+      showGrants(claims[state.cfg.tenant_claim], claims.topics, claims.allowed_topics);
       state.lastId = "";
       connect("");
     });
