@@ -3,8 +3,10 @@
 // tests with a function that makes a fresh broker, and the suite checks the
 // written contract of sse.Broker against it: live delivery of followed
 // channels, order and exactly-once per channel, reads of each channel's own
-// history (which other channels' traffic never trims), positions and
-// ErrUnknownID, context handling and stopping.
+// history (which other channels' traffic never trims), what a publish to
+// several channels carries (whole, or a copy per channel with its
+// Message.Also), positions and ErrUnknownID, context handling and
+// stopping.
 //
 //	func TestConformance(t *testing.T) {
 //		brokertest.Run(t, func(t *testing.T) sse.Broker {
@@ -67,6 +69,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker) {
 		{"ReadAfterPosition", testRead},
 		{"ReadPages", testReadPages},
 		{"ChannelsAreIndependent", testIndependent},
+		{"PublishToSeveralChannels", testSeveralChannels},
 		{"ReadMalformedPosition", testReadMalformed},
 		{"ReadFuturePosition", testReadFuture},
 		{"ReadTrimmedPosition", testReadTrimmed},

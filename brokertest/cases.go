@@ -252,6 +252,108 @@ func testIndependent(t *testing.T, b sse.Broker) {
 	}
 }
 
+// testSeveralChannels: a publish to several channels reaches a
+// subscription, and Read, either whole (all its channels, each with its
+// position) or as a copy per channel: that one channel, and as Also
+// sse.AlsoFollowed(the publish's channels, that channel), so that the hub
+// writes the event once to a connection that follows several of them.
+// Also names channels the subscription does not follow, since another
+// connection may; a whole publish, or one to a single channel, has none.
+func testSeveralChannels(t *testing.T, b sse.Broker) {
+	// A user id may hold any byte, a newline too.
+	const userA, userB, tenant = "user:a", "user:b\n2", "tenant:acme"
+	const topic1, topic2 = "topic:board", "topic:doc:42"
+	pubs := []sse.Message{
+		msg("mixed", sorted(userA, userB, tenant, topic1, topic2)...),
+		msg("users", sorted(userA, userB)...),
+		msg("topics", sorted(topic1, topic2)...),
+		msg("user-and-topic", sorted(userB, topic2)...),
+		msg("one", topic1),
+	}
+	watch := []string{userA, tenant, topic1, topic2}
+	starts := map[string]string{}
+	for _, m := range pubs {
+		for _, ch := range m.Channels {
+			starts[ch] = head(t, b, ch)
+		}
+	}
+	col := subscribe(t, b, watch...)
+	byType := map[string]sse.Message{}
+	n := 0
+	for _, m := range pubs {
+		publish(t, b, m)
+		byType[m.Type] = m
+		for _, ch := range m.Channels {
+			if slices.Contains(watch, ch) {
+				n++
+			}
+		}
+	}
+	got := col.waitFor(t, n)
+	if len(got) != n {
+		t.Fatalf("received %d deliveries, want %d: %s", len(got), n, brief(positions(got)))
+	}
+	livePos := map[string]string{} // type and channel: position
+	for _, d := range got {
+		pub, ok := byType[d.msg.Type]
+		if !ok {
+			t.Fatalf("received a message of type %q, which was not published", d.msg.Type)
+		}
+		checkCopy(t, "delivery in "+d.channel, d.channel, d.msg, pub)
+		livePos[d.msg.Type+"\x00"+d.channel] = d.pos
+	}
+	for ch, start := range starts {
+		ms, err := readAll(t.Context(), b, ch, start)
+		if err != nil {
+			t.Fatalf("Read(%q, %q): %v", ch, start, err)
+		}
+		var types []string
+		for _, m := range ms {
+			pub, ok := byType[m.Type]
+			if !ok {
+				t.Fatalf("Read(%q) returned a message of type %q, which was not published", ch, m.Type)
+			}
+			checkCopy(t, fmt.Sprintf("Read(%q)", ch), ch, m, pub)
+			if p, ok := livePos[m.Type+"\x00"+ch]; ok && p != posIn(m, ch) {
+				t.Errorf("Read(%q): %s at %q, delivered at %q", ch, m.Type, posIn(m, ch), p)
+			}
+			types = append(types, m.Type)
+		}
+		var want []string
+		for _, m := range pubs {
+			if slices.Contains(m.Channels, ch) {
+				want = append(want, m.Type)
+			}
+		}
+		if !slices.Equal(types, want) {
+			t.Errorf("Read(%q) = %q, want %q", ch, types, want)
+		}
+	}
+}
+
+// checkCopy fails unless got, a message of channel ch, is pub whole (all
+// its channels with positions, no Also) or pub's copy for ch (ch alone,
+// its position, and Also sse.AlsoFollowed(pub.Channels, ch)).
+func checkCopy(t *testing.T, what, ch string, got, pub sse.Message) {
+	t.Helper()
+	sameMessage(t, what, got, pub)
+	if len(got.Positions) != len(got.Channels) {
+		t.Errorf("%s: %d positions for the channels %q", what, len(got.Positions), got.Channels)
+	}
+	switch {
+	case slices.Equal(got.Channels, pub.Channels):
+		if len(got.Also) != 0 {
+			t.Errorf("%s: the whole publish to %q carries Also %q, want none", what, pub.Channels, got.Also)
+		}
+	case len(got.Channels) == 1 && got.Channels[0] == ch:
+		if want := sse.AlsoFollowed(pub.Channels, ch); !slices.Equal(got.Also, want) {
+			t.Errorf("%s: the copy of a publish to %q carries Also %q, want sse.AlsoFollowed = %q", what, pub.Channels, got.Also, want)
+		}
+	default:
+		t.Errorf("%s: carries the channels %q of a publish to %q: want all of them, or %q alone", what, got.Channels, pub.Channels, ch)
+	}
+}
+
 // unknown checks that Read(channel, after) fails with ErrUnknownID.
 func unknown(t *testing.T, b sse.Broker, channel, after, why string) {
 	t.Helper()

@@ -27,6 +27,12 @@
 // a connection error it also reads each of its channels' streams from the
 // last event it delivered.
 //
+// Each channel's copy of a publish is stored and delivered apart, so a
+// connection that follows several channels of one publish (its user's and
+// a topic's) hears it once per channel. The copy's entry and announcement
+// name the publish's other channels that such a connection may follow
+// (sse.Message.Also), and the hub writes the event once.
+//
 // A channel's stream expires MaxAge after its last event; its last
 // position is remembered for PositionTTL, so that a client that saw a
 // quiet channel's last event resumes without a resync. The script also
@@ -306,6 +312,7 @@ const (
 	fieldPub  = "pub" // the publish's id
 	fieldType = "type"
 	fieldData = "data"
+	fieldAlso = "also" // encodeNames(Message.Also); only when not empty
 )
 
 // Head returns the channel's newest position, "0-0" when it has none (or
@@ -408,6 +415,12 @@ func decode(channel string, xm redis.XMessage) sse.Message {
 	m.Type, _ = xm.Values[fieldType].(string)
 	if d, ok := xm.Values[fieldData].(string); ok {
 		m.Data = []byte(d)
+	}
+	if a, ok := xm.Values[fieldAlso].(string); ok {
+		// Only the publish script writes entries; an Also it could not
+		// have written is left out, and the event may then reach a
+		// connection twice rather than not at all.
+		m.Also, _ = decodeNames(a)
 	}
 	return m
 }

@@ -165,7 +165,7 @@ func (s *subscription) unsubscribed(sh *shard, live string) {
 // connection lost some (or they were published before the subscription
 // took the channel on), and the stream has them.
 func (s *subscription) live(lc *liveChan, payload string) error {
-	f, err := fields(payload, 5)
+	f, also, err := announcement(payload)
 	if err != nil {
 		s.b.log.Warn("redisbroker: malformed announcement dropped", "channel", lc.live, "err", err)
 		return nil
@@ -177,8 +177,23 @@ func (s *subscription) live(lc *liveChan, payload string) error {
 	if prev != lc.last && sse.CompareIDs(prev, lc.last) != 0 {
 		return s.fill(lc) // delivers this one too
 	}
-	s.deliver(lc, sse.Message{ID: f[2], Type: f[3], Data: []byte(f[4]), Time: idTime(id)}, id)
+	s.deliver(lc, sse.Message{ID: f[2], Also: also, Type: f[3], Data: []byte(f[4]), Time: idTime(id)}, id)
 	return nil
+}
+
+// announcement reads what the publish script announces: five fields
+// (position, prev, publish id, type, data), and the copy's Also as a
+// sixth when the publish had other channels a follower may follow.
+func announcement(payload string) (f, also []string, err error) {
+	f, err = splitFields(payload)
+	switch {
+	case err != nil:
+	case len(f) == 6:
+		also, err = decodeNames(f[5])
+	case len(f) != 5:
+		err = fmt.Errorf("%d fields, want 5 or 6", len(f))
+	}
+	return f, also, err
 }
 
 // deliver hands fn an event of lc at position pos.
@@ -243,26 +258,67 @@ func (s *subscription) resync(lc *liveChan, pos string) {
 // fields splits an announcement into n length-prefixed fields,
 // "<len>:<bytes>" each.
 func fields(payload string, n int) ([]string, error) {
-	out := make([]string, 0, n)
-	for len(out) < n {
+	out, err := splitFields(payload)
+	if err == nil && len(out) != n {
+		return nil, fmt.Errorf("%d fields, want %d", len(out), n)
+	}
+	return out, err
+}
+
+// splitFields splits s into its length-prefixed fields, "<len>:<bytes>"
+// each, however many there are.
+func splitFields(s string) ([]string, error) {
+	out := make([]string, 0, 6)
+	for s != "" {
 		i := 0
-		for i < len(payload) && payload[i] >= '0' && payload[i] <= '9' {
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++
 		}
-		if i == 0 || i >= len(payload) || payload[i] != ':' {
+		if i == 0 || i >= len(s) || s[i] != ':' {
 			return nil, errors.New("malformed field length")
 		}
-		size, err := strconv.Atoi(payload[:i])
-		if err != nil || size > len(payload)-i-1 {
+		size, err := strconv.Atoi(s[:i])
+		if err != nil || size > len(s)-i-1 {
 			return nil, errors.New("field longer than the announcement")
 		}
-		out = append(out, payload[i+1:i+1+size])
-		payload = payload[i+1+size:]
-	}
-	if payload != "" {
-		return nil, errors.New("trailing bytes")
+		out = append(out, s[i+1:i+1+size])
+		s = s[i+1+size:]
 	}
 	return out, nil
+}
+
+// encodeNames is how a copy of a publish stores its Also, in the stream
+// entry and as the announcement's sixth field: the names as length-prefixed
+// fields, "11:topic:board41:user:…". Brokers treat channel names as
+// opaque, and a user id may hold any byte (Target.Users takes any
+// non-empty string), so no separator would do; the prefix costs a few
+// bytes a name (3 for a UUID user's channel) where a separator would cost
+// 1. Nil or empty encodes as "".
+func encodeNames(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	n := 0
+	for _, s := range names {
+		n += len(s) + 4
+	}
+	b := make([]byte, 0, n)
+	for _, s := range names {
+		b = appendField(b, s)
+	}
+	return string(b)
+}
+
+// decodeNames reads what encodeNames wrote: nil for "".
+func decodeNames(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	names, err := splitFields(s)
+	if err != nil {
+		return nil, fmt.Errorf("also: %w", err)
+	}
+	return names, nil
 }
 
 // appendField appends one length-prefixed field.

@@ -226,6 +226,14 @@ func (s *subscription) subscribe(lcs []*liveChan) {
 			return // the subscription is ending
 		}
 		s.mu.Lock()
+		if sh.closed {
+			// Its reader failed (Redis is down) before these channels were
+			// on it, so failShard did not hand them back: they stay
+			// unrouted, for the maintainer to try again.
+			s.mu.Unlock()
+			failed = true
+			continue
+		}
 		for _, lc := range g.lcs {
 			lc.shard = sh
 			sh.byLive[lc.live] = lc

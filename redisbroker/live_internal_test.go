@@ -1,6 +1,7 @@
 package redisbroker
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -65,6 +66,81 @@ func TestAnnouncementFields(t *testing.T) {
 	for _, bad := range []string{"", "3:ab", "x:1", "1:a", "1:a1:b1:c1:d1:e1:f", "99999999999999999999:a", "-1:a" + strings.Repeat("1:a", 4)} {
 		if f, err := fields(bad, 5); err == nil {
 			t.Errorf("fields(%q) = %q, want an error", bad, f)
+		}
+	}
+}
+
+// TestNames: an Also reads back whole whatever bytes the names hold (a
+// user id may hold a newline, a colon or digits), and nothing is "".
+func TestNames(t *testing.T) {
+	for _, names := range [][]string{
+		nil,
+		{"topic:board"},
+		{"all", "tenant:acme", "topic:a", "user:12:3", "user:line\nbreak", "user:", "user:ü{x}"},
+	} {
+		enc := encodeNames(names)
+		got, err := decodeNames(enc)
+		if err != nil || !slices.Equal(got, names) {
+			t.Errorf("decodeNames(encodeNames(%q)) = %q, %v", names, got, err)
+		}
+		if (enc == "") != (len(names) == 0) {
+			t.Errorf("encodeNames(%q) = %q: empty exactly when there are no names", names, enc)
+		}
+	}
+	var b []byte
+	for _, f := range []string{"1-2", "1-1", "p1", "t:1", "{}"} {
+		b = appendField(b, f)
+	}
+	ann := string(b)
+	if f, also, err := announcement(ann); err != nil || len(f) != 5 || also != nil {
+		t.Errorf("announcement(%q) = %q, %q, %v; want five fields and no Also", ann, f, also, err)
+	}
+	ann = string(appendField(b, encodeNames([]string{"topic:a", "user:b"})))
+	if f, also, err := announcement(ann); err != nil || len(f) != 6 || !slices.Equal(also, []string{"topic:a", "user:b"}) {
+		t.Errorf("announcement(%q) = %q, %q, %v; want six fields and the Also", ann, f, also, err)
+	}
+	for _, bad := range []string{"3:1-2", "1:a1:b1:c1:d", "1:a1:b1:c1:d1:e1:f1:g", "1:a1:b1:c1:d1:e1:f"} {
+		if f, also, err := announcement(bad); err == nil {
+			t.Errorf("announcement(%q) = %q, %q; want an error", bad, f, also)
+		}
+	}
+	for _, bad := range []string{"x", "3:ab", "9:topic"} {
+		if got, err := decodeNames(bad); err == nil {
+			t.Errorf("decodeNames(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+// TestAlsoArgs: each channel's copy carries what sse.AlsoFollowed says,
+// however the publish mixes users, tenants, topics and other channels.
+func TestAlsoArgs(t *testing.T) {
+	users := func(n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, sse.UserChannel(fmt.Sprint("u", i)))
+		}
+		return out
+	}
+	for _, chans := range [][]string{
+		nil,
+		{"user:a"},
+		{"all"},
+		users(50),
+		append(users(3), sse.TopicChannel("board")),
+		append(users(20), sse.TopicChannel("a"), sse.TopicChannel("b"), sse.TenantChannel("x"), sse.TenantChannel("y")),
+		{sse.TenantChannel("x"), sse.TenantChannel("y")},
+		{sse.TopicChannel("a"), sse.TopicChannel("b"), sse.TopicChannel("c")},
+		{"custom", "other", sse.UserChannel("a\nb"), sse.UserChannel("c")},
+	} {
+		slices.Sort(chans)
+		got := alsoArgs(chans)
+		if len(got) != len(chans) {
+			t.Fatalf("alsoArgs(%q) has %d entries, want one per channel", chans, len(got))
+		}
+		for i, ch := range chans {
+			if want := encodeNames(sse.AlsoFollowed(chans, ch)); got[i] != want {
+				t.Errorf("alsoArgs(%q)[%q] = %q, want %q", chans, ch, got[i], want)
+			}
 		}
 	}
 }

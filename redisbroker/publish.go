@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,8 +25,10 @@ import (
 // KEYS[1] stream, KEYS[2] last, KEYS[3] dedupe; ARGV[1] MaxLen (0: none),
 // ARGV[2] MaxAge in ms (0: none), ARGV[3] DedupeWindow in ms, ARGV[4]
 // PositionTTL in ms (0: none), ARGV[5] live channel, ARGV[6] publish id,
-// ARGV[7] type, ARGV[8] data. The announcement is five length-prefixed
-// fields: position, prev, publish id, type, data.
+// ARGV[7] type, ARGV[8] data, ARGV[9] the copy's Also (encodeNames; ""
+// for none, and then the entry has no "also" field). The announcement is
+// five length-prefixed fields: position, prev, publish id, type, data;
+// and Also as a sixth when there is one.
 var publishScript = redis.NewScript(`
 local done = redis.call('GET', KEYS[3])
 if done then return done end
@@ -47,7 +50,12 @@ if not exists and prev ~= '0-0' then
 		id = pms .. '-' .. string.format('%d', tonumber(pseq) + 1)
 	end
 end
-id = redis.call('XADD', KEYS[1], id, 'prev', prev, 'pub', ARGV[6], 'type', ARGV[7], 'data', ARGV[8])
+local also = ARGV[9] or ''
+if also == '' then
+	id = redis.call('XADD', KEYS[1], id, 'prev', prev, 'pub', ARGV[6], 'type', ARGV[7], 'data', ARGV[8])
+else
+	id = redis.call('XADD', KEYS[1], id, 'prev', prev, 'pub', ARGV[6], 'type', ARGV[7], 'data', ARGV[8], 'also', also)
+end
 local maxlen = tonumber(ARGV[1])
 if maxlen > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', maxlen) end
 local maxage = tonumber(ARGV[2])
@@ -65,7 +73,9 @@ else
 end
 redis.call('SET', KEYS[3], id, 'PX', ARGV[3])
 local function field(s) return #s .. ':' .. s end
-redis.call('SPUBLISH', ARGV[5], field(id) .. field(prev) .. field(ARGV[6]) .. field(ARGV[7]) .. field(ARGV[8]))
+local note = field(id) .. field(prev) .. field(ARGV[6]) .. field(ARGV[7]) .. field(ARGV[8])
+if also ~= '' then note = note .. field(also) end
+redis.call('SPUBLISH', ARGV[5], note)
 return id
 `)
 
@@ -75,6 +85,13 @@ return id
 // was not stored in at least one channel (or, for a reply lost in
 // transit, that it is unknown whether it was: the caller's retry is then a
 // new event); it may be in the others. ctx bounds the call.
+//
+// Each channel's copy of a publish to several channels carries its
+// sse.Message.Also, in the stream entry and in the announcement, so that
+// a connection that follows several of them gets the event once. It
+// costs what it names: a publish to U users and T topics stores about
+// 2×U×T channel names (each topic's copy names the U users, each user's
+// copy the T topics), a publish to users only, or to one channel, none.
 func (b *Broker) Publish(ctx context.Context, m sse.Message) (string, error) {
 	if err := sse.CheckMessage(&m); err != nil {
 		return "", err
@@ -111,17 +128,18 @@ func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) 
 	if maxAge > 0 {
 		ttl = b.opts.PositionTTL.Milliseconds()
 	}
-	call := func(ch string) (keys []string, args []any) {
-		k := b.channelKey(ch)
+	also := alsoArgs(m.Channels)
+	call := func(i int) (keys []string, args []any) {
+		k := b.channelKey(m.Channels[i])
 		return []string{k, k + ":last", k + ":pub:" + id},
-			[]any{maxLen, maxAge, b.opts.DedupeWindow.Milliseconds(), ttl, k + ":live", id, m.Type, m.Data}
+			[]any{maxLen, maxAge, b.opts.DedupeWindow.Milliseconds(), ttl, k + ":live", id, m.Type, m.Data, also[i]}
 	}
 	b.ops.add(opPublish, len(m.Channels))
 	if b.opts.WaitReplicas > 0 {
 		return b.publishReplicated(ctx, m, call)
 	}
 	if len(m.Channels) == 1 {
-		keys, args := call(m.Channels[0])
+		keys, args := call(0)
 		if err := publishScript.Run(ctx, b.rdb, keys, args...).Err(); err != nil {
 			return fmt.Errorf("redisbroker: publish to %s: %w", m.Channels[0], err)
 		}
@@ -132,8 +150,8 @@ func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) 
 	// it with EVAL, for the failed calls only.
 	cmds := make([]*redis.Cmd, len(m.Channels))
 	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, ch := range m.Channels {
-			keys, args := call(ch)
+		for i := range m.Channels {
+			keys, args := call(i)
 			cmds[i] = publishScript.EvalSha(ctx, p, keys, args...)
 		}
 		return nil
@@ -143,7 +161,7 @@ func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) 
 	for i, cmd := range cmds {
 		err := cmd.Err()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			keys, args := call(m.Channels[i])
+			keys, args := call(i)
 			err = publishScript.Run(ctx, b.rdb, keys, args...).Err()
 		}
 		if err != nil {
@@ -168,17 +186,16 @@ func channelsFailed(failed []string, of int, err error) error {
 // until WaitReplicas replicas have the event: WAIT names no key, so the
 // cluster client could not route it, and the script and its WAIT go to
 // the master's own client, in one pipeline per master.
-func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func(string) ([]string, []any)) error {
+func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func(int) ([]string, []any)) error {
 	type group struct {
 		node     redis.UniversalClient
-		channels []string
+		channels []int // indexes in m.Channels
 	}
 	groups := map[string]*group{}
-	for _, ch := range m.Channels {
+	for i, ch := range m.Channels {
 		addr, node := "", b.rdb
 		if cc, ok := b.rdb.(*redis.ClusterClient); ok {
-			keys, _ := call(ch)
-			c, err := cc.MasterForKey(ctx, keys[0])
+			c, err := cc.MasterForKey(ctx, b.channelKey(ch))
 			if err != nil {
 				return fmt.Errorf("redisbroker: publish to %s: route: %w", ch, err)
 			}
@@ -187,7 +204,7 @@ func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func
 		if groups[addr] == nil {
 			groups[addr] = &group{node: node}
 		}
-		groups[addr].channels = append(groups[addr].channels, ch)
+		groups[addr].channels = append(groups[addr].channels, i)
 	}
 	var failed []string
 	var firstErr error
@@ -196,7 +213,9 @@ func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func
 			if cc, ok := b.rdb.(*redis.ClusterClient); ok {
 				cc.ReloadState(ctx) // a master that fails may have been replaced
 			}
-			failed = append(failed, g.channels...)
+			for _, i := range g.channels {
+				failed = append(failed, m.Channels[i])
+			}
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -205,9 +224,9 @@ func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func
 	return channelsFailed(failed, len(m.Channels), firstErr)
 }
 
-// publishOnMaster runs the publish script for channels, all on node's
-// slots, then WAIT.
-func (b *Broker) publishOnMaster(ctx context.Context, node redis.UniversalClient, channels []string, call func(string) ([]string, []any)) error {
+// publishOnMaster runs the publish script for the channels of the
+// publish at indexes channels, all on node's slots, then WAIT.
+func (b *Broker) publishOnMaster(ctx context.Context, node redis.UniversalClient, channels []int, call func(int) ([]string, []any)) error {
 	run := func(eval func(redis.Pipeliner, []string, []any) *redis.Cmd) (*redis.Cmd, []*redis.Cmd, error) {
 		cmds := make([]*redis.Cmd, len(channels))
 		var wait *redis.Cmd
@@ -247,4 +266,40 @@ func (b *Broker) publishOnMaster(ctx context.Context, node redis.UniversalClient
 // that ids sort by time and never collide in practice.
 func publishID() string {
 	return strconv.FormatInt(time.Now().UnixMilli(), 10) + "-" + strconv.FormatUint(randomUint64()>>11, 10)
+}
+
+// alsoArgs returns each channel's Also for a publish to channels (sorted),
+// encoded for the publish script: encodeNames(sse.AlsoFollowed(channels,
+// ch)), "" for none. Channels that no connection follows together (two
+// users', two tenants') have the same Also, the publish's channels less
+// all of them, so it asks sse.AlsoFollowed once per such group and
+// encodes each answer once: a publish to 1,000 users asks once, where
+// asking per channel, each time over the 1,000 names, takes about 11 ms.
+// What is left costs what the copies store: a topic's copy names every
+// user.
+func alsoArgs(channels []string) []string {
+	out := make([]string, len(channels))
+	if len(channels) < 2 {
+		return out
+	}
+	type group struct {
+		also []string // sorted, as channels are
+		enc  string
+	}
+	var groups []group
+next:
+	for i, ch := range channels {
+		for _, g := range groups {
+			// A channel left out of another's Also is one it is never
+			// followed with: the same group.
+			if _, in := slices.BinarySearch(g.also, ch); !in {
+				out[i] = g.enc
+				continue next
+			}
+		}
+		also := sse.AlsoFollowed(channels, ch)
+		groups = append(groups, group{also, encodeNames(also)})
+		out[i] = groups[len(groups)-1].enc
+	}
+	return out
 }
