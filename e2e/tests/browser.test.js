@@ -55,8 +55,11 @@ test("demo page in dev mode: live events, toast, badge, publish form, survives a
   await publish(hub.url, { users: [user], type: "notification", data: { title: "Build #128 passed", message: "main is green: 412 tests in 38 s" } }, key);
   await page.locator(".toast", { hasText: "Build #128 passed" }).waitFor();
   mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-  // Finished animations, so that the toasts are shown as a person sees them.
-  await page.screenshot({ path: SCREENSHOT, animations: "disabled" });
+  // From the top, as a person first sees the page (publishing scrolled to
+  // the form), the whole page, with finished animations, so that the
+  // toasts are shown as a person sees them.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: SCREENSHOT, animations: "disabled", fullPage: true });
   assert.equal(await page.locator("#log li", { hasText: "someone else's" }).count(), 0, "another user's event reached the page");
 
   // Kill the hub (no goodbye) and start a new one on the same port. In dev
