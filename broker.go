@@ -45,6 +45,17 @@ type Message struct {
 	// positions, leaves it nil.
 	Also []string
 
+	// Key is the publisher's idempotency key (see IdempotencyKey), or "".
+	// A broker stores the first Message with a Key and answers a repeat
+	// within its window with that publish's id and ErrReplayed, storing
+	// and sending nothing, or with ErrKeyConflict when the repeat's Digest
+	// differs. Concurrent repeats, on one node or several, store the event
+	// once: the memory broker decides under the lock of its append; a
+	// broker that records the key apart from the appends (redisbroker)
+	// makes both steps safe to repeat. A broker that ignores Key would
+	// store a retry twice: brokertest checks every broker for it.
+	Key string
+
 	// Type is the event type; Data is its JSON-encoded data.
 	Type string
 	Data []byte

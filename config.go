@@ -60,13 +60,25 @@ type Config struct {
 	// MiB. Negative means unbounded. Ignored when Broker is set.
 	HistoryBytes int64
 
+	// IdempotencyWindow is how long the in-memory broker remembers a
+	// publish's IdempotencyKey: a repeat within it is answered with the
+	// first publish's id and sends nothing. Defaults to 10m; at most 24h
+	// (MaxKeyWindow). Ignored when Broker is set.
+	IdempotencyWindow time.Duration
+
+	// MaxIdempotencyKeys bounds how many keys the in-memory broker
+	// remembers (about 150 bytes each); over it, the oldest is forgotten
+	// first. Defaults to 100,000. Negative means unbounded. Ignored when
+	// Broker is set.
+	MaxIdempotencyKeys int
+
 	// MaxEventSize bounds an event's encoded type and data, in bytes; a
 	// larger send fails with ErrEventTooLarge. Defaults to 64 KiB.
 	MaxEventSize int
 
-	// MaxRecipients bounds how many users and clients one send may
-	// address; a larger one fails with ErrTooManyRecipients. Each
-	// addressee costs a routing step, and each user a place in the
+	// MaxRecipients bounds how many users, tenants, topics and clients
+	// one send may address; a larger one fails with ErrTooManyRecipients.
+	// Each addressee costs a routing step, and each channel a place in the
 	// history. Defaults to 1000. Negative means unlimited.
 	MaxRecipients int
 
@@ -136,20 +148,22 @@ type Config struct {
 // rest as documented on each field.
 func DefaultConfig() Config {
 	return Config{
-		BufferSize:        10,
-		ClientTimeout:     5 * time.Minute,
-		HeartbeatInterval: 30 * time.Second,
-		MaxClients:        1000,
-		MaxClientsPerUser: 5,
-		HistorySize:       1000,
-		HistoryAge:        10 * time.Minute,
-		HistoryBytes:      64 << 20,
-		MaxEventSize:      64 << 10,
-		MaxRecipients:     1000,
-		MaxTopics:         16,
-		MaxStreamAge:      time.Hour,
-		WriteDelay:        25 * time.Millisecond,
-		RetryInterval:     3 * time.Second,
+		BufferSize:         10,
+		ClientTimeout:      5 * time.Minute,
+		HeartbeatInterval:  30 * time.Second,
+		MaxClients:         1000,
+		MaxClientsPerUser:  5,
+		HistorySize:        1000,
+		HistoryAge:         10 * time.Minute,
+		HistoryBytes:       64 << 20,
+		IdempotencyWindow:  DefaultKeyWindow,
+		MaxIdempotencyKeys: DefaultMaxKeys,
+		MaxEventSize:       64 << 10,
+		MaxRecipients:      1000,
+		MaxTopics:          16,
+		MaxStreamAge:       time.Hour,
+		WriteDelay:         25 * time.Millisecond,
+		RetryInterval:      3 * time.Second,
 	}
 }
 
@@ -164,6 +178,8 @@ func (c Config) withDefaults() (Config, error) {
 	orDefault(&c.HistorySize, d.HistorySize)
 	orDefault(&c.HistoryAge, d.HistoryAge)
 	orDefault(&c.HistoryBytes, d.HistoryBytes)
+	orDefault(&c.IdempotencyWindow, d.IdempotencyWindow)
+	orDefault(&c.MaxIdempotencyKeys, d.MaxIdempotencyKeys)
 	orDefault(&c.MaxEventSize, d.MaxEventSize)
 	orDefault(&c.MaxRecipients, d.MaxRecipients)
 	orDefault(&c.MaxTopics, d.MaxTopics)
@@ -180,6 +196,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: ClientTimeout %v is negative", ErrInvalidConfig, c.ClientTimeout)
 	case c.HistorySize < 0:
 		return c, fmt.Errorf("%w: HistorySize %d is negative", ErrInvalidConfig, c.HistorySize)
+	case c.IdempotencyWindow < 0 || c.IdempotencyWindow > MaxKeyWindow:
+		return c, fmt.Errorf("%w: IdempotencyWindow %v is outside 0 to %v", ErrInvalidConfig, c.IdempotencyWindow, MaxKeyWindow)
 	case c.HistoryAge < 0:
 		return c, fmt.Errorf("%w: HistoryAge %v is negative", ErrInvalidConfig, c.HistoryAge)
 	case c.MaxEventSize < 0:

@@ -3,6 +3,7 @@ package sse_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -258,4 +259,32 @@ func ExampleConfig_authorizeTopic() {
 	// Output:
 	// 200 connected
 	// 403 topic_forbidden [globex/board]
+}
+
+// A publisher that retries names each publish with a key: a retry after
+// a timeout or a lost answer, here or on another node, is delivered once
+// and answers the first publish's id; Replayed tells the two answers
+// apart.
+func ExampleIdempotencyKey() {
+	hub := sse.NewHub(sse.Config{})
+	defer hub.Close()
+
+	ctx := context.Background()
+	to := sse.Target{Users: []string{"alice"}}
+	ev := sse.Event{Type: "invoice_paid", Data: map[string]any{"invoice": "in_42"}}
+	for range 2 {
+		var replayed bool
+		id, err := hub.Publish(ctx, to, ev, sse.IdempotencyKey("invoice-paid-in_42"), sse.Replayed(&replayed))
+		if err != nil {
+			panic(err) // a retry would reuse the same key
+		}
+		fmt.Println(id != "", replayed)
+	}
+	// The same key for another event is a mistake, and refused.
+	_, err := hub.Publish(ctx, to, sse.Event{Type: "invoice_void"}, sse.IdempotencyKey("invoice-paid-in_42"))
+	fmt.Println(errors.Is(err, sse.ErrKeyConflict))
+	// Output:
+	// true false
+	// true true
+	// true
 }

@@ -116,7 +116,10 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h := &Hub{cfg: cfg, broker: cfg.Broker, reg: newRegistry(), closed: make(chan struct{})}
 	if h.broker == nil {
-		h.broker = NewMemoryBrokerLimits(MemoryLimits{PerChannel: cfg.HistorySize, MaxAge: cfg.HistoryAge, MaxBytes: max(cfg.HistoryBytes, 0)})
+		h.broker = NewMemoryBrokerLimits(MemoryLimits{
+			PerChannel: cfg.HistorySize, MaxAge: cfg.HistoryAge, MaxBytes: max(cfg.HistoryBytes, 0),
+			KeyWindow: cfg.IdempotencyWindow, MaxKeys: cfg.MaxIdempotencyKeys,
+		})
 		h.ownsBroker = true
 	}
 	h.cursors, _ = h.broker.(CursorStore)
@@ -171,23 +174,47 @@ func (h *Hub) Broker() Broker { return h.broker }
 // (nothing is sent either: a publish is never silently lost), or
 // ErrInvalidTarget for a Target that names nobody (see Target), or
 // ErrTooManyRecipients.
-func (h *Hub) Publish(ctx context.Context, to Target, ev Event) (string, error) {
+//
+// A publisher that retries names the publish with IdempotencyKey: a
+// repeat within the broker's window returns the first's id and sends
+// nothing (Replayed tells), one with a different target or event fails
+// with ErrKeyConflict, and a malformed key with ErrInvalidKey.
+func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishOption) (string, error) {
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.replayed != nil {
+		*o.replayed = false
+	}
 	if h.closing.Load() {
 		return "", ErrHubClosed
 	}
 	if err := to.check(h.cfg.MaxRecipients); err != nil {
 		return "", err
 	}
+	if o.key != "" {
+		if err := CheckKey(o.key); err != nil {
+			return "", err
+		}
+	}
 	p, err := encode(ev, h.cfg.MaxEventSize)
 	if err != nil {
 		return "", err
 	}
-	m := Message{Channels: to.channels(), Clients: sortedSet(to.Clients), Type: p.typ, Data: p.data}
+	m := Message{Channels: to.channels(), Clients: sortedSet(to.Clients), Key: o.key, Type: p.typ, Data: p.data}
 	id, err := h.broker.Publish(ctx, m)
-	if err != nil {
-		if errors.Is(err, ErrBrokerClosed) {
-			return "", ErrHubClosed
+	switch {
+	case errors.Is(err, ErrReplayed) && id != "":
+		if o.replayed != nil {
+			*o.replayed = true
 		}
+		return id, nil
+	case errors.Is(err, ErrBrokerClosed):
+		return "", ErrHubClosed
+	case errors.Is(err, ErrKeyConflict):
+		return "", err
+	case err != nil:
 		return "", fmt.Errorf("sse: publish: %w", err)
 	}
 	h.stats.published(p.typ)

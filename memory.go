@@ -25,7 +25,20 @@ type MemoryLimits struct {
 	// data and types, channel names, positions, bookkeeping); over it, the
 	// broker's oldest events go first, in every channel. 0: no bound.
 	MaxBytes int64
+	// KeyWindow is how long an idempotency key is remembered (Message.Key);
+	// 0 means DefaultKeyWindow; at most MaxKeyWindow.
+	KeyWindow time.Duration
+	// MaxKeys bounds how many idempotency keys are remembered; over it,
+	// the oldest is forgotten first (a retry of that publish would then
+	// be stored again). 0 means DefaultMaxKeys; negative, no bound.
+	MaxKeys int
 }
+
+// The idempotency keys a broker remembers by default.
+const (
+	DefaultKeyWindow = 10 * time.Minute
+	DefaultMaxKeys   = 100_000
+)
 
 // MemoryBroker is the embedded broker for a single process.
 //
@@ -65,6 +78,7 @@ type MemoryBroker struct {
 	marks   [markSlots]uint64 // seq watermarks of forgotten tombstones
 	cursors *cursorStore      // its own lock: cursors are not the history
 	subs    map[*func(Message)]struct{}
+	keys    keyTable
 	closed  bool
 }
 
@@ -120,8 +134,16 @@ func NewMemoryBroker(size int, maxAge time.Duration) *MemoryBroker {
 // NewMemoryBrokerLimits returns a broker with the given limits.
 func NewMemoryBrokerLimits(lim MemoryLimits) *MemoryBroker {
 	lim.PerChannel = max(lim.PerChannel, 1)
+	if lim.KeyWindow <= 0 {
+		lim.KeyWindow = DefaultKeyWindow
+	}
+	lim.KeyWindow = min(lim.KeyWindow, MaxKeyWindow)
+	if lim.MaxKeys == 0 {
+		lim.MaxKeys = DefaultMaxKeys
+	}
 	epoch := strconv.FormatInt(time.Now().UnixNano(), 10)
 	return &MemoryBroker{
+		keys:    keyTable{window: lim.KeyWindow, max: lim.MaxKeys},
 		lim:     lim,
 		epoch:   epoch,
 		head:    epoch + "-0",
@@ -131,6 +153,16 @@ func NewMemoryBrokerLimits(lim MemoryLimits) *MemoryBroker {
 		cursors: newCursorStore(lim.MaxAge),
 		subs:    make(map[*func(Message)]struct{}),
 	}
+}
+
+// Keys returns how many idempotency keys the broker remembers, which
+// MaxKeys bounds.
+func (b *MemoryBroker) Keys() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	b.keys.lookup("", now) // forgets what expired
+	return len(b.keys.byKey)
 }
 
 // Bytes returns the counted size of the history, which MaxBytes bounds.
@@ -156,8 +188,16 @@ func (b *MemoryBroker) Publish(ctx context.Context, m Message) (string, error) {
 	if b.closed {
 		return "", ErrBrokerClosed
 	}
-	b.seq++
 	now := b.now()
+	if m.Key != "" {
+		if r, ok := b.keys.lookup(m.Key, now); ok {
+			if r.digest != Digest(&m) {
+				return "", ErrKeyConflict
+			}
+			return r.id, ErrReplayed
+		}
+	}
+	b.seq++
 	m.ID = b.id(b.seq)
 	b.head = m.ID
 	m.Time = now
@@ -179,6 +219,9 @@ func (b *MemoryBroker) Publish(ctx context.Context, m Message) (string, error) {
 		b.bytes += r.size
 	}
 	b.trim(now)
+	if m.Key != "" {
+		b.keys.add(m.Key, m.ID, Digest(&m), now)
+	}
 	for fn := range b.subs {
 		(*fn)(m)
 	}

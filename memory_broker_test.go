@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"testing"
+	"time"
 
 	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/brokertest"
@@ -14,5 +15,9 @@ func TestMemoryBrokerConformance(t *testing.T) {
 		b := sse.NewMemoryBroker(64, 0)
 		t.Cleanup(func() { b.Close() })
 		return b
-	})
+	}, brokertest.WithKeyWindow(func(t *testing.T, window time.Duration) sse.Broker {
+		b := sse.NewMemoryBrokerLimits(sse.MemoryLimits{PerChannel: 64, KeyWindow: window})
+		t.Cleanup(func() { b.Close() })
+		return b
+	}))
 }

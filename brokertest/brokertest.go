@@ -5,8 +5,9 @@
 // channels, order and exactly-once per channel, reads of each channel's own
 // history (which other channels' traffic never trims), what a publish to
 // several channels carries (whole, or a copy per channel with its
-// Message.Also), positions and ErrUnknownID, context handling and
-// stopping.
+// Message.Also), positions and ErrUnknownID, idempotency keys
+// (Message.Key: a repeat stored and delivered nothing, answered with the
+// first's id), context handling and stopping.
 //
 //	func TestConformance(t *testing.T) {
 //		brokertest.Run(t, func(t *testing.T) sse.Broker {
@@ -15,6 +16,10 @@
 //			return b
 //		})
 //	}
+//
+// Options give the suite more to check with: WithPeer, a second node of
+// the same cluster, and WithKeyWindow, brokers that forget idempotency
+// keys soon.
 //
 // The suite waits for asynchronous deliveries with generous bounds and
 // never asserts how fast anything is.
@@ -52,11 +57,16 @@ const page = 1000
 // Run runs the suite. newBroker is called once per case, with that case's
 // *testing.T, and must return a broker whose channels are empty, each
 // keeping at least MinHistory messages and trimming before MaxHistory,
-// with no bound on their total that MaxHistory messages would reach; it
+// with no bound on their total that MaxHistory messages would reach, and
+// remembering idempotency keys for minutes (sse.DefaultKeyWindow); it
 // registers the broker's cleanup with t.Cleanup. Cases run one after
 // another.
-func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker) {
+func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker, opts ...Option) {
 	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cases := []struct {
 		name string
 		fn   func(*testing.T, sse.Broker)
@@ -70,6 +80,9 @@ func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker) {
 		{"ReadPages", testReadPages},
 		{"ChannelsAreIndependent", testIndependent},
 		{"PublishToSeveralChannels", testSeveralChannels},
+		{"KeyedPublishStoredOnce", testKeyedOnce},
+		{"KeyedPublishFromTwoNodesAtOnce", func(t *testing.T, b sse.Broker) { testKeyedConcurrent(t, b, o.peer) }},
+		{"KeyReusedForAnotherPublish", testKeyConflict},
 		{"ReadMalformedPosition", testReadMalformed},
 		{"ReadFuturePosition", testReadFuture},
 		{"ReadTrimmedPosition", testReadTrimmed},
@@ -87,6 +100,36 @@ func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker) {
 			c.fn(t, newBroker(t))
 		})
 	}
+	// Its broker is not newBroker's.
+	t.Run("KeyForgottenAfterItsWindow", func(t *testing.T) { testKeyExpires(t, o.keyWindow) })
+}
+
+// An Option gives Run more to check with.
+type Option func(*options)
+
+type options struct {
+	peer      func(t *testing.T, b sse.Broker) sse.Broker
+	keyWindow func(t *testing.T, window time.Duration) sse.Broker
+}
+
+// WithPeer gives Run a second node of a broker: peer(t, b) returns another
+// broker on what b is on (another process's, on the same Redis under the
+// same prefix), which publishes to and reads b's channels, and registers
+// its cleanup with t.Cleanup. The case of one key published from two nodes
+// at once then publishes from both; without it, from goroutines that
+// share b (a single-process broker, whose second node would be itself).
+func WithPeer(peer func(t *testing.T, b sse.Broker) sse.Broker) Option {
+	return func(o *options) { o.peer = peer }
+}
+
+// WithKeyWindow gives Run brokers that forget idempotency keys soon:
+// newBroker(t, window) returns a broker as Run's newBroker does, except
+// that it remembers a Message.Key for window (the suite asks for a
+// second). The case KeyForgottenAfterItsWindow needs it, and skips
+// without it; the other cases need keys remembered far longer than they
+// take.
+func WithKeyWindow(newBroker func(t *testing.T, window time.Duration) sse.Broker) Option {
+	return func(o *options) { o.keyWindow = newBroker }
 }
 
 // delivery is one message as a subscription saw it in one channel, or

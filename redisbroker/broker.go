@@ -39,6 +39,12 @@
 // remembers each publish's id for DedupeWindow, so that a send the Redis
 // client retried after a lost reply is stored once, not twice.
 //
+// A publish with an idempotency key (sse.Message.Key) is recorded under
+// that key for KeyWindow, in the key's own slot, before its appends; a
+// repeat, from any node, appends under the recorded publish id, which
+// stores nothing where the first publish is already stored and completes
+// it where it is not, and answers sse.ErrReplayed (see Publish).
+//
 // The broker uses a client the caller opened (a *redis.Client for one
 // server, a *redis.ClusterClient for a Redis Cluster) and never dials by
 // itself; the caller closes the client after the broker. Presence
@@ -48,10 +54,11 @@
 //
 //	{Prefix:channel}             the channel's events (a stream)
 //	{Prefix:channel}:last        its newest position, for PositionTTL
-//	{Prefix:channel}:pub:<id>    a publish's position, for DedupeWindow
+//	{Prefix:channel}:pub:<id>    a publish's position, for DedupeWindow (KeyWindow if keyed)
 //	{Prefix:channel}:live        shard Pub/Sub channel of its new events
 //	{Prefix}:clients             shard Pub/Sub channel of events to clients
 //	{Prefix:cursor:<key>}        a connection's position (sse.CursorStore)
+//	{Prefix:key:<sha256>}:idem   a keyed publish's id and digest, for KeyWindow
 //	{Prefix}:nodes, :node:<name>, :users:<name>   presence (one slot)
 package redisbroker
 
@@ -128,6 +135,17 @@ type Options struct {
 	// once. It must exceed the client's whole retry span. Defaults to 1m.
 	DedupeWindow time.Duration
 
+	// KeyWindow is how long a publish's idempotency key (sse.Message.Key)
+	// is remembered: a repeat within it is answered with the first
+	// publish's id and stores nothing. It costs Redis memory for as long:
+	// each keyed publish keeps a record of its key (about 200 bytes), and
+	// its dedupe keys (one per channel, about 170 bytes each) for
+	// KeyWindow instead of DedupeWindow, so that a repeat finds them; a
+	// keyed publish to 1,000 users keeps about 170 KB until its window
+	// ends. Defaults to 10m (sse.DefaultKeyWindow); at most 24h
+	// (sse.MaxKeyWindow).
+	KeyWindow time.Duration
+
 	// Node names this process in the cluster status. Defaults to
 	// "<hostname>-<pid>-<random>".
 	Node string
@@ -171,6 +189,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.DedupeWindow == 0 {
 		o.DedupeWindow = time.Minute
 	}
+	if o.KeyWindow == 0 {
+		o.KeyWindow = sse.DefaultKeyWindow
+	}
 	if o.Node == "" {
 		host, _ := os.Hostname()
 		o.Node = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strconv.FormatUint(randomUint64()%(1<<24), 36))
@@ -197,6 +218,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("redisbroker: WaitReplicas %d or WaitTimeout %v is negative", o.WaitReplicas, o.WaitTimeout)
 	case o.DedupeWindow < time.Millisecond:
 		return o, fmt.Errorf("redisbroker: DedupeWindow %v is under 1ms", o.DedupeWindow)
+	case o.KeyWindow < time.Millisecond || o.KeyWindow > sse.MaxKeyWindow:
+		return o, fmt.Errorf("redisbroker: KeyWindow %v is outside 1ms to %v", o.KeyWindow, sse.MaxKeyWindow)
 	case o.MaxAge > 0 && o.PositionTTL < o.MaxAge:
 		return o, fmt.Errorf("redisbroker: PositionTTL %v is shorter than MaxAge %v", o.PositionTTL, o.MaxAge)
 	case o.PresenceInterval < 0:

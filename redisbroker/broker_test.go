@@ -275,6 +275,8 @@ func TestOptions(t *testing.T) {
 		"negative linger":     {Linger: -time.Second},
 		"positions too short": {MaxAge: time.Hour, PositionTTL: time.Minute},
 		"tiny dedupe window":  {DedupeWindow: time.Microsecond},
+		"negative key window": {KeyWindow: -time.Minute},
+		"key window over 24h": {KeyWindow: sse.MaxKeyWindow + time.Second},
 		"TTL under interval":  {PresenceInterval: time.Second, PresenceTTL: time.Second},
 		"white space in node": {Node: "a b"},
 	} {

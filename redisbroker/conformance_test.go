@@ -1,7 +1,9 @@
 package redisbroker_test
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/brokertest"
@@ -10,14 +12,27 @@ import (
 
 // TestConformance runs the broker conformance suite against the Redis
 // broker on the shared Redis and on a Redis Cluster, with a history small
-// enough for the trimming case.
+// enough for the trimming case. A broker's peer is another node of its
+// cluster: a broker with its own client under the same prefix.
 func TestConformance(t *testing.T) {
 	for _, be := range backends(t) {
 		t.Run(be.name, func(t *testing.T) {
 			rdb := be.client(t)
+			var prefixes sync.Map // *redisbroker.Broker: its prefix
 			brokertest.Run(t, func(t *testing.T) sse.Broker {
-				return newBroker(t, rdb, redisbroker.Options{MaxLen: 100})
-			})
+				prefix := uniquePrefix(t, rdb)
+				b := newBroker(t, rdb, redisbroker.Options{Prefix: prefix, MaxLen: 100})
+				prefixes.Store(b, prefix)
+				return b
+			}, brokertest.WithPeer(func(t *testing.T, b sse.Broker) sse.Broker {
+				prefix, ok := prefixes.Load(b)
+				if !ok {
+					t.Fatalf("a peer of a broker the suite's newBroker did not make")
+				}
+				return newBroker(t, be.client(t), redisbroker.Options{Prefix: prefix.(string), MaxLen: 100})
+			}), brokertest.WithKeyWindow(func(t *testing.T, window time.Duration) sse.Broker {
+				return newBroker(t, rdb, redisbroker.Options{MaxLen: 100, KeyWindow: window})
+			}))
 		})
 	}
 }

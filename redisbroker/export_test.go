@@ -53,3 +53,10 @@ func Resubscribe(ctx context.Context, sub sse.Subscription, channel string) erro
 	s.mu.Unlock()
 	return lc.shard.ps.SSubscribe(ctx, lc.live)
 }
+
+// ClaimKey records m.Key for the publish id as a keyed Publish does first,
+// and returns the id the key belongs to: what a node that died right after
+// the claim leaves behind.
+func ClaimKey(ctx context.Context, b *Broker, m sse.Message, id string) (string, error) {
+	return b.claimKey(ctx, &m, id)
+}

@@ -11,6 +11,7 @@ const (
 	opSubscribe        // an SSUBSCRIBE
 	opLive             // an announcement a subscription heard
 	opCursor           // a cursor saved or loaded
+	opKey              // an idempotency key claimed
 	nOps
 )
 
@@ -30,6 +31,7 @@ type Ops struct {
 	Subscribes int64 `json:"subscribes"` // SSUBSCRIBE commands
 	Live       int64 `json:"live"`       // announcements received by subscriptions
 	Cursors    int64 `json:"cursors"`    // cursors saved or loaded
+	Keys       int64 `json:"keys"`       // idempotency keys claimed (one SET per keyed publish)
 }
 
 // Ops returns the broker's counts.
@@ -42,5 +44,6 @@ func (b *Broker) Ops() Ops {
 		Subscribes: b.ops[opSubscribe].Load(),
 		Live:       b.ops[opLive].Load(),
 		Cursors:    b.ops[opCursor].Load(),
+		Keys:       b.ops[opKey].Load(),
 	}
 }

@@ -84,7 +84,21 @@ return id
 // clients' channel. It returns the publish's id. An error means the event
 // was not stored in at least one channel (or, for a reply lost in
 // transit, that it is unknown whether it was: the caller's retry is then a
-// new event); it may be in the others. ctx bounds the call.
+// new event, unless m has a Key); it may be in the others. ctx bounds the
+// call.
+//
+// A Message with a Key is stored once within KeyWindow, however often and
+// on whichever nodes it is published: the first call records the key,
+// and a repeat returns the first's id and sse.ErrReplayed, or "" and
+// sse.ErrKeyConflict when its sse.Digest differs. A repeat also makes the
+// first's appends again, under the first's id: they store nothing where
+// the first's are, so that a retry after a failure (an error, a node that
+// died before it answered) completes a first publish that reached only
+// some of its channels, or none, instead of storing it twice. m.Clients
+// are announced once, by the call that recorded the key, before its
+// appends: an event to clients is live only, and a retry does not
+// announce it again, even when the first call failed before it could.
+// See idempotency.go for the steps, and KeyWindow for what they cost.
 //
 // Each channel's copy of a publish to several channels carries its
 // sse.Message.Also, in the stream entry and in the announcement, so that
@@ -103,24 +117,62 @@ func (b *Broker) Publish(ctx context.Context, m sse.Message) (string, error) {
 		return "", err
 	}
 	id := publishID()
-	if err := b.publishChannels(ctx, m, id); err != nil {
+	if m.Key == "" {
+		if err := b.publishChannels(ctx, m, id); err != nil {
+			return "", err
+		}
+		if err := b.publishClients(ctx, m, id); err != nil {
+			return "", err
+		}
+		return id, nil
+	}
+	first, err := b.claimKey(ctx, &m, id)
+	if err != nil {
 		return "", err
 	}
-	if len(m.Clients) > 0 {
-		b.ops.add(opPublish, 1)
-		if err := b.rdb.SPublish(ctx, b.key("clients"), encodeClients(id, m)).Err(); err != nil {
-			return "", fmt.Errorf("redisbroker: publish to clients: %w", err)
+	// A new publish announces to its clients first: a node that dies
+	// between that and the appends leaves its retry only the appends to
+	// complete, where the other order would leave the clients without
+	// the event. A failed announcement fails the publish before any
+	// append, and its retry does not announce again (see Publish).
+	if first == id {
+		if err := b.publishClients(ctx, m, id); err != nil {
+			return "", err
 		}
+	}
+	if err := b.publishChannels(ctx, m, first); err != nil {
+		return "", err
+	}
+	if first != id {
+		return first, sse.ErrReplayed
 	}
 	return id, nil
 }
 
+// publishClients announces m to its clients, if it has any, under the
+// publish id id.
+func (b *Broker) publishClients(ctx context.Context, m sse.Message, id string) error {
+	if len(m.Clients) == 0 {
+		return nil
+	}
+	b.ops.add(opPublish, 1)
+	if err := b.rdb.SPublish(ctx, b.key("clients"), encodeClients(id, m)).Err(); err != nil {
+		return fmt.Errorf("redisbroker: publish to clients: %w", err)
+	}
+	return nil
+}
+
 // publishChannels runs the publish script for each of m's channels, under
 // the publish id id: a second call with the same id within DedupeWindow
-// stores nothing.
+// stores nothing, and for a keyed publish within KeyWindow too (its
+// repeats come for as long as its key is remembered).
 func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) error {
 	if len(m.Channels) == 0 {
 		return nil
+	}
+	dedupe := b.opts.DedupeWindow
+	if m.Key != "" {
+		dedupe = max(dedupe, b.opts.KeyWindow)
 	}
 	maxLen := max(b.opts.MaxLen, 0)
 	maxAge := max(b.opts.MaxAge.Milliseconds(), 0)
@@ -132,7 +184,7 @@ func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) 
 	call := func(i int) (keys []string, args []any) {
 		k := b.channelKey(m.Channels[i])
 		return []string{k, k + ":last", k + ":pub:" + id},
-			[]any{maxLen, maxAge, b.opts.DedupeWindow.Milliseconds(), ttl, k + ":live", id, m.Type, m.Data, also[i]}
+			[]any{maxLen, maxAge, dedupe.Milliseconds(), ttl, k + ":live", id, m.Type, m.Data, also[i]}
 	}
 	b.ops.add(opPublish, len(m.Channels))
 	if b.opts.WaitReplicas > 0 {

@@ -4,11 +4,14 @@
 # loopback ports (never the shared one on 6379) — one redis-server, or a
 # Redis Cluster of 3 masters with a replica each — and 3 nodes on it,
 # connects clients that reconnect with Last-Event-ID, publishes (half to
-# everyone, half to one user) while breaking things, ends every channel
-# with an end marker, and accounts per channel for every event addressed
-# to every client: delivered exactly once and in order, resynced
-# (announced) or lost — lost must be 0. It writes the summary (Markdown +
-# JSON) under $OUT, named after what ran unless NAME is set.
+# everyone, half to one user; each publish under its own Idempotency-Key,
+# retried with it on another node on any doubt) while breaking things,
+# ends every channel with an end marker, and accounts per channel for
+# every event addressed to every client: delivered exactly once and in
+# order, resynced (announced) or lost — lost must be 0, and so must the
+# unattributed deliveries (a publish stored twice, a copy the publisher
+# has no id for). It writes the summary (Markdown + JSON) under $OUT,
+# named after what ran unless NAME is set.
 #
 #   CLIENTS=1000 DURATION=60s scripts/chaos.sh                  # one Redis (persistent): node kill -9, Redis restarts
 #   CLIENTS=1000 DURATION=60s REDIS=cluster scripts/chaos.sh    # Redis Cluster: node kill -9, master failover + restart
@@ -28,7 +31,10 @@
 #   REDIS_EVERY (15s: restart Redis, or fail a master over, alternately the
 #   master of everyone's channel and a random one), DOWN (3s), DRAIN (90s),
 #   WARMUP (10s, storm), SOURCES (1: loopback source addresses for the
-#   clients' dials), OUT (bench/chaos/results), NAME (the summary's name).
+#   clients' dials), OUT (bench/chaos/results), NAME (the summary's name),
+#   LOSE_EVERY (0; N: for about one publish in N the publisher drops the
+#   answer to the first attempt, which the hub stored, and retries: each
+#   retry must be answered as a replay; faults rarely cut one in flight).
 # The whole run is bounded by `timeout` (TIMEOUT, 20m).
 set -euo pipefail
 
@@ -72,4 +78,4 @@ timeout --signal=INT --kill-after=30s "${TIMEOUT:-20m}" "$BIN/chaos" -ssehub "$B
 	-clients "$CLIENTS" -users "$USERS" -nodes "${NODES:-3}" \
 	-duration "$DURATION" -rate "${RATE:-20}" -warmup "${WARMUP:-10s}" \
 	-kill-every "${KILL_EVERY:-10s}" -redis-every "${REDIS_EVERY:-15s}" -down "${DOWN:-3s}" -drain "${DRAIN:-90s}" \
-	-sources "${SOURCES:-1}" -summary "$OUT/$NAME"
+	-sources "${SOURCES:-1}" -lose-every "${LOSE_EVERY:-0}" -summary "$OUT/$NAME"

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"cmp"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 )
 
@@ -27,8 +24,8 @@ type tally struct {
 	// (AmbiguousDelivered of them were).
 	Ambiguous          int `json:"ambiguous"`
 	AmbiguousDelivered int `json:"ambiguous_delivered"`
-	// Duplicates count a stored event, one (seq, attempt), delivered to a
-	// client more than once.
+	// Duplicates count a stored event, a seq at one position in its
+	// channel, delivered to a client more than once.
 	Duplicates int `json:"duplicates"`
 	// OutOfOrder counts a channel's seq going back, and an event whose id
 	// did not move past the previous one (ssetest.Moved).
@@ -36,26 +33,26 @@ type tally struct {
 	// ResyncBack counts resync events whose id went back in a channel.
 	ResyncBack int `json:"resync_ids_back"`
 	Misrouted  int `json:"misrouted"` // received but addressed to another user
-	// Orphans are deliveries of an attempt that got no answer (the node
-	// died, or Redis failed over, before answering) and was stored all the
-	// same: the publisher retried, as it must, so the seq arrives twice,
-	// once as an orphan (RetriedSeqTwice counts those) and once accepted.
-	// Not a fault of delivery. OrphanPublishes counts the distinct attempts.
-	Orphans         int `json:"orphans"`
-	OrphanPublishes int `json:"orphan_publishes"`
-	RetriedSeqTwice int `json:"retried_seq_delivered_twice"`
-	ResyncEvents    int `json:"resync_events"`
-	Connections     int `json:"connections"`
-	Resumes         int `json:"resumes"` // connections with Last-Event-ID
+	// Unattributed are deliveries of a publish's second (or third…)
+	// stored copy: its seq again, at a later position in its channel. The
+	// publisher sent every attempt of a publish under one Idempotency-Key
+	// and holds one id for it, so such a copy is one it has no id for:
+	// the hub stored a retry whose first attempt it had stored already.
+	// UnattributedPublishes counts the distinct publishes.
+	Unattributed          int `json:"unattributed"`
+	UnattributedPublishes int `json:"unattributed_publishes"`
+	ResyncEvents          int `json:"resync_events"`
+	Connections           int `json:"connections"`
+	Resumes               int `json:"resumes"` // connections with Last-Event-ID
 }
 
 // account checks every client's events against pubs (indexed by seq-1).
 // It returns the tally, up to maxDiags diagnoses of what went wrong, and
-// the orphan attempts, (seq, attempt), each once.
-func account(subs []*subscriber, pubs []pub, maxDiags int) (tally, []string, [][2]int64) {
+// the seqs of the publishes stored more than once, in order.
+func account(subs []*subscriber, pubs []pub, maxDiags int) (tally, []string, []int64) {
 	var t tally
 	var diags []string
-	orphans := map[[2]int64]bool{}
+	var twice bitset
 	for _, s := range subs {
 		s.mu.Lock()
 		t.Duplicates += s.dups
@@ -70,17 +67,16 @@ func account(subs []*subscriber, pubs []pub, maxDiags int) (tally, []string, [][
 				diags = append(diags, describeLoss(s, p, pubs))
 			}
 		}
-		t.orphans(s, pubs, orphans)
+		t.Unattributed += s.copies
+		twice.union(s.again)
 		if len(diags) < maxDiags {
 			diags = append(diags, s.diags[:min(len(s.diags), maxDiags-len(diags))]...)
 		}
 		s.mu.Unlock()
 	}
-	t.OrphanPublishes = len(orphans)
-	keys := slices.SortedFunc(maps.Keys(orphans), func(a, b [2]int64) int {
-		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
-	})
-	return t, diags, keys
+	seqs := twice.members()
+	t.UnattributedPublishes = len(seqs)
+	return t, diags, seqs
 }
 
 // expect accounts for publish p at client s (s.mu held) and reports
@@ -89,7 +85,7 @@ func (t *tally) expect(s *subscriber, p pub) bool {
 	if p.Attempt < 0 || (p.To != "all" && p.To != s.user) {
 		return false
 	}
-	got := p.Attempt < len(s.got) && s.got[p.Attempt].has(p.Seq)
+	got := s.got.has(p.Seq)
 	if p.Start.Before(s.first) {
 		t.Ambiguous++
 		if got {
@@ -122,28 +118,6 @@ func (s *subscriber) resyncedAfter(p pub) bool {
 	return false
 }
 
-// orphans counts the attempts s got that were not the accepted ones.
-func (t *tally) orphans(s *subscriber, pubs []pub, distinct map[[2]int64]bool) {
-	for att, bs := range s.got {
-		for w, word := range bs {
-			for b := range 64 {
-				if word&(1<<b) == 0 {
-					continue
-				}
-				seq := int64(w*64 + b)
-				if seq < 1 || seq > int64(len(pubs)) || pubs[seq-1].Attempt == att {
-					continue
-				}
-				t.Orphans++
-				distinct[[2]int64{seq, int64(att)}] = true
-				if a := pubs[seq-1].Attempt; a >= 0 && a < len(s.got) && s.got[a].has(seq) {
-					t.RetriedSeqTwice++
-				}
-			}
-		}
-	}
-}
-
 // describeLoss says what client s got around the lost publish p: the seqs
 // of p's channel near it, its resyncs, its last events.
 func describeLoss(s *subscriber, p pub, pubs []pub) string {
@@ -158,7 +132,7 @@ func describeLoss(s *subscriber, p pub, pubs []pub) string {
 			continue
 		}
 		mark := "missing"
-		if o.Attempt >= 0 && o.Attempt < len(s.got) && s.got[o.Attempt].has(q) {
+		if o.Attempt >= 0 && s.got.has(q) {
 			mark = "got"
 		}
 		fmt.Fprintf(&b, " %d:%s", q, mark)
@@ -180,7 +154,7 @@ func (s *subscriber) caughtUp(markers [2]pub) bool {
 		if m.Attempt < 0 {
 			return false
 		}
-		if !(m.Attempt < len(s.got) && s.got[m.Attempt].has(m.Seq)) && !s.resyncedAfter(m) {
+		if !s.got.has(m.Seq) && !s.resyncedAfter(m) {
 			return false
 		}
 	}

@@ -28,17 +28,16 @@ var chName = [2]string{"all", "user"}
 // chType names an event of each channel in a note, without allocating.
 var chType = [2]string{"chaos/all", "chaos/user"}
 
-// payload is the data of every event the publisher sends. Each attempt of
-// a publish carries the same seq and its own attempt number, so that an
-// attempt that was stored although its answer was lost (an orphan) tells
-// itself apart from the accepted one, and a true duplicate (one stored
-// event delivered twice) from a retry.
+// payload is the data of every event the publisher sends. Every attempt
+// of a publish carries the same payload (the hub takes an attempt with a
+// different body under the same Idempotency-Key for another publish), so
+// a client tells two stored copies of one publish apart by their
+// positions, not their data.
 type payload struct {
-	Seq     int64  `json:"seq"`
-	Attempt int    `json:"att"`
-	To      string `json:"to"`            // "all" or the user's id
-	End     bool   `json:"end,omitempty"` // an end marker
-	T       int64  `json:"t"`             // the attempt's start, Unix nanoseconds
+	Seq int64  `json:"seq"`
+	To  string `json:"to"`            // "all" or the user's id
+	End bool   `json:"end,omitempty"` // an end marker
+	T   int64  `json:"t"`             // the publish's first attempt's start, Unix nanoseconds
 }
 
 // note is one event as a client saw it, kept in a short ring for the
@@ -49,7 +48,6 @@ type note struct {
 	id   string
 	node int
 	seq  int64
-	att  int
 }
 
 // resyncSeen is one resync event: when it arrived and which of the
@@ -86,8 +84,9 @@ type stormWatch struct {
 // subscriber is one client: a user's stream, reconnecting (with
 // Last-Event-ID) to its home node while that lives, else to any live one.
 // It checks what it can as events arrive and keeps only compact state, so
-// that 10,000 of them fit in memory: which (seq, attempt) it got, per
-// channel the last seq, the resyncs, its connections.
+// that 10,000 of them fit in memory: which seqs it got (and got again at
+// a later position), per channel the last seq and position, the resyncs,
+// its connections.
 type subscriber struct {
 	idx  int
 	user string
@@ -97,9 +96,12 @@ type subscriber struct {
 	node       int       // the node of its latest dial
 	first      time.Time // arrival of its first connected event
 	lastID     string    // the id of the last event that carried one
-	lastKey    [2]int64  // per channel, the last (seq, attempt) as seq<<8|attempt
-	got        []bitset  // per attempt, the seqs delivered
-	dups       int       // a (seq, attempt) delivered again
+	lastSeq    [2]int64  // per channel, the highest seq delivered
+	lastPos    [2]string // per channel, the furthest position delivered
+	got        bitset    // the seqs delivered
+	again      bitset    // the seqs delivered again at a later position: stored twice
+	copies     int       // deliveries of a seq's second (third…) stored copy
+	dups       int       // one stored event (a seq at one position) delivered again
 	outOfOrder int       // a channel's seq that went back
 	idsBack    int       // an event's id that did not move past the last one
 	resyncBack int       // a resync's id that went back in some channel

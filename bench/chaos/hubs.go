@@ -5,6 +5,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -91,6 +92,21 @@ func (h *hubs) pick(home int) (int, bool) {
 		return 0, false
 	}
 	return live[mrand.IntN(len(live))], true
+}
+
+// pickOther returns a random live node other than not, or not itself when
+// it is the only live one: a publisher retries on another node, as it
+// would behind a load balancer that took the failed node out.
+func (h *hubs) pickOther(not int) (int, bool) {
+	live := h.liveNodes()
+	others := slices.DeleteFunc(slices.Clone(live), func(i int) bool { return i == not })
+	switch {
+	case len(others) > 0:
+		return others[mrand.IntN(len(others))], true
+	case len(live) > 0:
+		return live[0], true
+	}
+	return 0, false
 }
 
 // waitHealthy waits until node i answers /healthz with 200, at most within.

@@ -4,7 +4,12 @@
 // (-redis cluster, internal/rediscluster) — and -nodes ssehub processes on
 // it, connects -clients subscribers (sseclient, the Go client, which
 // reconnects with Last-Event-ID) and publishes events, half to everyone
-// and half to one user, through a random live node.
+// and half to one user, through a random live node. Each publish has its
+// own Idempotency-Key; on any doubt (an error, a timeout, a 5xx) the
+// publisher retries it, same body and key, on another node, so that the
+// hub stores it once: a client that gets a publish's seq again at a later
+// position got a copy the publisher has no id for (unattributed), which
+// must not happen.
 //
 // The hub keeps one history per channel (everyone's, each user's), and a
 // client's position is its position in each channel it follows, so the
@@ -15,7 +20,8 @@
 // markers of its channels, and accounts, client by client, for every
 // event addressed to it since its first stream opened: delivered exactly
 // once, announced lost by a resync naming its channel, or lost. Lost must
-// be 0, and so must duplicates and events out of order.
+// be 0, and so must duplicates, unattributed copies and events out of
+// order.
 //
 // Two modes:
 //
@@ -77,6 +83,7 @@ type config struct {
 	Warmup       time.Duration
 	StormWithin  time.Duration
 	Sources      int
+	LoseEvery    int
 	CPUProfile   string
 }
 
@@ -134,6 +141,7 @@ func parseFlags() (config, error) {
 	flag.DurationVar(&c.Warmup, "warmup", 10*time.Second, "storm: publishing before the kill (its second half measures the background Redis commands)")
 	flag.DurationVar(&c.StormWithin, "storm-within", 2*time.Minute, "storm: bound on the wait for the killed node's clients")
 	flag.IntVar(&c.Sources, "sources", 1, "spread the clients' dials over 127.0.0.1 … 127.0.0.<sources> (against ephemeral port exhaustion)")
+	flag.IntVar(&c.LoseEvery, "lose-every", 0, "drop the answer to the first attempt of about one publish in this many, as a connection cut after the hub stored the event would, and retry it under its Idempotency-Key: the hub must answer the retry as a replay (0: never)")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write this program's CPU profile here (to see what the clients cost)")
 	flag.Parse()
 	if c.Users == 0 {
@@ -153,6 +161,8 @@ func parseFlags() (config, error) {
 		return c, errors.New("-wait-replicas needs -redis cluster: one Redis has no replica")
 	case c.Nodes < 2 || c.Clients < 1 || c.Users < 1 || c.Rate <= 0 || c.Duration <= 0:
 		return c, errors.New("need -nodes ≥ 2, positive -clients, -users, -rate and -duration")
+	case c.LoseEvery < 0:
+		return c, fmt.Errorf("-lose-every %d: want 0 (never) or a positive count", c.LoseEvery)
 	case c.Sources < 1 || c.Sources > 250:
 		return c, fmt.Errorf("-sources %d: want 1 to 250", c.Sources)
 	}
@@ -217,7 +227,7 @@ func run(ctx context.Context, c config) error {
 	logf("%d clients connected (%d users)", c.Clients, len(users))
 	sum := newSummary(c, st)
 	sum.Users = len(users)
-	pubr := newPublisher(h)
+	pubr := newPublisher(h, c.LoseEvery)
 	if c.Storm {
 		sum.Storm, err = storm(ctx, c, h, st, subs, pubr, users)
 		if err != nil {
@@ -259,8 +269,8 @@ func chaos(ctx context.Context, c config, h *hubs, st store, pubr *publisher, us
 	did, errs := inject(ctx, h, st, c)
 	close(stop)
 	<-done
-	pubs, fails, _ := pubr.snapshot()
-	logf("published %d events (%d failed attempts, retried); faults: %v", len(pubs), fails, did)
+	pubs, ps := pubr.snapshot()
+	logf("published %d events (%d failed attempts, retried); faults: %v", len(pubs), ps.fails, did)
 	return did, errs
 }
 

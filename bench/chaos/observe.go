@@ -66,12 +66,18 @@ func (s *subscriber) resync(now time.Time, ev sseclient.Event) {
 	s.lastID = ev.ID
 }
 
+// chanTag is each channel's tag in the hub's event ids.
+var chanTag = [2]string{"a", "u"}
+
 // chaos checks and records one published event: its id must move past the
-// last one, its seq go up in its channel, its addressee be this client,
-// and its (seq, attempt) be new.
+// last one, its seq go up in its channel, its addressee be this client.
+// A seq it already has is told apart by its position in its channel: at
+// a later one, it is a second stored copy of the publish (stored twice,
+// which the publisher's Idempotency-Key exists to prevent); at the same
+// or an earlier one, the same stored event delivered again, a duplicate.
 func (s *subscriber) chaos(now time.Time, ev sseclient.Event) {
 	var p payload
-	if err := json.Unmarshal(ev.Data, &p); err != nil || p.Seq <= 0 || p.Attempt < 0 || p.Attempt > 255 {
+	if err := json.Unmarshal(ev.Data, &p); err != nil || p.Seq <= 0 {
 		s.diagnose(fmt.Sprintf("bad data %q", ev.Data))
 		return
 	}
@@ -82,20 +88,27 @@ func (s *subscriber) chaos(now time.Time, ev sseclient.Event) {
 			s.misrouted++
 		}
 	}
-	s.remember(note{at: now, typ: chType[ch], id: ev.ID, node: s.node, seq: p.Seq, att: p.Attempt})
-	for len(s.got) <= p.Attempt {
-		s.got = append(s.got, nil)
-	}
-	if s.got[p.Attempt].add(p.Seq) {
+	s.remember(note{at: now, typ: chType[ch], id: ev.ID, node: s.node, seq: p.Seq})
+	positions, _, _ := ssetest.Positions(ev.ID)
+	pos := positions[chanTag[ch]] // "" when the id does not carry it
+	later := pos != "" && s.lastPos[ch] != "" && sse.CompareIDs(pos, s.lastPos[ch]) > 0
+	switch {
+	case !s.got.add(p.Seq):
+		if p.Seq < s.lastSeq[ch] {
+			s.outOfOrder++
+			s.diagnose("seq went back in its channel")
+		}
+	case later:
+		s.again.add(p.Seq)
+		s.copies++
+	default:
 		s.dups++
 		s.diagnose("delivered twice")
 	}
-	key := p.Seq<<8 | int64(p.Attempt)
-	if key < s.lastKey[ch] {
-		s.outOfOrder++
-		s.diagnose("seq went back in its channel")
+	s.lastSeq[ch] = max(s.lastSeq[ch], p.Seq)
+	if pos != "" && (s.lastPos[ch] == "" || later) {
+		s.lastPos[ch] = pos
 	}
-	s.lastKey[ch] = max(s.lastKey[ch], key)
 	if !ssetest.Moved(s.lastID, ev.ID) {
 		s.idsBack++
 		s.diagnose("id did not move past the last id")
@@ -137,7 +150,7 @@ func (s *subscriber) diagnose(what string) {
 		n := s.ring[k%len(s.ring)]
 		d += fmt.Sprintf(" [%s %s node%d", n.at.Format("15:04:05.000"), n.typ, n.node)
 		if n.seq > 0 {
-			d += fmt.Sprintf(" seq %d att %d", n.seq, n.att)
+			d += fmt.Sprintf(" seq %d", n.seq)
 		}
 		d += fmt.Sprintf(" id=%s]", n.id)
 	}
@@ -162,4 +175,27 @@ func (b *bitset) add(i int64) bool {
 func (b bitset) has(i int64) bool {
 	w := int(i / 64)
 	return w < len(b) && b[w]&(1<<(i%64)) != 0
+}
+
+// union adds the members of o.
+func (b *bitset) union(o bitset) {
+	for len(*b) < len(o) {
+		*b = append(*b, 0)
+	}
+	for w, word := range o {
+		(*b)[w] |= word
+	}
+}
+
+// members returns the set's members in order.
+func (b bitset) members() []int64 {
+	var out []int64
+	for w, word := range b {
+		for i := range 64 {
+			if word&(1<<i) != 0 {
+				out = append(out, int64(w*64+i))
+			}
+		}
+	}
+	return out
 }

@@ -34,6 +34,19 @@ type summary struct {
 	EndMarkers int `json:"end_markers"`
 	PubFails   int `json:"publish_failed_attempts"`
 	GivenUp    int `json:"publishes_given_up"`
+	// Replayed counts the publishes whose accepted answer was a replay:
+	// an earlier attempt had been stored though its answer was lost, and
+	// the hub answered the retry, under the same Idempotency-Key, with
+	// that attempt's id instead of storing it again. Refused counts the
+	// publishes answered a 4xx (given up: no doubt), Conflicts the 422s
+	// among them (a key taken for another publish; never meant).
+	Replayed  int `json:"replayed"`
+	Refused   int `json:"publishes_refused"`
+	Conflicts int `json:"idempotency_conflicts"`
+	// Dropped counts the answers the publisher dropped on purpose
+	// (-lose-every): each such publish was stored, and its retry must be
+	// answered as a replay.
+	Dropped int `json:"answers_dropped"`
 	// RateAchieved is the regular publishes (not the end markers) per
 	// second over the time they were sent: under load the sequential
 	// publisher falls behind -rate. PublishMs is p50/p99/max of their
@@ -41,10 +54,11 @@ type summary struct {
 	RateAchieved float64    `json:"rate_achieved"`
 	PublishMs    [3]float64 `json:"publish_ms"`
 	tally
-	// OrphanAttempts say, for each orphan attempt, how its answer was lost.
-	OrphanAttempts []string      `json:"orphan_attempts,omitempty"`
-	Behind         int           `json:"behind"` // clients without their channels' end markers at the end
-	Storm          *stormSummary `json:"storm,omitempty"`
+	// StoredTwice say, for each publish stored more than once, how the
+	// answers of its attempts were lost.
+	StoredTwice []string      `json:"stored_twice,omitempty"`
+	Behind      int           `json:"behind"` // clients without their channels' end markers at the end
+	Storm       *stormSummary `json:"storm,omitempty"`
 	// Verdict is pass or FAIL; Problems say why it failed, Diagnoses show,
 	// for the first faults, what the client saw.
 	Verdict   string   `json:"verdict"`
@@ -67,15 +81,27 @@ func newSummary(c config, st store) summary {
 // finish accounts for every client's events, judges the run and writes
 // the summary next to c.Summary; it returns an error if the run failed.
 func finish(sum summary, subs []*subscriber, pubr *publisher, path string) error {
-	pubs, fails, givenUp := pubr.snapshot()
-	sum.PubFails, sum.GivenUp = fails, givenUp
+	pubs, ps := pubr.snapshot()
+	sum.PubFails, sum.GivenUp, sum.Refused, sum.Conflicts, sum.Dropped = ps.fails, ps.givenUp, ps.refused, ps.conflicts, ps.dropped
 	sum.publishStats(pubs)
-	var orphans [][2]int64
-	sum.tally, sum.Diagnoses, orphans = account(subs, pubs, 8)
-	for _, o := range orphans {
-		p := pubs[o[0]-1]
-		sum.OrphanAttempts = append(sum.OrphanAttempts, fmt.Sprintf("seq %d attempt %d (to %s; attempt %d accepted): %s",
-			o[0], o[1], chName[p.channel()], p.Attempt, cmp.Or(pubr.failure(o[0], int(o[1])), "no failure recorded")))
+	var twice []int64
+	sum.tally, sum.Diagnoses, twice = account(subs, pubs, 8)
+	for _, seq := range twice {
+		if seq < 1 || seq > int64(len(pubs)) {
+			continue
+		}
+		p := pubs[seq-1]
+		// Every failed attempt has its failure, up to the accepted one.
+		var why []string
+		for att := 0; att < 1000; att++ {
+			f := pubr.failure(seq, att)
+			if f == "" {
+				break
+			}
+			why = append(why, fmt.Sprintf("attempt %d: %s", att, f))
+		}
+		sum.StoredTwice = append(sum.StoredTwice, fmt.Sprintf("seq %d (to %s; attempt %d accepted, replayed %v): %s",
+			seq, chName[p.channel()], p.Attempt, p.Replayed, cmp.Or(strings.Join(why, "; "), "no attempt failed")))
 	}
 	if sum.Storm != nil {
 		sum.Storm.userLatencies(sum.Storm.moved)
@@ -106,12 +132,15 @@ func (s *summary) publishStats(pubs []pub) {
 			continue
 		}
 		s.Published++
+		if p.Replayed {
+			s.Replayed++
+		}
 		if p.End {
 			s.EndMarkers++
 			continue
 		}
 		regular++
-		lat = append(lat, ms(p.Done.Sub(p.Start)))
+		lat = append(lat, ms(p.Done.Sub(p.Sent)))
 		if first.IsZero() {
 			first = p.Start
 		}
@@ -137,6 +166,10 @@ func (s *summary) judge() {
 	add(s.Misrouted == 0, "%d events delivered to the wrong user", s.Misrouted)
 	add(s.Behind == 0, "%d clients without their channels' end markers at the end", s.Behind)
 	add(s.GivenUp == 0, "%d publishes given up", s.GivenUp)
+	add(s.Unattributed == 0, "%d deliveries of %d publishes stored more than once (copies the publisher had no id for: a retry under the same Idempotency-Key was stored again)",
+		s.Unattributed, s.UnattributedPublishes)
+	add(s.Replayed >= s.Dropped, "%d answers dropped on purpose (the events were stored), but only %d retries answered as replays", s.Dropped, s.Replayed)
+	add(s.Conflicts == 0, "%d publishes answered 422 (Idempotency-Key taken for a different publish)", s.Conflicts)
 	add(s.Expected > 0, "no event was expected")
 	add(len(s.FaultErrors) == 0, "faults that did not heal: %s", strings.Join(s.FaultErrors, "; "))
 	add(len(s.Faults) > 0, "no fault was injected")
@@ -167,17 +200,21 @@ func (s summary) markdown() string {
 		fmt.Fprintf(&b, "%d ssehub nodes; %d clients (%d users) reconnecting to a random live node; %.0f events/s for %s (half to everyone, half to one user). Faults: %s.\n\n",
 			s.Nodes, s.Clients, s.Users, s.Rate, s.Duration, strings.Join(s.Faults, ", "))
 	}
-	fmt.Fprintf(&b, "| published | expected deliveries | delivered | resynced | lost | duplicates | out of order | misrouted | orphans | behind at the end |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| published | expected deliveries | delivered | resynced | lost | duplicates | unattributed | out of order | misrouted | behind at the end |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %d | %d |\n\n",
-		s.Published, s.Expected, s.Delivered, s.Resynced, s.Lost, s.Duplicates, s.OutOfOrder, s.Misrouted, s.Orphans, s.Behind)
+		s.Published, s.Expected, s.Delivered, s.Resynced, s.Lost, s.Duplicates, s.Unattributed, s.OutOfOrder, s.Misrouted, s.Behind)
 	fmt.Fprintf(&b, "Accounted per channel (everyone's, each user's): events matched to publishes by the seq in their data, seqs rising within a channel, ids never going back; an end marker to everyone and one to each user (%d in all, included above) closed every client's channels. ", s.EndMarkers)
 	fmt.Fprintf(&b, "Publishes (one at a time, end markers aside): %.1f/s achieved of the %.0f/s asked; %s from request to answer (p50 / p99 / max). ", s.RateAchieved, s.Rate, phase(s.PublishMs))
-	fmt.Fprintf(&b, "%d publish attempts failed during faults and were retried on another node (%d given up); %d deliveries were of %d attempts that got no answer but were stored (orphans: the publisher retried, so %d times a client got that seq twice, once as the orphan). ",
-		s.PubFails, s.GivenUp, s.Orphans, s.OrphanPublishes, s.RetriedSeqTwice)
+	fmt.Fprintf(&b, "%d publish attempts failed during faults and were retried, under the publish's Idempotency-Key, on another node (%d given up, %d of them refused with a 4xx, %d with 422)", s.PubFails, s.GivenUp, s.Refused, s.Conflicts)
+	if s.Dropped > 0 {
+		fmt.Fprintf(&b, ", %d of them answers the publisher dropped on purpose (-lose-every: the event was stored)", s.Dropped)
+	}
+	fmt.Fprintf(&b, "; %d publishes were answered as replays (an earlier attempt had been stored though its answer was lost: stored once); %d deliveries were of %d publishes stored more than once (unattributed: a copy the publisher had no id for). ",
+		s.Replayed, s.Unattributed, s.UnattributedPublishes)
 	fmt.Fprintf(&b, "%d connections, %d resumed with Last-Event-ID; %d resync events (%d whose id went back); %d events published while a client's first stream was opening, %d of them delivered (once).\n",
 		s.Connections, s.Resumes, s.ResyncEvents, s.ResyncBack, s.Ambiguous, s.AmbiguousDelivered)
-	for _, o := range s.OrphanAttempts {
-		fmt.Fprintf(&b, "\n- Orphan: %s\n", o)
+	for _, o := range s.StoredTwice {
+		fmt.Fprintf(&b, "\n- Stored twice: %s\n", o)
 	}
 	if s.Storm != nil {
 		s.Storm.markdown(&b)

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	sse "github.com/ssekit/sse"
 )
 
 // listFlag is a repeatable flag whose values may also be comma-separated.
@@ -43,8 +45,12 @@ var cliEnv = map[string]bool{"url": true, "prefix": true, "publish-key": true}
 // publishCommand is `ssehub publish`: a client of POST <prefix>/publish,
 // so that a shell script or a cron job publishes without writing HTTP.
 // It prints the publish's id on stdout (not the ids subscribers see, which
-// are each connection's position in its channels).
-func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// are each connection's position in its channels). With
+// --idempotency-key, a run that repeats an earlier one within the hub's
+// window prints that publish's id all the same, and says on stderr that
+// nothing was sent again: stdout is the id either way, for the script
+// that reads it.
+func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ssehub publish", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
@@ -71,9 +77,20 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	})
 	fs.Var(&topics, "topic", "topic to send to: every stream that follows it; repeat or comma-separate for several")
 	all := fs.Bool("all", false, "send to everyone; excludes --user, --client, --tenant and --topic")
+	var idemKey string
+	fs.Func("idempotency-key", "a key naming this publish (Idempotency-Key), 1 to 255 bytes of visible ASCII: run again with the same key after any failure, and the hub stores the publish once", func(s string) error {
+		if s == "" {
+			return errors.New("an empty value (did a variable come out empty?): a key names the publish")
+		}
+		if err := sse.CheckKey(s); err != nil {
+			return fmt.Errorf("%d bytes: want 1 to %d bytes of visible ASCII without spaces, such as a UUID", len(s), sse.MaxKeyLen)
+		}
+		idemKey = s
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE (--user UUID… | --client ID… | --tenant ID | --topic NAME… | --all) [--data JSON] [flags]\n\nPublishes one event through a running hub and prints the publish's id. --user, --client, --tenant\nand --topic may be combined: the event reaches each stream that any of them names, once.\n\nFlags:\n")
+			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE (--user UUID… | --client ID… | --tenant ID | --topic NAME… | --all) [--data JSON] [--idempotency-key KEY] [flags]\n\nPublishes one event through a running hub and prints the publish's id. --user, --client, --tenant\nand --topic may be combined: the event reaches each stream that any of them names, once.\nWith --idempotency-key, a run that repeats an earlier one within the hub's --idempotency-window\nprints the earlier publish's id, sends nothing, and says \"replayed\" on stderr.\n\nFlags:\n")
 			printFlags(stdout, fs, func(name string) bool { return cliEnv[name] })
 			return nil
 		}
@@ -122,6 +139,9 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	req.Header.Set("Authorization", "Bearer "+*key)
 	req.Header.Set("Content-Type", "application/json")
+	if idemKey != "" {
+		req.Header.Set(idempotencyHeader, idemKey)
+	}
 	// A client of its own, so that its connection is closed when done.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Do(req)
@@ -145,6 +165,9 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		return fmt.Errorf("publish: unexpected answer %.200q", raw)
 	}
 	fmt.Fprintln(stdout, ok.ID)
+	if ok.Replayed {
+		fmt.Fprintf(stderr, "ssehub publish: replayed: the hub had stored a publish with this --idempotency-key already; %s is its id, and nothing was sent again\n", ok.ID)
+	}
 	return nil
 }
 

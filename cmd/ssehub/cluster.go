@@ -49,8 +49,9 @@ var clusterParams = map[string]string{
 // redis://, rediss:// or unix://, with go-redis's options and ssehub's
 // own, see clusterParams) or a Redis Cluster (--redis-cluster: seed
 // addresses, and ssehub's parameters after a '?'). The broker keeps each
-// channel's history as memory mode does (--history-size, --history-age)
-// and waits for --redis-wait-replicas. It fails, naming the setting, when
+// channel's history as memory mode does (--history-size, --history-age),
+// remembers Idempotency-Keys for --idempotency-window and waits for
+// --redis-wait-replicas. It fails, naming the setting, when
 // Redis does not answer within ctx or 5s, so that a node never starts
 // half-connected.
 func openCluster(ctx context.Context, cfg config, log *slog.Logger) (cluster, error) {
@@ -83,6 +84,7 @@ func openCluster(ctx context.Context, cfg config, log *slog.Logger) (cluster, er
 	bopts.Logger = log
 	bopts.MaxLen, bopts.MaxAge = int64(cfg.HistorySize), cfg.HistoryAge
 	bopts.WaitReplicas = cfg.RedisWaitReplicas
+	bopts.KeyWindow = cfg.IdempotencyWindow
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
@@ -95,7 +97,7 @@ func openCluster(ctx context.Context, cfg config, log *slog.Logger) (cluster, er
 		return nil, clusterError(setting, where, err)
 	}
 	life, stop := context.WithCancel(context.Background())
-	log.Info("cluster mode", "node", b.Node(), "redis", where, "redis_cluster", cfg.RedisCluster != "", "wait_replicas", cfg.RedisWaitReplicas)
+	log.Info("cluster mode", "node", b.Node(), "redis", where, "redis_cluster", cfg.RedisCluster != "", "wait_replicas", cfg.RedisWaitReplicas, "idempotency_window", cfg.IdempotencyWindow.String())
 	return &redisCluster{rdb: rdb, broker: b, log: log, life: life, stop: stop}, nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	sse "github.com/ssekit/sse"
 )
 
 // envPrefix starts the name of every environment variable ssehub reads.
@@ -77,6 +79,11 @@ type config struct {
 	DetachStreams     bool
 	Retry             time.Duration
 	DevTokenTTL       time.Duration
+
+	// How long a publish's Idempotency-Key is remembered, in memory or in
+	// Redis, and how many keys memory mode remembers at most (0: no bound).
+	IdempotencyWindow  time.Duration
+	MaxIdempotencyKeys int
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -147,6 +154,8 @@ func newServeFlags(c *config) *flag.FlagSet {
 	num(&c.HistorySize, "history-size", "events kept for replay on reconnect, per channel: each user's own history and the broadcast one, in memory and in Redis")
 	dur(&c.HistoryAge, "history-age", "how long an event is kept for replay, in memory and in Redis")
 	fs.Int64Var(&c.HistoryBytes, "history-bytes", c.HistoryBytes, "in memory mode, bound on the whole history, all channels together, in bytes: over it the oldest events go first (a client that needed one gets a resync); 0 for no bound")
+	dur(&c.IdempotencyWindow, "idempotency-window", "how long a publish's Idempotency-Key is remembered: a repeat within it is answered with the first publish's id and sends nothing; at most "+shortDuration(sse.MaxKeyWindow))
+	num(&c.MaxIdempotencyKeys, "max-idempotency-keys", "in memory mode, most Idempotency-Keys remembered (about 150 bytes each): over it the oldest is forgotten first, and a retry of its publish would be stored again; 0 for no bound")
 	num(&c.MaxClients, "max-clients", "concurrent streams on this node; 0 for no limit")
 	num(&c.MaxClientsPerUser, "max-clients-per-user", "concurrent streams of one user, a new one closes the oldest; 0 for no limit")
 	num(&c.BufferSize, "buffer-size", "events queued per stream before the overflow policy applies")
@@ -223,6 +232,9 @@ func defaultConfig() config {
 		PublishBurstIP:    2000,
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
+
+		IdempotencyWindow:  sse.DefaultKeyWindow,
+		MaxIdempotencyKeys: sse.DefaultMaxKeys,
 	}
 }
 
@@ -352,6 +364,12 @@ func (c *config) check() error {
 	}
 	if c.HistoryBytes < 0 {
 		return bad("history-bytes", "must be 0 (no bound) or positive, got %d", c.HistoryBytes)
+	}
+	if c.MaxIdempotencyKeys < 0 {
+		return bad("max-idempotency-keys", "must be 0 (no bound) or positive, got %d", c.MaxIdempotencyKeys)
+	}
+	if c.IdempotencyWindow <= 0 || c.IdempotencyWindow > sse.MaxKeyWindow {
+		return bad("idempotency-window", "must be positive and at most %s, got %v", shortDuration(sse.MaxKeyWindow), c.IdempotencyWindow)
 	}
 	if c.MaxClients < 0 {
 		return bad("max-clients", "must be 0 (no limit) or positive, got %d", c.MaxClients)
@@ -540,6 +558,19 @@ func parseOrigins(s string) ([]string, error) {
 	return out, nil
 }
 
+// shortDuration writes d as a person would, without zero minutes and
+// seconds: 24h, not 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+		if t, ok := strings.CutSuffix(s, "h0m"); ok {
+			s = t + "h"
+		}
+	}
+	return s
+}
+
 // redact hides the password of a URL, for error messages and logs.
 func redact(raw string) string {
 	u, err := url.Parse(raw)
@@ -565,7 +596,8 @@ Endpoints:
                          ?access_token=; ?topic=NAME (repeatable) follows topics the token allows
   POST <prefix>/publish  publish: Authorization: Bearer <publish key>, Content-Type: application/json,
                          {"users":[…],"clients":[…],"tenant":"…","topics":[…],"type":"…","data":…}
-                         or {"all":true,"type":"…",…}
+                         or {"all":true,"type":"…",…}; optional Idempotency-Key: <key>, so that a retry
+                         within --idempotency-window is stored once and answered "replayed": true
   GET  <prefix>/status, GET /metrics, GET /healthz, demo page at /
 
 Flags:

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	sse "github.com/ssekit/sse"
 )
 
 // TestConfigDevModeOnlyWhenAsked checks that dev mode is never inferred:
@@ -114,6 +116,12 @@ func TestConfigEverySetting(t *testing.T) {
 		{"history-age", "90s", func(c config) bool { return c.HistoryAge == 90*time.Second }},
 		{"history-bytes", "1048576", func(c config) bool { return c.HistoryBytes == 1<<20 && hubConfig(c, nil).HistoryBytes == 1<<20 }},
 		{"history-bytes", "0", func(c config) bool { return c.HistoryBytes == 0 && hubConfig(c, nil).HistoryBytes < 0 }},
+		{"idempotency-window", "1h", func(c config) bool {
+			return c.IdempotencyWindow == time.Hour && hubConfig(c, nil).IdempotencyWindow == time.Hour
+		}},
+		{"idempotency-window", "24h", func(c config) bool { return hubConfig(c, nil).IdempotencyWindow == sse.MaxKeyWindow }},
+		{"max-idempotency-keys", "500", func(c config) bool { return c.MaxIdempotencyKeys == 500 && hubConfig(c, nil).MaxIdempotencyKeys == 500 }},
+		{"max-idempotency-keys", "0", func(c config) bool { return c.MaxIdempotencyKeys == 0 && hubConfig(c, nil).MaxIdempotencyKeys < 0 }},
 		{"max-clients", "0", func(c config) bool { return c.MaxClients == 0 && hubConfig(c, nil).MaxClients < 0 }},
 		{"max-clients-per-user", "2", func(c config) bool { return c.MaxClientsPerUser == 2 }},
 		{"buffer-size", "64", func(c config) bool { return c.BufferSize == 64 }},
@@ -195,6 +203,21 @@ func TestConfigEverySetting(t *testing.T) {
 	}
 }
 
+// TestConfigIdempotencyDefaults checks that ssehub's defaults for the
+// idempotency keys are the library's, as --help and the docs say.
+func TestConfigIdempotencyDefaults(t *testing.T) {
+	t.Parallel()
+	hc := hubConfig(testConfig(t), nil)
+	if hc.IdempotencyWindow != sse.DefaultKeyWindow || hc.MaxIdempotencyKeys != sse.DefaultMaxKeys {
+		t.Errorf("window %v, max keys %d; want the library's %v and %d", hc.IdempotencyWindow, hc.MaxIdempotencyKeys, sse.DefaultKeyWindow, sse.DefaultMaxKeys)
+	}
+	for d, want := range map[time.Duration]string{sse.MaxKeyWindow: "24h", 10 * time.Minute: "10m", 90 * time.Minute: "1h30m", 200 * time.Millisecond: "200ms", 90 * time.Second: "1m30s"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
 func TestConfigFlagWinsOverEnv(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"SSEHUB_ADDR": ":1111", "SSEHUB_PREFIX": "/from-env", "SSEHUB_JWT_SECRET": testSecret, "SSEHUB_PUBLISH_KEY": testKey}
@@ -261,6 +284,12 @@ func TestConfigInvalid(t *testing.T) {
 		{"history-age", "ten", nil},
 		{"history-bytes", "-1", nil},
 		{"history-bytes", "64MiB", nil},
+		{"idempotency-window", "0", nil},
+		{"idempotency-window", "-1s", nil},
+		{"idempotency-window", "25h", nil},
+		{"idempotency-window", "a day", nil},
+		{"max-idempotency-keys", "-1", nil},
+		{"max-idempotency-keys", "many", nil},
 		{"max-clients", "-1", nil},
 		{"max-clients-per-user", "-2", nil},
 		{"buffer-size", "0", nil},

@@ -79,6 +79,8 @@ type serverMetrics struct {
 	publishRejected *prometheus.CounterVec
 	rateLimited     *prometheus.CounterVec
 	publishes       *prometheus.CounterVec
+	keyReplays      prometheus.Counter
+	keyConflicts    prometheus.Counter
 }
 
 // targetKinds are the values of ssekit_publishes_total's target label: the
@@ -104,8 +106,16 @@ func newServerMetrics(hub *sse.Hub) *serverMetrics {
 		}, []string{"endpoint"}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ssekit_publishes_total",
-			Help: "Publish requests accepted, by kind of target: all, users, clients, tenant, topics (a publish to several kinds counts once under each).",
+			Help: "Publish requests accepted, by kind of target: all, users, clients, tenant, topics (a publish to several kinds counts once under each). A replay is not counted here but in ssekit_idempotency_replays_total.",
 		}, []string{"target"}),
+		keyReplays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ssekit_idempotency_replays_total",
+			Help: "Publish requests answered with the id of an earlier publish with the same Idempotency-Key, storing and sending nothing: retries of a publish that had been stored.",
+		}),
+		keyConflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ssekit_idempotency_conflicts_total",
+			Help: "Publish requests refused with 422: their Idempotency-Key was used within the window for a different publish.",
+		}),
 	}
 	// Every kind from the start, so that a dashboard's rate() sees the
 	// first publish of a kind rather than a series appearing at 1.
@@ -118,9 +128,21 @@ func newServerMetrics(hub *sse.Hub) *serverMetrics {
 		m.publishRejected,
 		m.rateLimited,
 		m.publishes,
+		m.keyReplays,
+		m.keyConflicts,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	// The keys a memory broker remembers, read per scrape (under the
+	// broker's lock, as a publish takes it). A Redis broker's keys expire
+	// in Redis on their own; counting them would cost a SCAN, so cluster
+	// mode does not export the gauge.
+	if mb, ok := hub.Broker().(*sse.MemoryBroker); ok {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ssekit_idempotency_keys",
+			Help: "Idempotency-Keys the in-memory broker remembers, within --idempotency-window and at most --max-idempotency-keys.",
+		}, func() float64 { return float64(mb.Keys()) }))
+	}
 	return m
 }
 

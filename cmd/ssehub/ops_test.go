@@ -195,7 +195,7 @@ func TestCORS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 204 || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+	if allow := resp.Header.Get("Access-Control-Allow-Headers"); resp.StatusCode != 204 || !strings.Contains(allow, "Authorization") || !strings.Contains(allow, "Idempotency-Key") {
 		t.Errorf("preflight got %d %v", resp.StatusCode, resp.Header)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -39,10 +40,21 @@ var publishFields = []string{"all", "users", "clients", "tenant", "topics", "typ
 // is for.
 var addresseeFields = []string{"all", "users", "clients", "tenant", "topics"}
 
-// publishResponse is the answer to a publish: the id the broker gave it.
+// publishResponse is the answer to a publish: the id the broker gave it,
+// and whether that id is an earlier publish's with the same
+// Idempotency-Key (nothing was stored or sent this time).
 type publishResponse struct {
-	ID string `json:"id"`
+	ID       string `json:"id"`
+	Replayed bool   `json:"replayed,omitempty"`
 }
+
+// The headers of an idempotent publish, as HTTP APIs name them (Stripe's,
+// and the IETF draft "The Idempotency-Key HTTP Header Field"): the
+// publisher's key for the publish, and the mark on the answer to a repeat.
+const (
+	idempotencyHeader = "Idempotency-Key"
+	replayedHeader    = "Idempotent-Replayed"
+)
 
 // typeRe is what an event type may be. The library only refuses what
 // breaks the framing and the types it reserves (sse.ReservedType); an HTTP
@@ -64,13 +76,18 @@ type publishHandler struct {
 	// The hub has the same bound; this one answers before the ids are
 	// parsed, naming the flag.
 	maxRecipients int
-	log           *slog.Logger
-	metrics       *serverMetrics
+	// keyWindow is --idempotency-window, for the message of a 422.
+	keyWindow time.Duration
+	log       *slog.Logger
+	metrics   *serverMetrics
 }
 
 // ServeHTTP publishes one event: 200 with its id, 401 without the key, a
 // 4xx naming what to fix, or 503 when the hub or its broker cannot take
-// it (nothing was sent: retry).
+// it (retry). With an Idempotency-Key, a repeat within the window is 200
+// with the first publish's id, "replayed": true and an
+// Idempotent-Replayed: true header, and stores nothing; a repeat that
+// differs is 422.
 func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key, ok := bearer(r.Header.Get("Authorization"))
 	if !ok || !p.key.ok(key) {
@@ -78,6 +95,11 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.log.Info("publish refused", "reason", "wrong or missing publish key", "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub publish"`)
 		sse.WriteError(w, http.StatusUnauthorized, "unauthorized", "send the publish key as Authorization: Bearer <key>")
+		return
+	}
+	idemKey, err := idempotencyKey(r.Header)
+	if err != nil {
+		p.refuse(w, http.StatusBadRequest, err)
 		return
 	}
 	req, status, err := p.decode(w, r)
@@ -90,8 +112,27 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, http.StatusBadRequest, err)
 		return
 	}
-	id, err := p.hub.Publish(r.Context(), target, sse.Event{Type: req.Type, Data: req.Data})
+	var replayed bool
+	opts := []sse.PublishOption{sse.Replayed(&replayed)}
+	if idemKey != "" {
+		opts = append(opts, sse.IdempotencyKey(idemKey))
+	}
+	id, err := p.hub.Publish(r.Context(), target, sse.Event{Type: req.Type, Data: req.Data}, opts...)
 	switch {
+	case errors.Is(err, sse.ErrKeyConflict):
+		p.metrics.keyConflicts.Inc()
+		within := ""
+		if p.keyWindow > 0 {
+			within = " within --idempotency-window (" + shortDuration(p.keyWindow) + ")"
+		}
+		p.refuse(w, http.StatusUnprocessableEntity, fmt.Errorf(
+			"%s %s was used%s for a different publish (other addressees, type or data): nothing was published; a retry must send the same body, a new publish a new key",
+			idempotencyHeader, quoteInput(idemKey), within))
+		return
+	case errors.Is(err, sse.ErrInvalidKey):
+		// Checked above already.
+		p.refuse(w, http.StatusBadRequest, fmt.Errorf("%s: %w", idempotencyHeader, err))
+		return
 	case errors.Is(err, sse.ErrEventTooLarge):
 		p.refuse(w, http.StatusRequestEntityTooLarge, err)
 		return
@@ -101,11 +142,21 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, http.StatusBadRequest, err)
 		return
 	case err != nil:
-		// The hub is closing or the broker refused: nothing was sent, and
-		// the publisher may try again (on another node).
+		// The hub is closing, or the broker refused the event or could
+		// not confirm it (it may be stored, in some of its channels or
+		// all): the publisher should try again, on another node; with its
+		// Idempotency-Key, the retry is stored once whatever this attempt
+		// left behind.
 		p.log.Warn("publish failed", "err", err, "type", req.Type)
 		w.Header().Set("Retry-After", "1")
 		sse.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	if replayed {
+		p.metrics.keyReplays.Inc()
+		p.log.Debug("publish replayed", "id", id, "key", capInput(idemKey), "type", req.Type)
+		w.Header().Set(replayedHeader, "true")
+		writeJSON(w, http.StatusOK, publishResponse{ID: id, Replayed: true})
 		return
 	}
 	p.metrics.countPublish(target)
@@ -124,10 +175,32 @@ func (p *publishHandler) refuse(w http.ResponseWriter, status int, err error) {
 		code = "payload_too_large"
 	case status == http.StatusUnsupportedMediaType:
 		code = "unsupported_media_type"
+	case status == http.StatusUnprocessableEntity:
+		code = "idempotency_key_reused"
 	case errors.Is(err, sse.ErrTooManyRecipients):
 		code = "too_many_recipients"
 	}
 	sse.WriteError(w, status, code, err.Error())
+}
+
+// idempotencyKey returns the request's Idempotency-Key, "" when it has
+// none. A header that is present but empty is refused, not taken for no
+// key: a publisher whose key came out empty means to be retried safely,
+// and would not be.
+func idempotencyKey(h http.Header) (string, error) {
+	values, ok := h[idempotencyHeader]
+	switch {
+	case !ok:
+		return "", nil
+	case len(values) > 1:
+		return "", fmt.Errorf("%d %s headers: send one", len(values), idempotencyHeader)
+	case values[0] == "":
+		return "", fmt.Errorf("%s is empty (did a variable come out empty?): send 1 to %d bytes of visible ASCII, such as a UUID, or leave the header out", idempotencyHeader, sse.MaxKeyLen)
+	}
+	if err := sse.CheckKey(values[0]); err != nil {
+		return "", fmt.Errorf("%s %s (%d bytes) is not a key: send 1 to %d bytes of visible ASCII without spaces, such as a UUID", idempotencyHeader, quoteInput(values[0]), len(values[0]), sse.MaxKeyLen)
+	}
+	return values[0], nil
 }
 
 // decode reads the body: one JSON object whose keys are the known fields,

@@ -16,7 +16,7 @@ import (
 // usage to stdout and returns nil.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "publish" {
-		return publishCommand(ctx, args[1:], getenv, stdout)
+		return publishCommand(ctx, args[1:], getenv, stdout, stderr)
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, errHelp) {

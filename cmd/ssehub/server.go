@@ -103,6 +103,9 @@ func hubConfig(c config, log *slog.Logger) sse.Config {
 		DetachStreams:     c.DetachStreams,
 		RetryInterval:     c.Retry,
 		Logger:            log,
+
+		IdempotencyWindow:  c.IdempotencyWindow,
+		MaxIdempotencyKeys: none(c.MaxIdempotencyKeys),
 	}
 }
 
@@ -118,6 +121,7 @@ func (a *app) routes() http.Handler {
 		key:           newKeyChecker(a.cfg.PublishKey),
 		maxBody:       int64(a.cfg.MaxPublishBytes),
 		maxRecipients: a.cfg.MaxRecipients,
+		keyWindow:     a.cfg.IdempotencyWindow,
 		log:           a.log,
 		metrics:       a.metrics,
 	}))))
@@ -219,11 +223,12 @@ func (a *app) cors(next http.Handler) http.Handler {
 		if allowed {
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Credentials", "true")
+			h.Set("Access-Control-Expose-Headers", replayedHeader)
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			if allowed {
 				h.Set("Access-Control-Allow-Methods", "GET, POST")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, Cache-Control")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, Cache-Control, "+idempotencyHeader)
 				h.Set("Access-Control-Max-Age", "600")
 			}
 			w.WriteHeader(http.StatusNoContent)
