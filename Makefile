@@ -3,6 +3,8 @@
 # chromium, npm packages from e2e/package-lock.json).
 
 GO ?= go
+# staticcheck, pinned: make lint runs this version whatever is installed.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-go test-e2e lint bench bench-peers fuzz
 
@@ -22,10 +24,11 @@ test-go:
 test-e2e:
 	bash e2e/run.sh
 
-## lint: gofmt and go vet must be silent
+## lint: gofmt, go vet and staticcheck (pinned) must be silent
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 ## bench: the Go micro-benchmarks (encode, SendToUser, SendToAll, parser)
 bench:

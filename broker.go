@@ -35,14 +35,15 @@ type Message struct {
 	Clients []string
 
 	// Also, for a broker that stores and delivers each channel's copy of a
-	// publish apart (Channels then holds the copy's one channel), are the
-	// publish's other channels that a connection following this one may
-	// follow too: AlsoFollowed(all of them, this one). The hub writes an
-	// event that reaches a connection through several of its channels
-	// once, through the first of them (see the package doc), and only
-	// moves the connection's position in the others. A broker that hands
-	// over the whole publish at once, all its channels with their
-	// positions, leaves it nil.
+	// publish apart, are the publish's other channels that a connection
+	// following this copy's may follow too: AlsoFollowed(all of them, this
+	// one). A live copy has the one channel in Channels; a copy that Read
+	// returns may have all of the publish's channels and positions, when
+	// the broker knows them (redisbroker keeps them in a record), and
+	// keeps Also as the mark that other copies may still come live. The
+	// hub writes an event that reaches a connection through several of
+	// its channels once (see the package doc). A broker that hands over
+	// each publish whole leaves it nil.
 	Also []string
 
 	// Key is the publisher's idempotency key (see IdempotencyKey), or "".

@@ -108,31 +108,31 @@ func sameSingleKind(a, b string) bool {
 }
 
 // channelTag is what marks a channel's position in an event id: "a" for
-// everyone's, "u" for the user's, "t" for the tenant's, and for any other
-// channel "x" and five letters of a hash of its name, so that an id stays
-// short whatever the names. Two channels of one stream whose short tags
-// collide (one pair of topics in about 24,000 does) tell apart by
-// longTag: newClient gives it to the second.
+// everyone's, "u" for the user's, and for any other channel a letter of
+// its kind and letters of a hash of its name — "t" and two for a
+// tenant's, "x" and five for a topic's or any other — so that an id stays
+// short whatever the names (a stream's whole position fits in one id, up
+// to its user, its tenant and two topics). A tag depends on its channel's
+// name alone: a resume reads each channel's own position whatever else
+// the stream follows now, and a stream in another tenant than before
+// starts that tenant's channel at its head (unless the two tenants share
+// a tag, one pair in 676: then it replays what that tenant's channel got
+// since its position, events it is allowed now). Two topics whose tags
+// collide (one pair in about 12 million) cannot be followed together:
+// newClient refuses them, naming both.
 func channelTag(ch string) string {
 	switch {
 	case ch == BroadcastChannel:
 		return "a"
 	case strings.HasPrefix(ch, userPrefix):
 		return "u"
-	case strings.HasPrefix(ch, tenantPrefix):
-		return "t"
 	}
 	h := fnv.New32a()
 	h.Write([]byte(ch))
+	if strings.HasPrefix(ch, tenantPrefix) {
+		return hashTag('t', uint64(h.Sum32()), 2)
+	}
 	return hashTag('x', uint64(h.Sum32()), 5)
-}
-
-// longTag is a channel's tag when its short one is taken in the stream:
-// "y" and twelve letters of a 64-bit hash of its name.
-func longTag(ch string) string {
-	h := fnv.New64a()
-	h.Write([]byte(ch))
-	return hashTag('y', h.Sum64(), 12)
 }
 
 // hashTag spells n as letters letters after the letter first.

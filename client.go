@@ -57,6 +57,7 @@ type client struct {
 	catchingUp bool // replay in progress: overflow means "replay again", not "disconnect"
 	overflowed bool
 	ticked     bool   // the stream's heartbeat and rotation timer fired
+	recheck    bool   // RecheckSessions asked for a CheckSession
 	limit      int    // BufferSize, once live
 	reason     string // why the hub ended the stream; "" while it runs
 	// floors[k] is the last position in channels[k] the replay wrote,
@@ -106,9 +107,6 @@ func newClient(id, user string, extra []string, limit int, abort func()) (*clien
 			return nil, fmt.Errorf("sse: channel %q followed twice", ch)
 		}
 		tags[k] = channelTag(ch)
-		if slices.Contains(tags[:k], tags[k]) {
-			tags[k] = longTag(ch)
-		}
 		if slices.Contains(tags[:k], tags[k]) {
 			return nil, fmt.Errorf("sse: channels %q and %q cannot be followed together", channels[slices.Index(tags[:k], tags[k])], ch)
 		}
@@ -232,6 +230,23 @@ func (c *client) take(spare []*entry) (q []*entry, reason string, ticked bool) {
 	c.woken, c.ticked = false, false
 	c.mu.Unlock()
 	return q, reason, ticked
+}
+
+// requestCheck asks the stream to run Config.CheckSession now.
+func (c *client) requestCheck() {
+	c.mu.Lock()
+	c.recheck, c.ticked = true, true
+	c.mu.Unlock()
+	c.signal()
+}
+
+// takeRecheck reports, once, whether a check was asked for.
+func (c *client) takeRecheck() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.recheck
+	c.recheck = false
+	return r
 }
 
 // tick is the stream's timer: it wakes the stream to send a heartbeat or

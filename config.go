@@ -94,6 +94,23 @@ type Config struct {
 	// makes every topic public.
 	AuthorizeTopic TopicAuthorizer
 
+	// CheckSession re-checks a stream's session while it is open: before
+	// it starts (after authentication), every SessionCheckInterval, and
+	// for one user's streams on every node when the app calls
+	// Hub.RecheckSessions ("log out everywhere"). An error wrapping
+	// ErrSessionRevoked ends the stream with a TypeSessionEnded event
+	// (reason "revoked"), or refuses the request with 401
+	// session_revoked; any other error is a failure to decide, which
+	// keeps an open stream (and is logged) and sends a new one away to
+	// retry. It runs on a goroutine of its own, never under a hub lock.
+	// Nil: sessions are not checked.
+	CheckSession SessionChecker
+
+	// SessionCheckInterval is how often CheckSession runs for each open
+	// stream (each stream draws 80–100 % of it). Zero: only before the
+	// stream starts and on RecheckSessions.
+	SessionCheckInterval time.Duration
+
 	// Overflow is what happens when a connection's buffer is full.
 	// Defaults to OverflowDisconnect.
 	Overflow OverflowPolicy
@@ -194,6 +211,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: BufferSize %d is negative", ErrInvalidConfig, c.BufferSize)
 	case c.ClientTimeout < 0:
 		return c, fmt.Errorf("%w: ClientTimeout %v is negative", ErrInvalidConfig, c.ClientTimeout)
+	case c.SessionCheckInterval < 0:
+		return c, fmt.Errorf("%w: SessionCheckInterval %v is negative", ErrInvalidConfig, c.SessionCheckInterval)
 	case c.HistorySize < 0:
 		return c, fmt.Errorf("%w: HistorySize %d is negative", ErrInvalidConfig, c.HistorySize)
 	case c.IdempotencyWindow < 0 || c.IdempotencyWindow > MaxKeyWindow:

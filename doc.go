@@ -22,13 +22,17 @@
 // gets a "resync" event naming that channel instead, so the loss is
 // announced, never silent, and its other channels replay as usual. An
 // event appended to several of a connection's channels (its user's and a
-// topic's) is written to it once: by the broker's one delivery of the
-// whole publish, or, for a broker that delivers each channel's copy apart
-// (Message.Also), through the first of those channels by name among the
-// ones the connection resumed from its Last-Event-ID (else among all), the
-// other copies only moving its position. A resuming stream never misses
-// such an event; one that changed its topics since its last connection
-// may see it twice if it disconnected between two copies of it. A
+// topic's) is written to it once. The memory broker delivers a publish
+// whole; a broker that stores and delivers each channel's copy apart
+// (Message.Also: redisbroker) has a stream write the first copy to arrive
+// and remember the publish until its other copies have come, which only
+// move the stream's position, each in its own channel's order; a replay
+// tells a copy the connection it resumes already wrote by the publish's
+// positions in all its channels, which the broker gives it (redisbroker
+// keeps them in a record next to the copies). A copy whose channel lost
+// history does not take the event from the others. Were a record missing
+// (its node died between the copies and the record), a client resuming
+// between two copies of that event could see it twice, never lose it. A
 // connection that cannot keep up is disconnected (and resumes) rather
 // than silently skipped.
 //

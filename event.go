@@ -20,8 +20,9 @@ type Event struct {
 	// Type is the event name ("notification", "badge_update", …). Empty
 	// means the browser's default, "message". It must be valid UTF-8
 	// without CR, LF or NUL, and neither one of the hub's own types
-	// (TypeConnected, TypeHeartbeat, TypeResync) nor a name a browser's
-	// EventSource gives meaning to ("error", "open"; see ReservedType).
+	// (TypeConnected, TypeHeartbeat, TypeResync, TypeSessionEnded) nor a
+	// name a browser's EventSource gives meaning to ("error", "open"; see
+	// ReservedType).
 	Type string `json:"type"`
 
 	// Data is marshalled with encoding/json once per event, whoever the
@@ -52,7 +53,7 @@ const (
 // reopened. Types are case-sensitive, as EventSource's are.
 func ReservedType(typ string) string {
 	switch typ {
-	case TypeConnected, TypeHeartbeat, TypeResync:
+	case TypeConnected, TypeHeartbeat, TypeResync, TypeSessionEnded, typeSessionCheck:
 		return "the hub's own"
 	case "error", "open":
 		return "an EventSource event of its own (it would fire on" + typ + ")"

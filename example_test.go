@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -287,4 +288,46 @@ func ExampleIdempotencyKey() {
 	// true false
 	// true true
 	// true
+}
+
+// "Log out everywhere": the app marks the session revoked, then asks every
+// node to check the user's streams; each ends with a session_ended event
+// that carries its position, and the user's next connection is refused.
+func ExampleHub_RecheckSessions() {
+	var loggedOut sync.Map
+	hub := sse.NewHub(sse.Config{
+		CheckSession: func(ctx context.Context, who sse.Identity) error {
+			if _, ok := loggedOut.Load(who.User); ok {
+				return sse.ErrSessionRevoked
+			}
+			return nil
+		},
+	})
+	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{
+		Authenticate: func(r *http.Request) (string, error) { return r.Header.Get("X-User"), nil },
+	}))
+	defer srv.Close()
+	defer hub.Close()
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("X-User", "alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	dec := sseclient.NewDecoder(resp.Body)
+	dec.Next() // connected
+
+	loggedOut.Store("alice", true)
+	hub.RecheckSessions(context.Background(), "alice")
+	ev, _ := dec.Next()
+	fmt.Println(ev.Type, strings.Contains(string(ev.Data), `"reason":"revoked"`))
+
+	again, _ := http.DefaultClient.Do(req)
+	again.Body.Close()
+	fmt.Println(again.StatusCode)
+	// Output:
+	// session_ended true
+	// 401
 }

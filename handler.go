@@ -2,6 +2,7 @@ package sse
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 )
 
@@ -52,6 +53,8 @@ func (h *Hub) Handler(opts HandlerOptions) http.Handler {
 // answer through it.
 func (h *Hub) serveAuthenticated(w http.ResponseWriter, r *http.Request, who Identity, authErr error, requireAuth bool) {
 	switch {
+	case errors.Is(authErr, ErrCredentialsExpired):
+		WriteError(w, http.StatusUnauthorized, CodeCredentialsExpired, authErr.Error())
 	case authErr != nil:
 		WriteError(w, http.StatusUnauthorized, "unauthorized", authErr.Error())
 	case who.User == "" && requireAuth:

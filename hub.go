@@ -295,6 +295,27 @@ func (h *Hub) SendToTopic(topic string, ev Event) error {
 	return err
 }
 
+// RecheckSessions has every node run Config.CheckSession now for each
+// open stream of the user, ending those it revokes: "log out everywhere".
+// Make the session invalid in the app first, so that the check refuses it
+// (and so does the next connection's). It fails with ErrInvalidConfig when
+// CheckSession is nil, or with the broker's error.
+func (h *Hub) RecheckSessions(ctx context.Context, userID string) error {
+	if h.cfg.CheckSession == nil {
+		return fmt.Errorf("%w: RecheckSessions needs Config.CheckSession", ErrInvalidConfig)
+	}
+	if userID == "" {
+		return fmt.Errorf("%w: an empty user id", ErrInvalidTarget)
+	}
+	// Through the user's channel, so that it reaches every node that
+	// serves the user; replays skip it.
+	_, err := h.broker.Publish(ctx, Message{Channels: []string{UserChannel(userID)}, Type: typeSessionCheck, Data: []byte("{}")})
+	if err != nil {
+		return fmt.Errorf("sse: recheck sessions: %w", err)
+	}
+	return nil
+}
+
 // SendToClient sends ev to one connection, by the client_id of its
 // connected event. A new connection of the same browser is a new client:
 // client-addressed events are not replayed to it.
@@ -310,6 +331,10 @@ func (h *Hub) SendToClient(clientID string, ev Event) error {
 // the followers of its channels that their history broke. Brokers may call
 // it from several goroutines at once (one per channel shard).
 func (h *Hub) deliver(m Message) {
+	if m.Type == typeSessionCheck {
+		h.reg.each(&m, func(c *client, _, _ int) { c.requestCheck() })
+		return
+	}
 	var e *entry // made at the first recipient: none, no framing
 	n := 0
 	resync := m.Type == TypeResync

@@ -2,10 +2,12 @@ package sse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Identity is whom a stream is for, as the app's authentication found.
@@ -21,7 +23,55 @@ type Identity struct {
 	// as the ones a credential names (ssehub: a token's "topics" claim).
 	// They are checked and authorized like the ones the request asks for.
 	Topics []string
+	// Expires is when the credential the stream was opened with stops
+	// being valid (a token's exp); zero for never. The stream does not
+	// outlive it: at Expires the hub writes a TypeSessionEnded event and
+	// ends the stream, and a request whose Expires has passed is refused
+	// with 401 credentials_expired.
+	Expires time.Time
 }
+
+// TypeSessionEnded is the last event of a stream whose credentials
+// expired or whose session was revoked (Config.CheckSession). Its data is
+// {"reason":"expired"|"revoked","last_event_id":"…"} and its id the
+// stream's position: the client gets new credentials and reconnects with
+// that Last-Event-ID, which resumes with no gap and no duplicate. A
+// browser's EventSource would reconnect by itself with the credentials it
+// has (fine for a session cookie that was renewed meanwhile); a page that
+// holds a token closes it and opens a new one with a fresh token and
+// ?lastEventId=.
+const TypeSessionEnded = "session_ended"
+
+// typeSessionCheck is the broker message with which RecheckSessions asks
+// every node to check a user's streams; it is never written to a client.
+const typeSessionCheck = "session_check"
+
+// The reasons of a TypeSessionEnded event, also counted in
+// Stats.Disconnects.
+const (
+	ReasonExpired = "expired" // the stream's credentials expired (Identity.Expires)
+	ReasonRevoked = "revoked" // Config.CheckSession refused its session
+)
+
+var (
+	// ErrCredentialsExpired is for an app's authentication to wrap when a
+	// credential was valid but has expired: the hub then refuses the
+	// request with 401 and the code credentials_expired, so that a client
+	// can tell "get a new token and resume" from "this token is bad".
+	ErrCredentialsExpired = errors.New("sse: credentials expired")
+
+	// ErrSessionRevoked is for Config.CheckSession to wrap when a
+	// session is over (logged out, user blocked): the stream ends, or the
+	// request is refused with 401 session_revoked. Any other error means
+	// the check could not decide, and changes nothing.
+	ErrSessionRevoked = errors.New("sse: session revoked")
+)
+
+// SessionChecker re-checks the session of an open stream; see
+// Config.CheckSession. It returns nil to keep the stream, an error
+// wrapping ErrSessionRevoked to end it, and any other error when it
+// cannot tell (the stream is kept, and the failure logged).
+type SessionChecker func(ctx context.Context, who Identity) error
 
 // TopicAuthorizer decides whether the stream of who may follow topic. The
 // hub calls it before the stream starts, once for each topic the stream
@@ -53,6 +103,9 @@ const (
 	CodeTooManyTopics  = "too_many_topics" // 400: over Config.MaxTopics
 	CodeTopicForbidden = "topic_forbidden" // 403: the TopicAuthorizer said no
 	CodeInvalidTenant  = "invalid_tenant"  // 500: the app's tenant id is not a ValidName
+
+	CodeCredentialsExpired = "credentials_expired" // 401: get new credentials and resume
+	CodeSessionRevoked     = "session_revoked"     // 401: Config.CheckSession refused the session
 )
 
 // ServeIdentity is ServeStream for a stream with a tenant or topics: it
@@ -66,6 +119,14 @@ const (
 // error event and does not reconnect; a page that wants to say why can
 // fetch the same URL and read the body (see the demo page of cmd/ssehub).
 func (h *Hub) ServeIdentity(w http.ResponseWriter, r *http.Request, who Identity) {
+	if status, body := h.checkSession(r, who); status != 0 {
+		if status < 0 {
+			h.Refuse(w, 0)
+		} else {
+			writeJSON(w, status, body)
+		}
+		return
+	}
 	extra, status, body := h.channelsOf(r, who)
 	switch {
 	case status < 0:
@@ -75,7 +136,42 @@ func (h *Hub) ServeIdentity(w http.ResponseWriter, r *http.Request, who Identity
 		writeJSON(w, status, body)
 		return
 	}
-	h.serve(w, r, who.User, extra)
+	h.serve(w, r, who, extra)
+}
+
+// checkSession refuses a request whose credentials have expired or whose
+// session Config.CheckSession refuses (401), or sends it away to retry
+// when the check could not decide (-1).
+func (h *Hub) checkSession(r *http.Request, who Identity) (int, ErrorBody) {
+	if !who.Expires.IsZero() && !time.Now().Before(who.Expires) {
+		return http.StatusUnauthorized, ErrorBody{Error: CodeCredentialsExpired, Message: "the credentials expired at " + who.Expires.UTC().Format(time.RFC3339) + ": get new ones and resume"}
+	}
+	if h.cfg.CheckSession == nil {
+		return 0, ErrorBody{}
+	}
+	err := h.cfg.CheckSession(r.Context(), who)
+	switch {
+	case err == nil:
+		return 0, ErrorBody{}
+	case errors.Is(err, ErrSessionRevoked):
+		return http.StatusUnauthorized, ErrorBody{Error: CodeSessionRevoked, Message: err.Error()}
+	}
+	h.cfg.Logger.Warn("sse: session check failed; stream sent away to retry", "user", who.User, "err", err)
+	return -1, ErrorBody{}
+}
+
+// identity returns whom c's stream is for, from its channels, as
+// CheckSession is given it (Expires left zero).
+func (c *client) identity() Identity {
+	who := Identity{User: c.user}
+	for _, ch := range c.channels {
+		if t, ok := strings.CutPrefix(ch, tenantPrefix); ok {
+			who.Tenant = t
+		} else if t, ok := strings.CutPrefix(ch, topicPrefix); ok {
+			who.Topics = append(who.Topics, t)
+		}
+	}
+	return who
 }
 
 // channelsOf returns the channels a stream of who follows besides the
@@ -120,15 +216,17 @@ func (h *Hub) channelsOf(r *http.Request, who Identity) ([]string, int, ErrorBod
 			denied = append(denied, t)
 		}
 	}
-	if len(denied) > maxListed {
-		denied = denied[:maxListed]
-	}
 	if len(denied) > 0 {
-		msg := fmt.Sprintf("not allowed to follow topic %s", quoteAll(denied))
 		if h.cfg.AuthorizeTopic == nil {
-			msg = "this hub allows no topics (Config.AuthorizeTopic is nil); asked for " + quoteAll(denied)
+			h.cfg.Logger.Warn("sse: a stream asked for topics, and Config.AuthorizeTopic is nil: it allows none", "topics", len(denied))
 		}
-		return nil, http.StatusForbidden, ErrorBody{Error: CodeTopicForbidden, Message: msg, Topics: denied}
+		if len(denied) > maxListed {
+			denied = denied[:maxListed]
+		}
+		for i := range denied {
+			denied[i] = clip(denied[i])
+		}
+		return nil, http.StatusForbidden, ErrorBody{Error: CodeTopicForbidden, Message: "not allowed to follow topic " + quoteAll(denied), Topics: denied}
 	}
 	extra := make([]string, 0, 1+len(topics))
 	if who.Tenant != "" {

@@ -3,6 +3,7 @@ package sse
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -32,8 +33,9 @@ type ModuleConfig struct {
 
 	// TenantKey is the Echo context key the app's auth middleware puts
 	// the request's tenant id under: a string, a uuid.UUID, an integer or
-	// a fmt.Stringer. Defaults to "tenant_id". A request without one has
-	// no tenant.
+	// a fmt.Stringer (named types of them too). Defaults to "tenant_id". A
+	// request without one, or with a nil pointer, has no tenant; one with
+	// any other type is the app's bug, answered 500 invalid_tenant.
 	TenantKey string
 
 	// Middleware runs before the stream and status handlers (route-level,
@@ -109,36 +111,49 @@ func (m *Module) stream(c echo.Context) error {
 	user, err := m.cfg.UserID(c)
 	if err == nil {
 		who.User = user
-		who.Tenant, err = contextTenant(c, m.cfg.TenantKey)
+		var ok bool
+		if who.Tenant, ok = contextTenant(c.Get(m.cfg.TenantKey)); !ok {
+			// The app's auth put something no id is read from: its bug,
+			// not the client's credentials.
+			msg := fmt.Sprintf("the tenant id under %q in the Echo context is a %T: want a string, uuid.UUID, integer or fmt.Stringer (ModuleConfig.TenantKey)", m.cfg.TenantKey, c.Get(m.cfg.TenantKey))
+			m.cfg.Hub.cfg.Logger.Error("sse: "+msg, "key", m.cfg.TenantKey)
+			WriteError(c.Response(), http.StatusInternalServerError, CodeInvalidTenant, msg)
+			return nil
+		}
 	}
 	m.cfg.Hub.serveAuthenticated(c.Response(), c.Request(), who, err, m.cfg.RequireAuth)
 	return nil
 }
 
-// contextTenant returns the tenant id under key in c: "" when there is
-// none, an error when it has a type no id is read from.
-func contextTenant(c echo.Context, key string) (string, error) {
-	switch v := c.Get(key).(type) {
+// contextTenant returns the tenant id v stands for: "" for none (nil, a
+// nil pointer, uuid.Nil), the text of a string, integer or fmt.Stringer
+// (named types too: type OrgID string), or false for anything else.
+func contextTenant(v any) (string, bool) {
+	switch t := v.(type) {
 	case nil:
-		return "", nil
-	case string:
-		return v, nil
+		return "", true
 	case uuid.UUID:
-		if v == uuid.Nil {
-			return "", nil
+		if t == uuid.Nil {
+			return "", true
 		}
-		return v.String(), nil
-	case int:
-		return strconv.Itoa(v), nil
-	case int64:
-		return strconv.FormatInt(v, 10), nil
-	case uint64:
-		return strconv.FormatUint(v, 10), nil
-	case fmt.Stringer:
-		return v.String(), nil
-	default:
-		return "", fmt.Errorf("the tenant id under %q in the Echo context is a %T: want a string, uuid.UUID, integer or fmt.Stringer", key, v)
+		return t.String(), true
 	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return "", true // a nil *T, which String would likely panic on
+	}
+	if s, ok := v.(fmt.Stringer); ok {
+		return s.String(), true
+	}
+	switch rv.Kind() {
+	case reflect.String:
+		return rv.String(), true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(rv.Int(), 10), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(rv.Uint(), 10), true
+	}
+	return "", false
 }
 
 func (m *Module) status(c echo.Context) error {

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -58,22 +57,12 @@ func (s *stream) start(ctx context.Context, lastID string) (from []string, lost,
 			}
 		}
 	}
-	// Heads are read in name order, the order in which an event of
-	// several channels is claimed (see writes): an event published while
-	// they are read is then past the head of the first of its channels
-	// whenever it is past any, and so replayed through the one that
-	// claims it.
-	order := make([]int, len(c.channels))
-	for k := range order {
-		order[k] = k
-	}
-	slices.SortFunc(order, func(i, j int) int { return strings.Compare(c.channels[i], c.channels[j]) })
-	for _, k := range order {
+	for k, ch := range c.channels {
 		if p, ok := known[c.tags[k]]; ok {
 			from[k], named[k] = p, true
 			continue
 		}
-		if from[k], err = s.hub.broker.Head(ctx, c.channels[k]); err != nil {
+		if from[k], err = s.hub.broker.Head(ctx, ch); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -171,14 +160,10 @@ func (s *stream) catchUp(ctx context.Context, lastID string, from []string, lost
 			return err
 		}
 	}
-	resumed := false
+	resumed, intact := false, make([]bool, len(lost))
 	for k := range lost {
-		if named[k] && !lost[k] {
-			resumed = true
-			if k < 64 {
-				s.resumed |= 1 << k
-			}
-		}
+		intact[k] = named[k] && !lost[k]
+		resumed = resumed || intact[k]
 	}
 	if lastID != "" {
 		if err := s.appendConnected(resumed, false); err != nil {
@@ -204,7 +189,7 @@ func (s *stream) catchUp(ctx context.Context, lastID string, from []string, lost
 	}
 	start := slices.Clone(s.pos)
 	for pass := 0; pass < maxCatchUpPasses; pass++ {
-		if err := s.replay(ctx, pagers, start); err != nil {
+		if err := s.replay(ctx, pagers, start, intact); err != nil {
 			return err
 		}
 		if err := s.write(); err != nil {
@@ -221,8 +206,9 @@ func (s *stream) catchUp(ctx context.Context, lastID string, from []string, lost
 }
 
 // replay writes the channels' messages, oldest first, until every pager
-// is done; start is where the stream started in each channel.
-func (s *stream) replay(ctx context.Context, pagers []pager, start []string) error {
+// is done; start is where the stream started in each channel, and
+// resumed[k] says it resumed channel k from its Last-Event-ID.
+func (s *stream) replay(ctx context.Context, pagers []pager, start []string, resumed []bool) error {
 	h := s.hub
 	for {
 		next := -1
@@ -247,11 +233,18 @@ func (s *stream) replay(ctx context.Context, pagers []pager, start []string) err
 		}
 		m := &pagers[next].page[0]
 		pagers[next].page = pagers[next].page[1:]
-		// A message of several of the stream's channels is written once,
-		// through the first of them to reach it: the others are at or
-		// past its position by then.
-		if !s.advance(m, start, pagers) || !s.writes(m) {
-			continue // written already, or to be, through another of its channels
+		// A message of several of the stream's channels is written once:
+		// through the first of their pages to reach it, or by the
+		// connection this one resumes.
+		if !s.advance(m, next, start, resumed) {
+			s.once(m) // count this copy as come
+			continue
+		}
+		if !s.once(m) {
+			continue
+		}
+		if m.Type == typeSessionCheck {
+			continue // a request to the nodes, not an event
 		}
 		var err error
 		if s.buf, err = s.appendID(s.buf); err != nil {
@@ -267,33 +260,36 @@ func (s *stream) replay(ctx context.Context, pagers []pager, start []string) err
 	}
 }
 
-// advance reports whether m, read from one of the channels' pages, is
-// still to be written: false when the stream already wrote it (its
-// position in one of m's channels is at or past m's, as when a message of
-// two of its channels comes through both). A channel the stream started
-// at its head (new to it, or after a resync; start[k]) only tells so for a
-// position past that start: a message at or before it was published
-// before the stream followed the channel, and comes through another.
-//
-// Either way it moves the stream's position forward to m's in each of m's
-// channels that the replay has read that far: not in one whose pages
-// ended before m, since events of that channel published after its last
-// page, and before m, are still to come live and must not be taken for
-// written (client.covered).
-func (s *stream) advance(m *Message, start []string, pagers []pager) bool {
-	write := true
-	for k, ch := range s.c.channels {
-		p := m.positionIn(ch)
-		if p == "" || (!s.isResumed(k) && CompareIDs(p, start[k]) <= 0) {
+// advance moves the stream's position in channel k to m's, m being the
+// next message of k's page, and reports whether m is still to be written:
+// false when the stream (or the connection it resumes) handled it already
+// through another of its channels j — m's position in j, as the broker
+// gives it, is at or before the stream's. A position only ever moves in
+// its own channel's order (a channel's page, or a live delivery of it),
+// never because an event was written through another channel: publishes
+// racing each other may be stored in one order in one channel and in the
+// other order in another. A channel the stream started at its head (new
+// to it, or after a resync; start[j]) tells nothing of a message at or
+// before that start: it was published before the stream followed j.
+func (s *stream) advance(m *Message, k int, start []string, resumed []bool) bool {
+	c := s.c
+	s.pos[k] = m.positionIn(c.channels[k])
+	if len(m.Channels) < 2 {
+		return true
+	}
+	for j, ch := range c.channels {
+		if j == k {
 			continue
 		}
-		if CompareIDs(p, s.pos[k]) <= 0 {
-			write = false
-		} else if CompareIDs(p, pagers[k].after) <= 0 {
-			s.pos[k] = p
+		p := m.positionIn(ch)
+		if p == "" || (!resumed[j] && CompareIDs(p, start[j]) <= 0) {
+			continue
+		}
+		if CompareIDs(p, s.pos[j]) <= 0 {
+			return false
 		}
 	}
-	return write
+	return true
 }
 
 // pager reads one channel's history a page at a time.

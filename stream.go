@@ -2,12 +2,15 @@ package sse
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,9 +45,9 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string)
 	h.ServeIdentity(w, r, Identity{User: userID})
 }
 
-// serve is ServeStream for a stream that follows extra channels beside
-// the broadcast one and its user's.
-func (h *Hub) serve(w http.ResponseWriter, r *http.Request, userID string, extra []string) {
+// serve serves the stream of who that follows extra channels beside the
+// broadcast one and its user's.
+func (h *Hub) serve(w http.ResponseWriter, r *http.Request, who Identity, extra []string) {
 	h.mu.Lock()
 	if h.closing.Load() {
 		h.mu.Unlock()
@@ -56,8 +59,8 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, userID string, extra
 	defer h.streams.Done()
 
 	rc := http.NewResponseController(w)
-	s := &stream{hub: h, w: w, rc: rc}
-	c, err := newClient(uuid.NewString(), userID, extra, h.cfg.BufferSize, func() {
+	s := &stream{hub: h, w: w, rc: rc, expires: who.Expires}
+	c, err := newClient(uuid.NewString(), who.User, extra, h.cfg.BufferSize, func() {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
 	})
 	if err != nil {
@@ -160,9 +163,13 @@ type stream struct {
 	// position stopped fitting in an id), and base the positions it holds.
 	cursor string
 	base   []string
-	// resumed has bit k set when the stream resumed channel k from its
-	// Last-Event-ID (see writes); channels past 63 never count as resumed.
-	resumed uint64
+	// seen remembers the publishes written whose other copies are still
+	// to come (see once); nil when there are none.
+	seen *copiesSeen
+	// expires is when the stream's credentials expire (zero: never).
+	expires time.Time
+	// checking is set while a CheckSession of the stream runs.
+	checking atomic.Bool
 }
 
 // jitteredRetry returns 1–2× the larger of base and RetryInterval, in
@@ -233,19 +240,28 @@ func (s *stream) live(ctx context.Context) string {
 	s.buf = nil // the opening's: most streams then idle, or get one frame at a time
 	now := time.Now()
 	lastWrite := now
-	var rotateAt time.Time // zero: never
-	if max := h.cfg.MaxStreamAge; max > 0 {
-		// 80–100 % of the maximum, so that streams opened together do not
-		// all reconnect together.
-		rotateAt = now.Add(max - time.Duration(rand.Int64N(int64(max)/5+1)))
+	// 80–100 % of a period, so that streams opened together do not all
+	// reconnect, or have their session checked, together.
+	jittered := func(now time.Time, period time.Duration) time.Time {
+		if period <= 0 {
+			return time.Time{} // never
+		}
+		return now.Add(period - time.Duration(rand.Int64N(int64(period)/5+1)))
+	}
+	rotateAt := jittered(now, h.cfg.MaxStreamAge)
+	var checkAt time.Time
+	if h.cfg.CheckSession != nil {
+		checkAt = jittered(now, h.cfg.SessionCheckInterval)
 	}
 	next := func(now time.Time) time.Duration {
 		d := time.Duration(-1)
 		if iv := h.cfg.HeartbeatInterval; iv > 0 {
 			d = max(lastWrite.Add(iv).Sub(now), 0)
 		}
-		if !rotateAt.IsZero() && (d < 0 || rotateAt.Sub(now) < d) {
-			d = max(rotateAt.Sub(now), 0)
+		for _, at := range [...]time.Time{rotateAt, checkAt, s.expires} {
+			if !at.IsZero() && (d < 0 || at.Sub(now) < d) {
+				d = max(at.Sub(now), 0)
+			}
 		}
 		return d
 	}
@@ -263,7 +279,11 @@ func (s *stream) live(ctx context.Context) string {
 			return ReasonClientGone
 		}
 		q, reason, ticked := c.take(spare)
-		if reason != "" {
+		switch reason {
+		case "":
+		case ReasonRevoked:
+			return s.endSession(reason)
+		default:
 			return s.endWithRetry(reason)
 		}
 		if len(q) > 0 {
@@ -288,8 +308,17 @@ func (s *stream) live(ctx context.Context) string {
 			continue
 		}
 		now := time.Now()
+		if !s.expires.IsZero() && !now.Before(s.expires) {
+			return s.endSession(ReasonExpired)
+		}
 		if !rotateAt.IsZero() && !now.Before(rotateAt) {
 			return s.endWithRetry(ReasonRotated)
+		}
+		if c.takeRecheck() || (!checkAt.IsZero() && !now.Before(checkAt)) {
+			s.checkSession(ctx)
+			if !checkAt.IsZero() && !now.Before(checkAt) {
+				checkAt = jittered(now, h.cfg.SessionCheckInterval)
+			}
 		}
 		if iv := h.cfg.HeartbeatInterval; iv > 0 && now.Sub(lastWrite) >= iv {
 			s.buf = nil // an idle stream keeps nothing of its busy times
@@ -302,6 +331,58 @@ func (s *stream) live(ctx context.Context) string {
 		timer.Reset(next(now))
 	}
 }
+
+// endSession ends a stream whose credentials expired or whose session
+// was revoked: its last event, TypeSessionEnded, says why and carries the
+// stream's position, as its id and in its data, for the client to resume
+// from with new credentials. It returns reason.
+func (s *stream) endSession(reason string) string {
+	idLine, err := s.appendID(nil)
+	if err != nil {
+		s.hub.cfg.Logger.Warn("sse: stream ended", "err", err)
+		return reason
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(string(idLine), "id: "), "\n")
+	data, _ := json.Marshal(struct {
+		Reason      string `json:"reason"`
+		LastEventID string `json:"last_event_id"`
+	}{reason, id})
+	s.buf = appendFrame(append(s.buf[:0], idLine...), "", TypeSessionEnded, data)
+	if s.write() != nil {
+		return ReasonWriteError
+	}
+	return reason
+}
+
+// checkSession runs Config.CheckSession for the stream on a goroutine of
+// its own (an app's check may take a database round trip; the stream goes
+// on meanwhile), unless one is running already; a revoked session ends
+// the stream, which then writes its TypeSessionEnded.
+func (s *stream) checkSession(ctx context.Context) {
+	h, c := s.hub, s.c
+	if h.cfg.CheckSession == nil || !s.checking.CompareAndSwap(false, true) {
+		return
+	}
+	who := c.identity()
+	who.Expires = s.expires
+	h.streams.Add(1) // the stream's own count is held: Shutdown waits for this too
+	go func() {
+		defer h.streams.Done()
+		defer s.checking.Store(false)
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		switch err := h.cfg.CheckSession(cctx, who); {
+		case err == nil:
+		case errors.Is(err, ErrSessionRevoked):
+			h.endStream(c, ReasonRevoked)
+		default:
+			h.cfg.Logger.Warn("sse: session check failed; the stream goes on", "user", who.User, "err", err)
+		}
+	}()
+}
+
+// checkTimeout bounds one CheckSession of an open stream.
+const checkTimeout = 10 * time.Second
 
 // appendQueued appends the frames of q, each with the id line of the
 // stream's position after it. An event that reached the connection by its
@@ -338,8 +419,8 @@ func (s *stream) appendQueued(q []*entry) error {
 			continue
 		}
 		if e.msg != nil && s.moveTo(e.msg) {
-			if !s.writes(e.msg) {
-				continue // another of its channels brings it
+			if !s.once(e.msg) {
+				continue // written already, through another of its channels
 			}
 			if s.buf, err = s.appendID(s.buf); err != nil {
 				return err
@@ -366,41 +447,84 @@ func (s *stream) moveTo(m *Message) bool {
 	return moved
 }
 
-// writes reports whether the stream writes m, an event of one of its
-// channels. A broker that delivers each channel's copy of a publish apart
-// (m.Also) hands the stream one copy per channel it follows; it writes the
-// event through one of them only, the same whichever copy comes first, in
-// its replay or live: the first of them by name among the channels it
-// resumed from its Last-Event-ID, else among all. A channel the stream
-// started at its head (new to it, or after a resync) cannot claim an event
-// from before the stream began: its copy is in no replay.
-func (s *stream) writes(m *Message) bool {
-	if len(m.Also) == 0 || len(m.Channels) != 1 {
+// once reports whether the stream writes m, one of its events, or has
+// written it already. A broker that stores and delivers each channel's
+// copy of a publish apart (m.Also) hands a stream that follows several of
+// those channels one copy per channel: the first to arrive, live or in a
+// replay, is written; the stream remembers the publish's id until the
+// other copies have come (or, for ones it will never see, until newer
+// ones push it out) and only moves its position for them. Across
+// connections, a replay tells a copy written before by the positions the
+// broker gives it in all of the publish's channels (see advance).
+func (s *stream) once(m *Message) bool {
+	if len(m.Also) == 0 || m.ID == "" {
+		return true // the broker delivers this publish whole
+	}
+	n := 0
+	for _, ch := range s.c.channels {
+		if m.positionIn(ch) != "" || slices.Contains(m.Also, ch) {
+			n++
+		}
+	}
+	if n < 2 {
 		return true
 	}
-	c := s.c
-	k := c.channelIndex(m.Channels[0])
-	for j, ch := range c.channels {
-		if j == k {
-			continue
-		}
-		if _, ok := slices.BinarySearch(m.Also, ch); ok && s.ranksBefore(j, k) {
-			return false
-		}
+	if s.seen.take(m.ID) {
+		return false
 	}
+	s.seen = s.seen.add(m.ID, n-1)
 	return true
 }
 
-// ranksBefore reports whether channel j of the stream claims an event it
-// shares with channel k (see writes).
-func (s *stream) ranksBefore(j, k int) bool {
-	if rj, rk := s.isResumed(j), s.isResumed(k); rj != rk {
-		return rj
-	}
-	return s.c.channels[j] < s.c.channels[k]
+// copiesSeen is what a stream remembers of the publishes it wrote whose
+// other copies are still to come: their ids and how many copies more.
+// Bounded, oldest out first; nil until the stream gets its first one, so
+// that the streams that never follow two channels of one publish pay
+// nothing.
+type copiesSeen struct {
+	left  map[string]int
+	order []string
 }
 
-func (s *stream) isResumed(k int) bool { return k < 64 && s.resumed&(1<<k) != 0 }
+// maxCopiesSeen bounds copiesSeen: an entry stays past its last copy
+// only when a copy never comes (lost in a broken history, announced by a
+// resync), and copies of one publish arrive within moments of each other.
+const maxCopiesSeen = 64
+
+// add remembers that id has left copies still to come.
+func (cs *copiesSeen) add(id string, left int) *copiesSeen {
+	if cs == nil {
+		cs = &copiesSeen{left: make(map[string]int)}
+	}
+	if _, ok := cs.left[id]; !ok {
+		if len(cs.order) >= maxCopiesSeen {
+			delete(cs.left, cs.order[0])
+			cs.order = slices.Delete(cs.order, 0, 1)
+		}
+		cs.order = append(cs.order, id)
+	}
+	cs.left[id] = left
+	return cs
+}
+
+// take reports whether id was written already, counting one more copy of
+// it as come.
+func (cs *copiesSeen) take(id string) bool {
+	if cs == nil {
+		return false
+	}
+	n, ok := cs.left[id]
+	if !ok {
+		return false
+	}
+	if n <= 1 {
+		delete(cs.left, id)
+		cs.order = slices.DeleteFunc(cs.order, func(x string) bool { return x == id })
+	} else {
+		cs.left[id] = n - 1
+	}
+	return true
+}
 
 // errWrite marks a failed or stalled write to the client.
 var errWrite = errors.New("sse: write to client failed")

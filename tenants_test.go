@@ -290,6 +290,9 @@ type orgID struct{ n int }
 
 func (o orgID) String() string { return fmt.Sprintf("org-%d", o.n) }
 
+// orgName is an app's named string type for tenant ids.
+type orgName string
+
 func TestModuleReadsTheTenantFromTheContext(t *testing.T) {
 	t.Parallel()
 	tenantUUID := uuid.MustParse("0b0e7d1c-1f1e-4d1c-9a3b-5c6d7e8f9a0b")
@@ -299,7 +302,7 @@ func TestModuleReadsTheTenantFromTheContext(t *testing.T) {
 		ctxKey    string // where the middleware puts it
 		value     any
 		want      string // the tenant id; "" for none
-		wantError string // the 401's message contains it
+		wantError string // the 500's message contains it
 	}{
 		{name: "string", ctxKey: "tenant_id", value: "acme", want: "acme"},
 		{name: "uuid.UUID", ctxKey: "tenant_id", value: tenantUUID, want: tenantUUID.String()},
@@ -309,6 +312,10 @@ func TestModuleReadsTheTenantFromTheContext(t *testing.T) {
 		{name: "custom key", key: "org", ctxKey: "org", value: "globex", want: "globex"},
 		{name: "custom key ignores tenant_id", key: "org", ctxKey: "tenant_id", value: "acme", want: ""},
 		{name: "nil uuid is no tenant", ctxKey: "tenant_id", value: uuid.Nil, want: ""},
+		{name: "named string", ctxKey: "tenant_id", value: orgName("initech"), want: "initech"},
+		{name: "int32", ctxKey: "tenant_id", value: int32(9), want: "9"},
+		{name: "uint", ctxKey: "tenant_id", value: uint(11), want: "11"},
+		{name: "nil pointer is no tenant", ctxKey: "tenant_id", value: (*orgID)(nil), want: ""},
 		{name: "float", ctxKey: "tenant_id", value: 3.5, wantError: `"tenant_id" in the Echo context is a float64`},
 		{name: "byte slice", key: "org", ctxKey: "org", value: []byte("acme"), wantError: `"org" in the Echo context is a []uint8`},
 	}
@@ -334,11 +341,11 @@ func TestModuleReadsTheTenantFromTheContext(t *testing.T) {
 				if err := jsonDecode(resp, &body); err != nil {
 					t.Fatal(err)
 				}
-				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body.Message, tc.wantError) {
-					t.Fatalf("got %d %+v, want 401 with a message containing %q", resp.StatusCode, body, tc.wantError)
+				if resp.StatusCode != http.StatusInternalServerError || body.Error != sse.CodeInvalidTenant || !strings.Contains(body.Message, tc.wantError) {
+					t.Fatalf("got %d %+v, want 500 %s with a message containing %q", resp.StatusCode, body, sse.CodeInvalidTenant, tc.wantError)
 				}
 				if got := hub.GetTotalClientCount(); got != 0 {
-					t.Fatalf("GetTotalClientCount = %d after a 401", got)
+					t.Fatalf("GetTotalClientCount = %d after a refusal", got)
 				}
 				return
 			}

@@ -415,6 +415,7 @@ func (b *Broker) Read(ctx context.Context, channel, after string, limit int) ([]
 	for i, xm := range entries {
 		out[i] = decode(channel, xm)
 	}
+	b.withPositions(ctx, channel, out)
 	return out, nil
 }
 

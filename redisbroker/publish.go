@@ -187,8 +187,15 @@ func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) 
 			[]any{maxLen, maxAge, dedupe.Milliseconds(), ttl, k + ":live", id, m.Type, m.Data, also[i]}
 	}
 	b.ops.add(opPublish, len(m.Channels))
+	// positions[i] is the publish's position in m.Channels[i], for the
+	// record of a publish whose copies carry Also.
+	positions := make([]string, len(m.Channels))
 	if b.opts.WaitReplicas > 0 {
-		return b.publishReplicated(ctx, m, call)
+		if err := b.publishReplicated(ctx, m, call, positions); err != nil {
+			return err
+		}
+		b.savePositions(ctx, m, id, also, positions)
+		return nil
 	}
 	if len(m.Channels) == 1 {
 		keys, args := call(0)
@@ -211,19 +218,101 @@ func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) 
 	var failed []string
 	var firstErr error
 	for i, cmd := range cmds {
-		err := cmd.Err()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			keys, args := call(i)
-			err = publishScript.Run(ctx, b.rdb, keys, args...).Err()
+			cmd = publishScript.Run(ctx, b.rdb, keys, args...)
 		}
-		if err != nil {
+		if err := cmd.Err(); err != nil {
 			failed = append(failed, m.Channels[i])
 			if firstErr == nil {
 				firstErr = err
 			}
+			continue
+		}
+		positions[i], _ = cmd.Val().(string)
+	}
+	if err := channelsFailed(failed, len(m.Channels), firstErr); err != nil {
+		return err
+	}
+	b.savePositions(ctx, m, id, also, positions)
+	return nil
+}
+
+// savePositions records where a publish whose copies carry Also was
+// stored in each of its channels, so that Read gives a copy the
+// publish's positions in all of them: a stream that follows several
+// tells from them, on a resume, a copy of an event it already has
+// through another channel (sse.Message.Also). Without the record (its
+// write failed, the node died first), a stream still gets each event once
+// per connection, and may get it twice across a reconnect that fell
+// between two copies; so a failure is logged, and does not fail a publish
+// that is stored.
+func (b *Broker) savePositions(ctx context.Context, m sse.Message, id string, also, positions []string) {
+	if !slices.ContainsFunc(also, func(a string) bool { return a != "" }) {
+		return // no stream follows two of these channels
+	}
+	pairs := make([]string, 0, 2*len(m.Channels))
+	for i, ch := range m.Channels {
+		pairs = append(pairs, ch, positions[i])
+	}
+	b.ops.add(opPublish, 1)
+	if err := b.rdb.Set(ctx, b.positionsKey(id), encodeNames(pairs), b.positionsTTL()).Err(); err != nil {
+		b.log.Warn("redisbroker: a publish's positions were not recorded; a resume may repeat it", "publish", id, "err", err)
+	}
+}
+
+// positionsKey is the key of a publish's positions: in a slot of its own,
+// and with a suffix no channel's keys have.
+func (b *Broker) positionsKey(id string) string {
+	return "{" + b.opts.Prefix + ":pub:" + id + "}:pos"
+}
+
+// positionsTTL keeps a publish's positions as long as its copies may be
+// read: MaxAge and a minute more, or, for histories bounded by count only,
+// PositionTTL (a day at least).
+func (b *Broker) positionsTTL() time.Duration {
+	if b.opts.MaxAge > 0 {
+		return b.opts.MaxAge + time.Minute
+	}
+	return max(b.opts.PositionTTL, 24*time.Hour)
+}
+
+// withPositions gives each copy in out of a publish with Also its
+// publish's positions in all its channels, from their records (see
+// savePositions); a copy without one stays as it is.
+func (b *Broker) withPositions(ctx context.Context, channel string, out []sse.Message) {
+	var idx []int
+	for i := range out {
+		if len(out[i].Also) > 0 && out[i].ID != "" {
+			idx = append(idx, i)
 		}
 	}
-	return channelsFailed(failed, len(m.Channels), firstErr)
+	if len(idx) == 0 {
+		return
+	}
+	cmds := make([]*redis.StringCmd, len(idx))
+	b.ops.add(opRead, 1)
+	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for j, i := range idx {
+			cmds[j] = p.Get(ctx, b.positionsKey(out[i].ID))
+		}
+		return nil
+	})
+	for j, i := range idx {
+		pairs, err := decodeNames(cmds[j].Val())
+		if err != nil || len(pairs) < 4 || len(pairs)%2 != 0 {
+			continue // none, or not one this broker wrote
+		}
+		m := &out[i]
+		chans, pos := make([]string, 0, len(pairs)/2), make([]string, 0, len(pairs)/2)
+		for k := 0; k < len(pairs); k += 2 {
+			chans, pos = append(chans, pairs[k]), append(pos, pairs[k+1])
+		}
+		if p, ok := slices.BinarySearch(chans, channel); !ok || pos[p] != m.Positions[0] || !slices.IsSorted(chans) {
+			continue // a record that does not agree with the copy
+		}
+		m.Channels, m.Positions = chans, pos
+	}
 }
 
 // channelsFailed is the error of a publish that failed in some channels.
@@ -238,7 +327,7 @@ func channelsFailed(failed []string, of int, err error) error {
 // until WaitReplicas replicas have the event: WAIT names no key, so the
 // cluster client could not route it, and the script and its WAIT go to
 // the master's own client, in one pipeline per master.
-func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func(int) ([]string, []any)) error {
+func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func(int) ([]string, []any), positions []string) error {
 	type group struct {
 		node     redis.UniversalClient
 		channels []int // indexes in m.Channels
@@ -261,7 +350,7 @@ func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func
 	var failed []string
 	var firstErr error
 	for _, g := range groups {
-		if err := b.publishOnMaster(ctx, g.node, g.channels, call); err != nil {
+		if err := b.publishOnMaster(ctx, g.node, g.channels, call, positions); err != nil {
 			if cc, ok := b.rdb.(*redis.ClusterClient); ok {
 				cc.ReloadState(ctx) // a master that fails may have been replaced
 			}
@@ -278,7 +367,7 @@ func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func
 
 // publishOnMaster runs the publish script for the channels of the
 // publish at indexes channels, all on node's slots, then WAIT.
-func (b *Broker) publishOnMaster(ctx context.Context, node redis.UniversalClient, channels []int, call func(int) ([]string, []any)) error {
+func (b *Broker) publishOnMaster(ctx context.Context, node redis.UniversalClient, channels []int, call func(int) ([]string, []any), positions []string) error {
 	run := func(eval func(redis.Pipeliner, []string, []any) *redis.Cmd) (*redis.Cmd, []*redis.Cmd, error) {
 		cmds := make([]*redis.Cmd, len(channels))
 		var wait *redis.Cmd
@@ -300,10 +389,11 @@ func (b *Broker) publishOnMaster(ctx context.Context, node redis.UniversalClient
 			return publishScript.Eval(ctx, p, keys, args...)
 		})
 	}
-	for _, c := range cmds {
+	for i, c := range cmds {
 		if c.Err() != nil {
 			return c.Err()
 		}
+		positions[channels[i]], _ = c.Val().(string)
 	}
 	if err != nil {
 		return err

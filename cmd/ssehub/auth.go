@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,12 +30,16 @@ const clockSkew = 30 * time.Second
 // errNoToken is the refusal of a stream request that carries no token.
 var errNoToken = errors.New("no token: send Authorization: Bearer <jwt>, the sse_token cookie or ?access_token=<jwt>")
 
-// verifier checks subscriber tokens: HS256 JWTs signed with the hub's
-// secret, whose sub is the user's uuid, and which may name a tenant and
+// verifier checks subscriber tokens: JWTs signed HS256 with the hub's
+// secret or RS256, ES256 or EdDSA with the identity provider's keys (see
+// key), whose sub is the user's uuid, and which may name a tenant and
 // topics (see identify). It is safe for concurrent use.
 type verifier struct {
-	secret []byte
+	secret []byte // empty without --jwt-secret
+	keys   *jwks  // nil without --jwks-url
 	parser *jwt.Parser
+	// opts are the parser's options, for expiredAt's parser.
+	opts []jwt.ParserOption
 	// tenantClaim is the claim that holds a token's tenant id
 	// (--tenant-claim).
 	tenantClaim string
@@ -54,9 +59,11 @@ const (
 // that holds a token's tenant id.
 func newVerifier(secret, issuer, audience, tenantClaim string) *verifier {
 	opts := []jwt.ParserOption{
-		// Pinning the method is what refuses alg:none and an RS256 token
-		// whose "public key" is our secret (algorithm confusion).
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		// Pinning the methods, and each to its own kind of key (see key),
+		// is what refuses alg:none and algorithm confusion: an RS256 token
+		// whose "public key" is our secret, an HS256 one whose "secret" is
+		// a public key of the JWKS.
+		jwt.WithValidMethods(acceptedAlgs),
 		jwt.WithExpirationRequired(), // a token without exp would be valid for ever
 		jwt.WithLeeway(clockSkew),
 	}
@@ -66,19 +73,31 @@ func newVerifier(secret, issuer, audience, tenantClaim string) *verifier {
 	if audience != "" {
 		opts = append(opts, jwt.WithAudience(audience))
 	}
-	return &verifier{secret: []byte(secret), parser: jwt.NewParser(opts...), tenantClaim: tenantClaim}
+	return &verifier{secret: []byte(secret), parser: jwt.NewParser(opts...), opts: opts, tenantClaim: tenantClaim}
 }
 
 // identify returns whom a valid token's stream is for — its user (the
-// canonical uuid string of sub), its tenant and the topics it follows by
-// default — and the topics it may follow. A claim of the wrong type, a
-// tenant id or topic name that sse.ValidName refuses, or a malformed
-// pattern makes the whole token invalid: a backend that signs a bad claim
-// is told so at once, rather than finding out when a topic is refused.
+// canonical uuid string of sub), its tenant, the topics it follows by
+// default, and when it expires (exp itself: the leeway is for accepting a
+// token, and the hub ends the stream at Expires) — and the topics it may
+// follow. A claim of the wrong type, a tenant id or topic name that
+// sse.ValidName refuses, or a malformed pattern makes the whole token
+// invalid: a backend that signs a bad claim is told so at once, rather
+// than finding out when a topic is refused.
+//
+// A token that expired (beyond the leeway) but passes every other check
+// is refused with an *expiredError, which wraps sse.ErrCredentialsExpired:
+// its holder is to get a new one and resume, not to give up.
 func (v *verifier) identify(token string) (sse.Identity, *grants, error) {
 	var who sse.Identity
 	var claims numericDateClaims
-	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.secret, nil })
+	_, err := v.parser.ParseWithClaims(token, &claims, v.key)
+	var expired time.Time
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		if expired = v.expiredAt(token, claims); !expired.IsZero() {
+			err = nil // refused below, once the rest is checked
+		}
+	}
 	if err != nil {
 		return who, nil, fmt.Errorf("invalid token: %w", err)
 	}
@@ -103,7 +122,45 @@ func (v *verifier) identify(token string) (sse.Identity, *grants, error) {
 	if err != nil {
 		return who, nil, fmt.Errorf("invalid token: %w", err)
 	}
+	if !expired.IsZero() {
+		return sse.Identity{}, nil, &expiredError{exp: expired}
+	}
+	// WithExpirationRequired: a token that got here has an exp.
+	who.Expires = claims.ExpiresAt.Time
 	return who, g, nil
+}
+
+// expiredAt returns the exp of a token that the parser refused as expired
+// (claims being what it decoded), if the token was valid in every other
+// respect just before then — signature, key, algorithm, iss, aud, nbf —
+// and the zero time otherwise. It verifies the token again, on a clock set
+// to that instant: only tokens that expired pay for it, and the parser's
+// error, which joins every failed claim, need not be taken apart.
+func (v *verifier) expiredAt(token string, claims numericDateClaims) time.Time {
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return time.Time{}
+	}
+	before := exp.Add(-time.Nanosecond)
+	p := jwt.NewParser(append(slices.Clip(v.opts), jwt.WithTimeFunc(func() time.Time { return before }))...)
+	if _, err := p.ParseWithClaims(token, &numericDateClaims{}, v.key); err != nil {
+		return time.Time{}
+	}
+	return exp.Time
+}
+
+// expiredError refuses a token that has expired and is valid otherwise.
+// It wraps sse.ErrCredentialsExpired, which the stream handler answers
+// with 401 credentials_expired rather than unauthorized, and
+// jwt.ErrTokenExpired.
+type expiredError struct{ exp time.Time }
+
+func (e *expiredError) Error() string {
+	return "token expired at " + e.exp.UTC().Format(time.RFC3339) + ": get a new one and resume from the last event id"
+}
+
+func (e *expiredError) Unwrap() []error {
+	return []error{sse.ErrCredentialsExpired, jwt.ErrTokenExpired}
 }
 
 // tenantClaim returns the tenant id in the claim name of raw: "" when the
@@ -176,7 +233,8 @@ func (c *numericDateClaims) UnmarshalJSON(b []byte) error {
 // production the app's backend does, with the shared secret.
 func (v *verifier) mint(user, tenant string, allowed []string, ttl time.Duration) (token string, exp time.Time, err error) {
 	now := time.Now()
-	exp = now.Add(ttl)
+	// exp is a whole second, the token's own: a NumericDate has no more.
+	exp = now.Add(ttl).Truncate(time.Second)
 	claims := jwt.MapClaims{"sub": user, "iat": now.Unix(), "exp": exp.Unix()}
 	if tenant != "" {
 		claims[v.tenantClaim] = tenant
@@ -186,6 +244,33 @@ func (v *verifier) mint(user, tenant string, allowed []string, ttl time.Duration
 	}
 	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(v.secret)
 	return token, exp, err
+}
+
+// acceptedAlgs are the algorithms a subscriber token may be signed with.
+var acceptedAlgs = []string{
+	jwt.SigningMethodHS256.Alg(),
+	jwt.SigningMethodRS256.Alg(),
+	jwt.SigningMethodES256.Alg(),
+	jwt.SigningMethodEdDSA.Alg(),
+}
+
+// key is identify's jwt.Keyfunc: the key t must be signed with, found by
+// its alg, one of acceptedAlgs. The alg picks where the key comes from,
+// never what it is: HS256 gets the secret and nothing else does; RS256,
+// ES256 and EdDSA get the key of the JWKS that t's kid names, only if
+// that key is for t's alg (jwks.key). A hub without a secret, or without
+// a JWKS, refuses the algorithms that need it.
+func (v *verifier) key(t *jwt.Token) (any, error) {
+	if t.Method.Alg() == jwt.SigningMethodHS256.Alg() {
+		if len(v.secret) == 0 {
+			return nil, errors.New("HS256 is not accepted: this hub verifies tokens signed with its identity provider's keys (RS256, ES256, EdDSA)")
+		}
+		return v.secret, nil
+	}
+	if v.keys == nil {
+		return nil, fmt.Errorf("%s is not accepted: this hub verifies HS256 tokens only", t.Method.Alg())
+	}
+	return v.keys.key(t)
 }
 
 // requestToken returns the subscriber token of r and where it was found.

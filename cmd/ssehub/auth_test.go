@@ -13,7 +13,10 @@ import (
 )
 
 // TestStreamRefusesBadTokens checks that every kind of bad subscriber
-// token gets a 401 with a JSON error, never a stream.
+// token gets a 401 with a JSON error, never a stream: credentials_expired
+// for one that is valid but for its exp, within the leeway or beyond it,
+// and unauthorized for any other, an expired one that is also bad
+// included.
 func TestStreamRefusesBadTokens(t *testing.T) {
 	t.Parallel()
 	// No address limit: the cases outnumber its burst.
@@ -40,37 +43,53 @@ func TestStreamRefusesBadTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs256 := func(c jwt.MapClaims) string { return signHS(t, jwt.SigningMethodHS256, testSecret, c) }
+	expired := jwt.MapClaims{"exp": now.Add(-time.Hour).Unix()}
+	const unauthorized, credentialsExpired = "unauthorized", "credentials_expired"
 	cases := []struct {
 		name string
 		edit func(*http.Request)
+		want string // the error code
 	}{
-		{"no token", nil},
-		{"expired", bearerAuth(hs256(valid(jwt.MapClaims{"exp": now.Add(-time.Hour).Unix()})))},
-		{"not yet valid", bearerAuth(hs256(valid(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()})))},
-		{"no exp", bearerAuth(hs256(jwt.MapClaims{"sub": user, "iss": "https://auth.example.com"}))},
-		{"wrong key", bearerAuth(signHS(t, jwt.SigningMethodHS256, testSecret+"-other", valid(nil)))},
-		{"alg none", bearerAuth(none)},
-		{"RS256", bearerAuth(rs256)},
-		{"HS512 with the right secret", bearerAuth(signHS(t, jwt.SigningMethodHS512, testSecret, valid(nil)))},
-		{"sub not a uuid", bearerAuth(hs256(valid(jwt.MapClaims{"sub": "alice"})))},
-		{"no sub", bearerAuth(hs256(jwt.MapClaims{"exp": now.Add(time.Hour).Unix(), "iss": "https://auth.example.com"}))},
-		{"wrong issuer", bearerAuth(hs256(valid(jwt.MapClaims{"iss": "https://evil.example.com"})))},
-		{"garbage", bearerAuth("not.a.jwt")},
+		{"no token", nil, unauthorized},
+		{"expired", bearerAuth(hs256(valid(expired))), credentialsExpired},
+		{"expired within the leeway", bearerAuth(hs256(valid(jwt.MapClaims{"exp": now.Add(-time.Second).Unix()}))), credentialsExpired},
+		{"expired, in a cookie", func(r *http.Request) {
+			r.AddCookie(&http.Cookie{Name: tokenCookie, Value: hs256(valid(expired))})
+		}, credentialsExpired},
+		{"expired, in the query", func(r *http.Request) {
+			r.URL.RawQuery = url.Values{"access_token": {hs256(valid(expired))}}.Encode()
+		}, credentialsExpired},
+		{"expired, wrong key", bearerAuth(signHS(t, jwt.SigningMethodHS256, testSecret+"-other", valid(expired))), unauthorized},
+		{"expired, wrong issuer", bearerAuth(hs256(valid(jwt.MapClaims{"exp": now.Add(-time.Hour).Unix(), "iss": "https://evil.example.com"}))), unauthorized},
+		{"expired, not yet valid", bearerAuth(hs256(valid(jwt.MapClaims{"exp": now.Add(-time.Hour).Unix(), "nbf": now.Unix()}))), unauthorized},
+		{"expired, sub not a uuid", bearerAuth(hs256(valid(jwt.MapClaims{"exp": now.Add(-time.Hour).Unix(), "sub": "alice"}))), unauthorized},
+		{"expired, topics not a list", bearerAuth(hs256(valid(jwt.MapClaims{"exp": now.Add(-time.Hour).Unix(), "topics": "news"}))), unauthorized},
+		{"expired, HS512", bearerAuth(signHS(t, jwt.SigningMethodHS512, testSecret, valid(expired))), unauthorized},
+		{"not yet valid", bearerAuth(hs256(valid(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()}))), unauthorized},
+		{"no exp", bearerAuth(hs256(jwt.MapClaims{"sub": user, "iss": "https://auth.example.com"})), unauthorized},
+		{"wrong key", bearerAuth(signHS(t, jwt.SigningMethodHS256, testSecret+"-other", valid(nil))), unauthorized},
+		{"alg none", bearerAuth(none), unauthorized},
+		{"RS256", bearerAuth(rs256), unauthorized},
+		{"HS512 with the right secret", bearerAuth(signHS(t, jwt.SigningMethodHS512, testSecret, valid(nil))), unauthorized},
+		{"sub not a uuid", bearerAuth(hs256(valid(jwt.MapClaims{"sub": "alice"}))), unauthorized},
+		{"no sub", bearerAuth(hs256(jwt.MapClaims{"exp": now.Add(time.Hour).Unix(), "iss": "https://auth.example.com"})), unauthorized},
+		{"wrong issuer", bearerAuth(hs256(valid(jwt.MapClaims{"iss": "https://evil.example.com"}))), unauthorized},
+		{"garbage", bearerAuth("not.a.jwt"), unauthorized},
 		// RFC 7519's NumericDate is a JSON number; golang-jwt also takes a
 		// numeric string, which a hand-rolled signer may send by mistake.
-		{"exp a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":"9999999999"}`))},
-		{"nbf a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":9999999999,"nbf":"0"}`))},
-		{"iat a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":9999999999,"iat":"0"}`))},
+		{"exp a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":"9999999999"}`)), unauthorized},
+		{"nbf a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":9999999999,"nbf":"0"}`)), unauthorized},
+		{"iat a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":9999999999,"iat":"0"}`)), unauthorized},
 		// encoding/json matches keys case-insensitively, the last one winning.
-		{"EXP a string after exp", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":1,"EXP":"9999999999"}`))},
-		{"escaped exp a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","\u0065xp":"9999999999"}`))},
-		{"basic scheme", func(r *http.Request) { r.Header.Set("Authorization", "Basic dXNlcjpwYXNz") }},
-		{"bad cookie", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tokenCookie, Value: "x.y.z"}) }},
-		{"bad query", func(r *http.Request) { r.URL.RawQuery = "access_token=x.y.z" }},
+		{"EXP a string after exp", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","exp":1,"EXP":"9999999999"}`)), unauthorized},
+		{"escaped exp a string", bearerAuth(seedToken("HS256", testSecret, `{"sub":"`+user+`","iss":"https://auth.example.com","\u0065xp":"9999999999"}`)), unauthorized},
+		{"basic scheme", func(r *http.Request) { r.Header.Set("Authorization", "Basic dXNlcjpwYXNz") }, unauthorized},
+		{"bad cookie", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tokenCookie, Value: "x.y.z"}) }, unauthorized},
+		{"bad query", func(r *http.Request) { r.URL.RawQuery = "access_token=x.y.z" }, unauthorized},
 		{"good cookie, bad header", func(r *http.Request) {
 			r.AddCookie(&http.Cookie{Name: tokenCookie, Value: token(t, user)})
 			r.Header.Set("Authorization", "Bearer x.y.z")
-		}},
+		}, unauthorized},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,8 +98,8 @@ func TestStreamRefusesBadTokens(t *testing.T) {
 				tc.edit(req)
 			}
 			status, body := doJSON(t, req)
-			if status != http.StatusUnauthorized || body["error"] != "unauthorized" || body["message"] == "" {
-				t.Errorf("got %d %v, want 401 with a JSON error", status, body)
+			if status != http.StatusUnauthorized || body["error"] != tc.want || body["message"] == "" {
+				t.Errorf("got %d %v, want 401 %s with a JSON error", status, body, tc.want)
 			}
 		})
 	}

@@ -50,6 +50,14 @@ type config struct {
 	TenantClaim string // the claim that holds a token's tenant id
 	CORSOrigins []string
 
+	// The identity provider's keys (jwks.go): the URL of its JWK Set ("":
+	// none), how often it is fetched again, and the least time between
+	// two fetches asked for by tokens whose kid is not loaded (check
+	// keeps it at 1s or more; 0, which only tests set, is no limit).
+	JWKSURL               string
+	JWKSRefresh           time.Duration
+	JWKSRefreshUnknownKID time.Duration
+
 	// Cluster mode: at most one of RedisURL (one Redis) and RedisCluster
 	// (a Redis Cluster's seed addresses, then ssehub's parameters after a
 	// '?'); the password and TLS of the latter, which has no URL for them;
@@ -138,10 +146,13 @@ func newServeFlags(c *config) *flag.FlagSet {
 	str(&c.RedisClusterPassword, "redis-cluster-password", "password (AUTH) of the Redis Cluster's nodes; only with --redis-cluster (--redis-url carries its own)")
 	fs.BoolVar(&c.RedisClusterTLS, "redis-cluster-tls", c.RedisClusterTLS, "connect to the Redis Cluster's nodes with TLS, verifying their certificates; only with --redis-cluster")
 	num(&c.RedisWaitReplicas, "redis-wait-replicas", "replicas that must hold each event before a publish is answered (Redis WAIT): with 1 and a replica per master, a failover loses no event a publisher was told was stored; a publish not confirmed within 1s answers 503; 0 does not wait")
-	str(&c.JWTSecret, "jwt-secret", fmt.Sprintf("HS256 secret that subscriber tokens are signed with, at least %d bytes; required, except with --dev, which generates one", minSecretLen))
+	str(&c.JWTSecret, "jwt-secret", fmt.Sprintf("HS256 secret that subscriber tokens are signed with, at least %d bytes; required unless --jwks-url is set, and not with --dev, which generates one", minSecretLen))
 	str(&c.PublishKey, "publish-key", fmt.Sprintf("API key publishers send as Authorization: Bearer, at least %d bytes, not the JWT secret; required, except with --dev, which generates one", minPublishKeyLen))
 	str(&c.JWTIssuer, "jwt-issuer", "if set, subscriber tokens must have this iss claim")
 	str(&c.JWTAudience, "jwt-audience", "if set, subscriber tokens must have this aud claim")
+	str(&c.JWKSURL, "jwks-url", "URL of your identity provider's JWK Set (https://, or http:// to a loopback host): subscriber tokens signed RS256, ES256 or EdDSA by its keys, named by kid, are accepted, instead of or beside --jwt-secret's HS256 ones; fetched at start-up, which fails if it cannot be")
+	dur(&c.JWKSRefresh, "jwks-refresh", "how often the keys of --jwks-url are fetched again; a failed fetch keeps the keys loaded")
+	dur(&c.JWKSRefreshUnknownKID, "jwks-refresh-unknown-kid", "a token whose kid is not among the loaded keys has them fetched again at once, at most once per this long; meanwhile such tokens are refused")
 	str(&c.TenantClaim, "tenant-claim", "the subscriber token claim that holds the stream's tenant id (a string; a token without it has no tenant)")
 	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port]) whose pages may subscribe and publish with credentials; empty allows same-origin only", func(s string) error {
 		origins, err := parseOrigins(s)
@@ -202,6 +213,7 @@ func defaultConfig() config {
 		Addr:              defaultAddr,
 		Prefix:            "/sse",
 		TenantClaim:       "tenant_id",
+		JWKSRefresh:       15 * time.Minute,
 		HistorySize:       1000,
 		HistoryAge:        10 * time.Minute,
 		HistoryBytes:      64 << 20,
@@ -235,6 +247,8 @@ func defaultConfig() config {
 
 		IdempotencyWindow:  sse.DefaultKeyWindow,
 		MaxIdempotencyKeys: sse.DefaultMaxKeys,
+
+		JWKSRefreshUnknownKID: 10 * time.Second,
 	}
 }
 
@@ -348,6 +362,9 @@ func (c *config) check() error {
 		return bad("addr", "must not be empty")
 	}
 	if err := c.checkRedis(); err != nil {
+		return err
+	}
+	if err := c.checkJWKS(); err != nil {
 		return err
 	}
 	if err := c.checkSecrets(); err != nil {
@@ -502,7 +519,8 @@ func (c *config) checkRedis() error {
 }
 
 // checkSecrets makes dev mode something only ever asked for. Without
-// --dev both secrets are required, so that a hub whose secret went
+// --dev the publish key is required, and so is the JWT secret unless
+// --jwks-url verifies tokens instead, so that a hub whose secret went
 // missing from its environment fails to start instead of minting tokens
 // for anyone. With --dev neither may be given: dev mode generates its
 // own, and hands its publish key to any loopback page that asks (POST
@@ -518,9 +536,9 @@ func (c *config) checkSecrets() error {
 	}
 	const orDev = "(or --dev, for a local trial with generated secrets)"
 	switch {
-	case c.JWTSecret == "":
-		return badSetting("jwt-secret", "required: the HS256 secret your backend signs subscriber tokens with, at least %d bytes %s", minSecretLen, orDev)
-	case len(c.JWTSecret) < minSecretLen:
+	case c.JWTSecret == "" && c.JWKSURL == "":
+		return badSetting("jwt-secret", "required: the HS256 secret your backend signs subscriber tokens with, at least %d bytes, or --jwks-url (SSEHUB_JWKS_URL) for your identity provider's keys %s", minSecretLen, orDev)
+	case c.JWTSecret != "" && len(c.JWTSecret) < minSecretLen:
 		return badSetting("jwt-secret", "too short: %d bytes, need at least %d", len(c.JWTSecret), minSecretLen)
 	case c.PublishKey == "":
 		return badSetting("publish-key", "required: the key publishers send, at least %d bytes %s", minPublishKeyLen, orDev)
@@ -531,6 +549,74 @@ func (c *config) checkSecrets() error {
 		return badSetting("publish-key", "must differ from --jwt-secret (SSEHUB_JWT_SECRET): publishers must not be able to sign subscriber tokens")
 	}
 	return nil
+}
+
+// minJWKSInterval is the shortest --jwks-refresh and
+// --jwks-refresh-unknown-kid: the identity provider is fetched from no
+// more often than that, whatever the tokens say.
+const minJWKSInterval = time.Second
+
+// checkJWKS checks the settings of the identity provider's keys: a URL
+// the keys can be trusted from, and the refresh settings only with it.
+func (c *config) checkJWKS() error {
+	d := defaultConfig()
+	intervals := []struct {
+		name   string
+		v, def time.Duration
+	}{
+		{"jwks-refresh", c.JWKSRefresh, d.JWKSRefresh},
+		{"jwks-refresh-unknown-kid", c.JWKSRefreshUnknownKID, d.JWKSRefreshUnknownKID},
+	}
+	if c.JWKSURL != "" {
+		if err := checkJWKSURL(c.JWKSURL); err != nil {
+			return badSetting("jwks-url", "%v", err)
+		}
+	}
+	for _, iv := range intervals {
+		switch {
+		case c.JWKSURL == "" && iv.v != iv.def:
+			// Most likely a URL whose variable is misspelt.
+			return badSetting(iv.name, "needs --jwks-url (SSEHUB_JWKS_URL): there are no keys to refresh")
+		case c.JWKSURL != "" && iv.v < minJWKSInterval:
+			return badSetting(iv.name, "must be at least %s, got %v", minJWKSInterval, iv.v)
+		}
+	}
+	return nil
+}
+
+// checkJWKSURL checks that raw is a URL the identity provider's keys may
+// come from: https, since whoever can change the keys on the way can sign
+// tokens for any user; plain http only to a loopback host (a sidecar, a
+// test), which no one else is on the way to. A JWK Set is public, so
+// credentials in the URL are a mistake: refused, and never echoed.
+func checkJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		return fmt.Errorf("%q is not a URL like https://idp.example.com/.well-known/jwks.json", redact(raw))
+	}
+	switch {
+	case u.User != nil:
+		return fmt.Errorf("%q has credentials: a JWK Set is public, give its URL without them", redact(raw))
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && loopbackIP(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("%q is plain http to a host that is not loopback: use https://, since whoever can change the keys on the way can sign tokens for any user", raw)
+	}
+	return fmt.Errorf("%q is not an https:// URL (http:// only to a loopback host)", raw)
+}
+
+// loopbackIP reports whether host, from a URL, is this machine: localhost,
+// or an address in 127.0.0.0/8 or ::1. Unlike loopbackHost (a browser's
+// Host header), names under .localhost are not taken: the hub resolves
+// them itself, through whatever DNS it is given.
+func loopbackIP(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Zone() == "" && addr.IsLoopback()
 }
 
 // parseOrigins parses a comma-separated list of origins. A wildcard is
@@ -587,11 +673,13 @@ func printServeUsage(w io.Writer, fs *flag.FlagSet) {
 
 Usage:
   ssehub [flags]             serve (every flag can also be set by its env var);
-                             needs --jwt-secret and --publish-key, or --dev for a local trial
+                             needs --publish-key and --jwt-secret, --jwks-url or both,
+                             or --dev for a local trial
   ssehub publish [flags]     publish one event through a running hub (ssehub publish --help)
 
 Endpoints:
-  GET  <prefix>/stream   subscribe: HS256 JWT (sub = user uuid; optional tenant claim, "topics",
+  GET  <prefix>/stream   subscribe: a JWT, HS256 with --jwt-secret or RS256/ES256/EdDSA with a kid
+                         of --jwks-url (sub = user uuid; optional tenant claim, "topics",
                          "allowed_topics") in Authorization: Bearer, the sse_token cookie or
                          ?access_token=; ?topic=NAME (repeatable) follows topics the token allows
   POST <prefix>/publish  publish: Authorization: Bearer <publish key>, Content-Type: application/json,

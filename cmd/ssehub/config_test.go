@@ -109,6 +109,10 @@ func TestConfigEverySetting(t *testing.T) {
 		{"jwt-issuer", "https://auth.example.com", func(c config) bool { return c.JWTIssuer == "https://auth.example.com" }},
 		{"jwt-audience", "ssehub", func(c config) bool { return c.JWTAudience == "ssehub" }},
 		{"tenant-claim", "org", func(c config) bool { return c.TenantClaim == "org" }},
+		{"jwks-url", "https://idp.example.com/.well-known/jwks.json", func(c config) bool { return c.JWKSURL == "https://idp.example.com/.well-known/jwks.json" }},
+		{"jwks-url", "http://127.0.0.1:8081/jwks.json", func(c config) bool { return c.JWKSURL == "http://127.0.0.1:8081/jwks.json" }},
+		{"jwks-refresh", "1h", func(c config) bool { return c.JWKSRefresh == time.Hour }},
+		{"jwks-refresh-unknown-kid", "30s", func(c config) bool { return c.JWKSRefreshUnknownKID == 30*time.Second }},
 		{"cors-origins", "https://a.example.com, HTTP://LOCALHOST:3000", func(c config) bool {
 			return slices.Equal(c.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})
 		}},
@@ -183,6 +187,8 @@ func TestConfigEverySetting(t *testing.T) {
 				base = nil
 			case "redis-cluster-user", "redis-cluster-password", "redis-cluster-tls", "redis-wait-replicas":
 				base = append(base, "--redis-cluster", "127.0.0.1:7000")
+			case "jwks-refresh", "jwks-refresh-unknown-kid":
+				base = append(base, "--jwks-url", "https://idp.example.com/.well-known/jwks.json")
 			}
 			c, err := parseConfig(append(base, "--"+tc.flag+"="+tc.value), noEnv, nil)
 			if err != nil {
@@ -237,6 +243,7 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 // one line naming the setting, from a flag and from the environment.
 func TestConfigInvalid(t *testing.T) {
 	t.Parallel()
+	jwks := []string{"--jwt-secret", testSecret, "--publish-key", testKey, "--jwks-url", "https://idp.example.com/.well-known/jwks.json"}
 	cases := []struct {
 		flag, value string
 		extra       []string // other flags the case needs
@@ -272,6 +279,20 @@ func TestConfigInvalid(t *testing.T) {
 		{"publish-key", testSecret, []string{"--jwt-secret", testSecret}},
 		{"publish-key", testKey, []string{"--dev"}},
 		{"dev", "maybe", nil},
+		{"jwks-url", "ftp://idp.example.com/jwks.json", nil},
+		{"jwks-url", "idp.example.com/jwks.json", nil},
+		{"jwks-url", "https:///jwks.json", nil},
+		{"jwks-url", "https://user:secret@idp.example.com/jwks.json", nil},
+		{"jwks-url", "http://idp.example.com/jwks.json", nil},
+		{"jwks-url", "http://10.0.0.1/jwks.json", nil},
+		{"jwks-url", "http://app.localhost/jwks.json", nil},
+		{"jwks-refresh", "1h", nil},
+		{"jwks-refresh", "0", jwks},
+		{"jwks-refresh", "500ms", jwks},
+		{"jwks-refresh", "soon", jwks},
+		{"jwks-refresh-unknown-kid", "1m", nil},
+		{"jwks-refresh-unknown-kid", "-1s", jwks},
+		{"jwks-refresh-unknown-kid", "0", jwks},
 		{"cors-origins", "*", nil},
 		{"cors-origins", "https://*.example.com", nil},
 		{"cors-origins", "https://a.example.com, *", nil},

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -92,11 +93,22 @@ func (a *app) demoRoutes(mux *http.ServeMux) {
 	mux.Handle("/demo/token", only(http.MethodPost, http.HandlerFunc(a.demoToken)))
 }
 
+// minDemoTTL is the shortest lifetime ?ttl= may ask of a dev token. A
+// NumericDate is whole seconds, so a token of 2s lives 1 to 2 s: shorter,
+// it could expire before the page opens its stream, and the page would
+// fetch tokens in a loop.
+const minDemoTTL = 2 * time.Second
+
 // demoToken mints a subscriber token in dev mode, for the user the page
 // chose (or a new one), in demoTenant with demoAllowedTopics, sets it as
 // the sse_token cookie for the EventSource, and hands the page the
 // publish key. Outside dev mode the server never mints tokens: the page
 // asks the person to paste one.
+//
+// The token lives --dev-token-ttl, or ?ttl= (from minDemoTTL to
+// --dev-token-ttl): a dev-only knob, for tests and for a person to watch a
+// stream end with session_ended and the page resume with a new token
+// without waiting hours.
 //
 // Only a request for a loopback Host is answered. A dev hub listens on
 // loopback, but a page from anywhere can still reach it through DNS
@@ -129,7 +141,17 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 		}
 		user = u
 	}
-	token, exp, err := a.verify.mint(user.String(), demoTenant, demoAllowedTopics, a.cfg.DevTokenTTL)
+	ttl := a.cfg.DevTokenTTL
+	if q := r.URL.Query().Get("ttl"); q != "" {
+		d, err := time.ParseDuration(q)
+		if err != nil || d < minDemoTTL || d > a.cfg.DevTokenTTL {
+			sse.WriteError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("ttl %s: want a duration from %s to %s (--dev-token-ttl), such as 5s",
+				quoteInput(q), shortDuration(minDemoTTL), shortDuration(a.cfg.DevTokenTTL)))
+			return
+		}
+		ttl = d
+	}
+	token, exp, err := a.verify.mint(user.String(), demoTenant, demoAllowedTopics, ttl)
 	if err != nil {
 		sse.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
@@ -147,7 +169,7 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 		Secure:   r.TLS != nil,
 		SameSite: http.SameSiteStrictMode,
 	})
-	a.log.Info("dev mode: minted a token", "user", user.String(), "tenant", demoTenant)
+	a.log.Info("dev mode: minted a token", "user", user.String(), "tenant", demoTenant, "ttl", ttl.String())
 	writeJSON(w, http.StatusOK, demoToken{User: user.String(), Tenant: demoTenant, AllowedTopics: demoAllowedTopics,
 		Token: token, PublishKey: a.cfg.PublishKey, ExpiresAt: exp})
 }

@@ -62,7 +62,7 @@ type testApp struct {
 func newTestApp(t *testing.T, cfg config, cl cluster) *testApp {
 	t.Helper()
 	cfg.fillDevSecrets()
-	a, err := newApp(cfg, slog.New(slog.DiscardHandler), cl)
+	a, err := newApp(t.Context(), cfg, slog.New(slog.DiscardHandler), cl)
 	if err != nil {
 		t.Fatalf("newApp: %v", err)
 	}

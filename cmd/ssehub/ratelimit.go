@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -275,7 +276,13 @@ func (a *app) streamHandler() http.Handler {
 		}
 		who, g, err := a.identify(r)
 		if err != nil {
-			sse.WriteError(w, http.StatusUnauthorized, "unauthorized", err.Error())
+			// An expired token is told apart from a bad one: its holder
+			// gets a new one and resumes, as after a session_ended.
+			code := "unauthorized"
+			if errors.Is(err, sse.ErrCredentialsExpired) {
+				code = sse.CodeCredentialsExpired
+			}
+			sse.WriteError(w, http.StatusUnauthorized, code, err.Error())
 			return
 		}
 		if ok, wait := a.limits.streamUser.allow(who.User, now); !ok {

@@ -54,7 +54,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		}
 		cl = c
 	}
-	a, err := newApp(cfg, log, cl)
+	a, err := newApp(ctx, cfg, log, cl)
 	if err != nil {
 		if cl != nil {
 			_ = cl.Close()

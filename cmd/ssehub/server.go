@@ -30,16 +30,25 @@ type app struct {
 }
 
 // newApp builds the hub (on the cluster's broker, when there is one) and
-// the routes. cfg must hold a JWT secret and a publish key (see
-// fillDevSecrets). The caller owns the result and stops it with close,
-// which also closes cl.
-func newApp(cfg config, log *slog.Logger, cl cluster) (*app, error) {
+// the routes, after loading the keys of --jwks-url, if set (openJWKS);
+// ctx bounds only that. cfg must hold a publish key, and a JWT secret
+// unless it has a JWKS URL (see fillDevSecrets). The caller owns the
+// result and stops it with close, which also closes cl.
+func newApp(ctx context.Context, cfg config, log *slog.Logger, cl cluster) (*app, error) {
+	var keys *jwks
+	if cfg.JWKSURL != "" {
+		var err error
+		if keys, err = openJWKS(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	hc := hubConfig(cfg, log)
 	if cl != nil {
 		hc.Broker = cl.Broker()
 	}
 	hub, err := sse.New(hc)
 	if err != nil {
+		keys.close()
 		return nil, err
 	}
 	if cl != nil {
@@ -53,6 +62,10 @@ func newApp(cfg config, log *slog.Logger, cl cluster) (*app, error) {
 		verify:  newVerifier(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim),
 		metrics: newServerMetrics(hub),
 		limits:  newLimits(cfg),
+	}
+	if keys != nil {
+		a.verify.keys = keys
+		a.metrics.registry.MustRegister(keys.collectors()...)
 	}
 	a.handler = a.routes()
 	return a, nil
@@ -137,12 +150,20 @@ func (a *app) routes() http.Handler {
 
 // identify returns whom a stream request is for, and the topics it may
 // follow: what its subscriber token says (see verifier.identify).
+//
+// A token within the leeway past its exp is valid, but the hub would
+// refuse its stream (401 credentials_expired: its Identity.Expires has
+// passed); it is refused here instead, as one beyond the leeway is, so
+// that every expired token is answered, counted and logged alike.
 func (a *app) identify(r *http.Request) (sse.Identity, *grants, error) {
 	token, source, err := requestToken(r)
 	if err == nil {
 		var who sse.Identity
 		var g *grants
-		if who, g, err = a.verify.identify(token); err == nil {
+		if who, g, err = a.verify.identify(token); err == nil && !time.Now().Before(who.Expires) {
+			err = &expiredError{exp: who.Expires}
+		}
+		if err == nil {
 			a.log.Debug("stream authenticated", "user", who.User, "tenant", who.Tenant, "source", source)
 			return who, g, nil
 		}
@@ -202,9 +223,10 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // close shuts the hub down within ctx, then closes the cluster, whose
-// broker the hub used until then.
+// broker the hub used until then, and stops refreshing the JWKS.
 func (a *app) close(ctx context.Context) error {
 	err := a.hub.Shutdown(ctx)
+	a.verify.keys.close()
 	if a.cluster != nil {
 		err = errors.Join(err, a.cluster.Close())
 	}

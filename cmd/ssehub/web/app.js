@@ -6,7 +6,7 @@ const $ = (sel) => document.querySelector(sel);
 
 // Event types listened to from the start; a type published from the form
 // is added, since EventSource has no catch-all for named events.
-const KNOWN_TYPES = ["connected", "heartbeat", "resync", "notification", "badge_update", "new_item", "message"];
+const KNOWN_TYPES = ["connected", "heartbeat", "resync", "session_ended", "notification", "badge_update", "new_item", "message"];
 
 const SAMPLE_DATA = {
   notification: { type: "follow", title: "New follower!", message: "Ada Lovelace started following you." },
@@ -23,6 +23,11 @@ const state = {
   tenant: "",
   topics: new Set(), // the topics joined, asked for with ?topic= on every (re)open
   token: "",       // pasted token (debugger mode)
+  // ttl is the lifetime the page asks of dev tokens: its own ?ttl=, a
+  // dev-only knob (e.g. /?ttl=5s) to watch tokens expire; "" for the hub's.
+  ttl: new URLSearchParams(location.search).get("ttl") || "",
+  refreshing: false, // a new token was fetched and its stream has not opened yet
+  openNote: "",    // said once the current EventSource opens
   publishKey: "",
   clientId: "",
   lastId: "",
@@ -68,8 +73,11 @@ function connect(resumeFrom) {
   setState("connecting", "Connecting");
   es.onopen = () => {
     state.opened = true;
+    state.refreshing = false;
     state.recoverDelay = 1000;
     setState("open", "Live");
+    if (state.openNote) systemEntry(state.openNote);
+    state.openNote = "";
   };
   es.onerror = () => {
     if (es !== state.es) return;
@@ -90,11 +98,24 @@ function connect(resumeFrom) {
 // retries, so the page asks the same URL again with fetch, which can read
 // the status and the JSON body: 400 or 403 for topics it may not follow
 // (the reason is shown, those topics left, and the stream reopened with
-// the rest), 401 for a token the hub refuses (e.g. a dev hub restarted
+// the rest), 401 credentials_expired for a token that was good and has
+// expired (a new one, and the stream resumes: see onSessionEnded), 401
+// unauthorized for a token the hub refuses (e.g. a dev hub restarted
 // with a new secret, or a bad pasted token).
 async function onRefused(es, url) {
   const { status, body } = await refusal(url);
   if (es !== state.es) return; // the page has opened another meanwhile
+  if (status === 401 && body.error === "credentials_expired") {
+    if (!state.cfg.dev) {
+      systemEntry("The token expired: paste a new one, and Connect resumes from the last event.");
+      return;
+    }
+    // A token just fetched that is refused as expired already would be
+    // fetched again at once, for ever: back off instead.
+    if (state.refreshing) scheduleRecover();
+    else refresh(state.lastId);
+    return;
+  }
   if (status === 400 || status === 403) {
     const msg = body.message || "the hub answered " + status;
     showTopicError(msg);
@@ -205,6 +226,56 @@ function listen(type) {
   state.es.addEventListener(type, (ev) => onEvent(type, ev));
 }
 
+// onSessionEnded handles the hub's last event on es, session_ended: the
+// token of the stream expired (or its session was revoked), and data says
+// why and where the stream stands. Left open, the EventSource would
+// reconnect by itself with the same token and be refused for good; so it
+// is closed, and in dev mode the page gets a new token and opens a new
+// EventSource from data.last_event_id (and its topics), missing nothing
+// and getting nothing twice. A pasted token the page cannot renew: it asks
+// for a new one, and Connect resumes from there (see start). A revoked
+// session stays closed: its user has to sign in again.
+function onSessionEnded(es, data) {
+  if (es !== state.es) return;
+  es.close();
+  state.es = null;
+  const from = (data && data.last_event_id) || state.lastId;
+  state.lastId = from;
+  setFact("#fact-last", from);
+  const reason = (data && data.reason) || "ended";
+  if (reason === "expired" && state.cfg.dev) {
+    setState("reconnecting", "Refreshing token");
+    refresh(from);
+    return;
+  }
+  setState("closed", reason === "expired" ? "Token expired" : "Session " + reason);
+  if (reason === "expired") {
+    systemEntry("The token expired: paste a new one, and Connect resumes from the last event.");
+  } else {
+    systemEntry("Session " + reason + ": sign in again.");
+  }
+}
+
+// refresh gets a new token (dev mode) and opens a new EventSource from
+// resumeFrom, saying so once it is open; while no token can be had it
+// backs off as scheduleRecover does. Anything that opened another stream
+// meanwhile (a user switch) wins.
+async function refresh(resumeFrom) {
+  clearTimeout(state.recoverTimer);
+  const current = state.es;
+  state.refreshing = true;
+  try {
+    await mintToken(state.user);
+  } catch (err) {
+    systemEntry("Could not get a new token: " + err.message);
+    scheduleRecover();
+    return;
+  }
+  if (state.es !== current) return;
+  state.openNote = "Token refreshed, resumed";
+  connect(resumeFrom);
+}
+
 // scheduleRecover gets a new token (dev mode) and opens a new EventSource
 // from the last id, backing off while it keeps failing.
 function scheduleRecover() {
@@ -244,6 +315,7 @@ function onEvent(type, ev) {
       break;
   }
   addEntry(type, ev.lastEventId, data);
+  if (type === "session_ended") onSessionEnded(ev.target, data);
 }
 
 function addEntry(type, id, data) {
@@ -312,10 +384,12 @@ function setBadge(count) {
 
 // ---- tokens --------------------------------------------------------------
 
-// mintToken asks a dev-mode hub for a token for user ("" for a new user);
-// the hub sets it as the sse_token cookie.
+// mintToken asks a dev-mode hub for a token for user ("" for a new user),
+// of the lifetime state.ttl if set; the hub sets it as the sse_token
+// cookie.
 async function mintToken(user) {
-  const res = await fetch("/demo/token", {
+  const query = state.ttl ? "?ttl=" + encodeURIComponent(state.ttl) : "";
+  const res = await fetch("/demo/token" + query, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ user }),
@@ -468,11 +542,14 @@ async function start() {
       state.token = $("#token").value.trim();
       if (!state.token) return;
       const claims = jwtClaims(state.token);
+      // A new token for the same user (the last one expired) resumes
+      // where the stream was; another user's starts afresh.
+      const from = claims.sub && claims.sub === state.user ? state.lastId : "";
       state.user = claims.sub || "";
       setFact("#fact-user", state.user);
       showGrants(claims[state.cfg.tenant_claim], claims.topics, claims.allowed_topics);
-      state.lastId = "";
-      connect("");
+      state.lastId = from;
+      connect(from);
     });
   }
 }
