@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -125,6 +126,11 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 		sse.WriteError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for a loopback Host: open the demo page at http://localhost:<port>/ or http://127.0.0.1:<port>/")
 		return
 	}
+	if why := crossSite(r); why != "" {
+		a.log.Info("dev mode: token refused", "reason", why, "remote", r.RemoteAddr)
+		sse.WriteError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for the demo page itself: "+why)
+		return
+	}
 	var req struct {
 		User string `json:"user"`
 	}
@@ -172,6 +178,27 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	a.log.Info("dev mode: minted a token", "user", user.String(), "tenant", demoTenant, "ttl", ttl.String())
 	writeJSON(w, http.StatusOK, demoToken{User: user.String(), Tenant: demoTenant, AllowedTopics: demoAllowedTopics,
 		Token: token, PublishKey: a.cfg.PublishKey, ExpiresAt: exp})
+}
+
+// crossSite says why r comes from another site's page, or "": a browser
+// names where a request comes from (Sec-Fetch-Site, and Origin on a
+// POST), and another site's page could otherwise make it mint a token,
+// set as the cookie of the person's demo page, for a user of the other
+// site's choosing. Requests that name no origin (curl, the tests) are
+// not a browser's, and are answered.
+func crossSite(r *http.Request) string {
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "", "same-origin", "none":
+	default:
+		return "Sec-Fetch-Site is " + quoteInput(site)
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return "Origin " + quoteInput(origin) + " is not this page's"
+		}
+	}
+	return ""
 }
 
 // loopbackHost reports whether a Host header names this machine:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -344,6 +345,60 @@ func TestDemoTokenLoopbackHostOnly(t *testing.T) {
 		}
 		if out["token"] != nil || out["publish_key"] != nil {
 			t.Errorf("Host %q got a token or the key", host)
+		}
+	}
+}
+
+// TestDemoTokenRefusesOtherSites: another site's page cannot make the
+// person's browser mint a dev token (and set it as the demo page's
+// cookie): a browser names where its request comes from, and only the
+// demo page itself, or a request that names no origin (curl), is answered.
+func TestDemoTokenRefusesOtherSites(t *testing.T) {
+	t.Parallel()
+	devCfg, err := parseConfig([]string{"--dev"}, noEnv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := newTestApp(t, devCfg, nil)
+	host := dev.srv.Listener.Addr().String()
+	mint := func(headers map[string]string) (int, map[string]any, *http.Cookie) {
+		req, _ := http.NewRequest(http.MethodPost, dev.srv.URL+"/demo/token", strings.NewReader(`{}`))
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		var cookie *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == tokenCookie {
+				cookie = c
+			}
+		}
+		return resp.StatusCode, out, cookie
+	}
+	for _, h := range []map[string]string{
+		nil, // curl
+		{"Sec-Fetch-Site": "same-origin", "Origin": "http://" + host},
+		{"Sec-Fetch-Site": "none"},
+	} {
+		if status, out, cookie := mint(h); status != http.StatusOK || out["token"] == nil || cookie == nil {
+			t.Errorf("headers %v: %d %v, want a token and its cookie", h, status, out)
+		}
+	}
+	for _, h := range []map[string]string{
+		{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example.com"},
+		{"Sec-Fetch-Site": "same-site", "Origin": "http://localhost:9999"},
+		{"Origin": "https://evil.example.com"},
+		{"Origin": "null"},
+	} {
+		status, out, cookie := mint(h)
+		if status != http.StatusForbidden || out["error"] != "forbidden" || out["token"] != nil || cookie != nil {
+			t.Errorf("headers %v: %d %v (cookie %v), want 403 and no token, no cookie", h, status, out, cookie)
 		}
 	}
 }
