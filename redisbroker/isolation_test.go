@@ -28,3 +28,23 @@ func TestIsolation(t *testing.T) {
 		})
 	}
 }
+
+// TestRacingResumes runs isolation.Racing on two nodes, on one Redis and
+// on a Redis Cluster: publishes to a stream's user and topic, together
+// and apart, race its reconnects on alternating nodes; each of its events
+// comes once — the copies of one publish in two channels included, which
+// the Redis broker stores and delivers apart.
+func TestRacingResumes(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			prefix := uniquePrefix(t, be.client(t))
+			cfg := sse.Config{AuthorizeTopic: sse.AllowAllTopics}
+			var nodes []isolation.RacingNode
+			for range 2 {
+				n := newNode(t, be, prefix, redisbroker.Options{MaxLen: -1}, cfg)
+				nodes = append(nodes, isolation.RacingNode{Hub: n.hub, URL: n.srv.URL})
+			}
+			isolation.Racing(t, nodes, 2000, 60)
+		})
+	}
+}
