@@ -43,7 +43,9 @@ func Racing(t *testing.T, nodes []RacingNode, publishes, reconnects int) {
 		{Users: []string{"other"}, Topics: []string{"elsewhere"}},
 		{Users: []string{"other"}},
 	}
-	forUs := func(to sse.Target) bool { return len(to.Users) > 0 && to.Users[0] == user || len(to.Topics) > 0 && to.Topics[0] == topic }
+	forUs := func(to sse.Target) bool {
+		return len(to.Users) > 0 && to.Users[0] == user || len(to.Topics) > 0 && to.Topics[0] == topic
+	}
 
 	dial := func(n RacingNode, lastID string) (*ssetest.Conn, string) {
 		c := ssetest.DialOK(t, n.URL+"?"+sse.TopicParam+"="+topic, user, lastID)
