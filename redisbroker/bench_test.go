@@ -62,3 +62,26 @@ func BenchmarkPublishDelivered(b *testing.B) {
 		b.Fatalf("the subscription handed over %d of %d events within a minute", n.Load(), b.N)
 	}
 }
+
+// BenchmarkPublishTwoChannels measures a publish to two channels: two
+// users (no connection follows both, so the copies carry no Also and no
+// record of positions is kept) against a user and a topic (each copy
+// names the other, and the publish's positions are recorded for Read).
+func BenchmarkPublishTwoChannels(b *testing.B) {
+	rdb := sharedRedis(b)
+	br := newBroker(b, rdb, redisbroker.Options{MaxLen: 10000})
+	for name, chans := range map[string][]string{
+		"users":      {sse.UserChannel("a"), sse.UserChannel("b")},
+		"user+topic": {sse.TopicChannel("board"), sse.UserChannel("a")},
+	} {
+		b.Run(name, func(b *testing.B) {
+			m := sse.Message{Channels: chans, Type: "notification", Data: []byte(`{"title":"New follower!","n":1}`)}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := br.Publish(b.Context(), m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
