@@ -307,9 +307,9 @@ func (h *Hub) RecheckSessions(ctx context.Context, userID string) error {
 	if userID == "" {
 		return fmt.Errorf("%w: an empty user id", ErrInvalidTarget)
 	}
-	// Through the user's channel, so that it reaches every node that
-	// serves the user; replays skip it.
-	_, err := h.broker.Publish(ctx, Message{Channels: []string{UserChannel(userID)}, Type: typeSessionCheck, Data: []byte("{}")})
+	// To every node, live only (as events to client ids go, so that it
+	// takes no place in any history), naming the user's channel.
+	_, err := h.broker.Publish(ctx, Message{Clients: []string{UserChannel(userID)}, Type: typeSessionCheck, Data: []byte("{}")})
 	if err != nil {
 		return fmt.Errorf("sse: recheck sessions: %w", err)
 	}
@@ -332,7 +332,9 @@ func (h *Hub) SendToClient(clientID string, ev Event) error {
 // it from several goroutines at once (one per channel shard).
 func (h *Hub) deliver(m Message) {
 	if m.Type == typeSessionCheck {
-		h.reg.each(&m, func(c *client, _, _ int) { c.requestCheck() })
+		for _, ch := range m.Clients { // the users' channels: see RecheckSessions
+			h.reg.eachFollower(ch, (*client).requestCheck)
+		}
 		return
 	}
 	var e *entry // made at the first recipient: none, no framing

@@ -146,6 +146,16 @@ func (r *registry) userIDs() []string {
 	return out
 }
 
+// eachFollower calls fn for each client that follows ch, under the read
+// lock; fn must not block.
+func (r *registry) eachFollower(ch string, fn func(*client)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, c := range r.byChannel[ch] {
+		fn(c)
+	}
+}
+
 // userCount returns how many connections user has.
 func (r *registry) userCount(user string) int {
 	r.mu.RLock()

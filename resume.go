@@ -15,6 +15,9 @@ import (
 // events; the client reconnects from the last id it received.
 var errCatchUp = errors.New("sse: replay could not catch up with live events")
 
+// errExpired ends a stream whose credentials expired during its replay.
+var errExpired = errors.New("sse: credentials expired")
+
 // maxCatchUpPasses bounds the replays one connection may run back to back.
 const maxCatchUpPasses = 8
 
@@ -231,6 +234,9 @@ func (s *stream) replay(ctx context.Context, pagers []pager, start []string, res
 		if next < 0 {
 			return nil
 		}
+		if s.expired(time.Now()) {
+			return errExpired // nothing more: its position has not moved past m
+		}
 		m := &pagers[next].page[0]
 		pagers[next].page = pagers[next].page[1:]
 		// A message of several of the stream's channels is written once:
@@ -242,9 +248,6 @@ func (s *stream) replay(ctx context.Context, pagers []pager, start []string, res
 		}
 		if !s.once(m) {
 			continue
-		}
-		if m.Type == typeSessionCheck {
-			continue // a request to the nodes, not an event
 		}
 		var err error
 		if s.buf, err = s.appendID(s.buf); err != nil {

@@ -328,3 +328,111 @@ func TestSessionCheckedOnAnInterval(t *testing.T) {
 		t.Fatalf("dave registered %d times while refused", n)
 	}
 }
+
+// TestRecheckOfAStreamWithNoTimer: a RecheckSessions reaches a stream
+// that has nothing scheduled (no heartbeat, rotation, check interval or
+// expiry), which then goes on.
+func TestRecheckOfAStreamWithNoTimer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := sse.NewHub(sse.Config{HeartbeatInterval: -1, MaxStreamAge: -1,
+			CheckSession: func(context.Context, sse.Identity) error { return nil }})
+		defer hub.Close()
+		rec := newRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		done := make(chan any, 1)
+		go func() {
+			defer func() { done <- recover() }()
+			hub.ServeIdentity(rec, req, sse.Identity{User: "u"})
+		}()
+		synctest.Wait()
+		if err := hub.RecheckSessions(t.Context(), "u"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		select {
+		case p := <-done:
+			t.Fatalf("stream goroutine ended after RecheckSessions; panic: %v; clients still registered: %d", p, hub.Stats().Clients)
+		default:
+		}
+	})
+}
+
+// blockingWriter blocks each Write while gate is held.
+type blockingWriter struct {
+	*recorder
+	mu   sync.Mutex
+	gate chan struct{}
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	g := w.gate
+	w.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+	return w.recorder.Write(p)
+}
+
+// TestNothingAfterExpiryReachesASlowStream: a stream busy writing (a slow
+// reader) when its credentials expire writes nothing published after the
+// expiry before its session_ended.
+func TestNothingAfterExpiryReachesASlowStream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := sse.NewHub(sse.Config{HeartbeatInterval: -1, MaxStreamAge: -1})
+		defer hub.Close()
+		w := &blockingWriter{recorder: newRecorder()}
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			hub.ServeIdentity(w, req, sse.Identity{User: "u", Expires: time.Now().Add(2 * time.Second)})
+		}()
+		synctest.Wait()
+		gate := make(chan struct{})
+		w.mu.Lock()
+		w.gate = gate
+		w.mu.Unlock()
+		time.Sleep(time.Second)
+		hub.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "before"})
+		synctest.Wait()             // the stream is blocked writing "before"
+		time.Sleep(2 * time.Second) // now 1s past expiry
+		hub.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "after"})
+		synctest.Wait()
+		w.mu.Lock()
+		w.gate = nil
+		w.mu.Unlock()
+		close(gate)
+		<-done
+		out := w.String()
+		if strings.Contains(out, "event: after") {
+			i := strings.Index(out, "event: before")
+			t.Fatalf("event published 1s after the credentials expired was written:\n%s", out[i:])
+		}
+		if !strings.Contains(out, "event: "+sse.TypeSessionEnded) {
+			t.Fatalf("no session_ended:\n%s", out)
+		}
+	})
+}
+
+// TestRecheckSessionsTakesNoHistory: RecheckSessions goes to the nodes
+// live only: it pushes no event out of a user's history.
+func TestRecheckSessionsTakesNoHistory(t *testing.T) {
+	hub := sse.NewHub(sse.Config{HistorySize: 2, CheckSession: func(context.Context, sse.Identity) error { return nil }})
+	defer hub.Close()
+	id1, _ := hub.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "e1"})
+	hub.Publish(t.Context(), sse.Target{Users: []string{"u"}}, sse.Event{Type: "e2"})
+	for i := 0; i < 2; i++ {
+		if err := hub.RecheckSessions(t.Context(), "u"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err := hub.Broker().Read(t.Context(), sse.UserChannel("u"), id1, 10)
+	var types []string
+	for _, m := range ms {
+		types = append(types, m.Type)
+	}
+	if err != nil || len(types) == 0 || types[0] != "e2" {
+		t.Fatalf("a client that saw e1 and resumes after 2 RecheckSessions (HistorySize 2): Read after e1 = %v, err=%v; want e2", types, err)
+	}
+}

@@ -223,6 +223,8 @@ func (s *stream) open(ctx context.Context, resumeFrom string) string {
 		return ReasonWriteError
 	case errors.Is(err, errCatchUp):
 		return s.endWithRetry(ReasonOverflow)
+	case errors.Is(err, errExpired):
+		return s.endSession(ReasonExpired)
 	case ctx.Err() != nil:
 		return ReasonClientGone
 	}
@@ -286,6 +288,13 @@ func (s *stream) live(ctx context.Context) string {
 		default:
 			return s.endWithRetry(reason)
 		}
+		if s.expired(time.Now()) {
+			// Before what is queued: it may have been published after
+			// the expiry (the stream was busy writing when the timer
+			// fired). The position has not moved past it, so the resume
+			// with new credentials replays it.
+			return s.endSession(ReasonExpired)
+		}
 		if len(q) > 0 {
 			err := s.appendQueued(q)
 			if err == nil {
@@ -308,9 +317,6 @@ func (s *stream) live(ctx context.Context) string {
 			continue
 		}
 		now := time.Now()
-		if !s.expires.IsZero() && !now.Before(s.expires) {
-			return s.endSession(ReasonExpired)
-		}
 		if !rotateAt.IsZero() && !now.Before(rotateAt) {
 			return s.endWithRetry(ReasonRotated)
 		}
@@ -328,7 +334,9 @@ func (s *stream) live(ctx context.Context) string {
 			}
 			lastWrite = now
 		}
-		timer.Reset(next(now))
+		if timer != nil { // none when nothing is scheduled: a RecheckSessions woke it
+			timer.Reset(next(now))
+		}
 	}
 }
 
@@ -347,11 +355,17 @@ func (s *stream) endSession(reason string) string {
 		Reason      string `json:"reason"`
 		LastEventID string `json:"last_event_id"`
 	}{reason, id})
-	s.buf = appendFrame(append(s.buf[:0], idLine...), "", TypeSessionEnded, data)
+	// After what the stream gathered (a replay's frames): its position is past them.
+	s.buf = appendFrame(append(s.buf, idLine...), "", TypeSessionEnded, data)
 	if s.write() != nil {
 		return ReasonWriteError
 	}
 	return reason
+}
+
+// expired reports whether the stream's credentials have expired by now.
+func (s *stream) expired(now time.Time) bool {
+	return !s.expires.IsZero() && !now.Before(s.expires)
 }
 
 // checkSession runs Config.CheckSession for the stream on a goroutine of

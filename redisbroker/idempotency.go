@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -69,6 +70,11 @@ func (b *Broker) claimKey(ctx context.Context, m *sse.Message, id string) (strin
 		return id, nil // recorded now
 	}
 	if err != nil {
+		if b.opts.WaitReplicas > 0 {
+			// The record may be there, unacknowledged: the retry must
+			// not take it for a stored publish.
+			b.releaseKey(m, id)
+		}
 		return "", fmt.Errorf("redisbroker: publish with key: %w", err)
 	}
 	first, firstDigest, ok := strings.Cut(rec, " ")
@@ -80,6 +86,33 @@ func (b *Broker) claimKey(ctx context.Context, m *sse.Message, id string) (strin
 	}
 	return first, nil
 }
+
+// releaseScript deletes a key's record if it is still the one given:
+// KEYS[1] the record, ARGV[1] its value.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// releaseKey forgets the record this call made of m.Key for the publish
+// id, when the publish failed after the claim in a way its retry must
+// repeat (the announcement to m.Clients, or the replicas' acknowledgement
+// of the record): the retry then records the key anew and does it all. If
+// the failed step took effect after all, the retry repeats it: a client
+// may get a live event twice, never none. A record another call made
+// stays.
+func (b *Broker) releaseKey(m *sse.Message, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(context.Background()), releaseTimeout)
+	defer cancel()
+	b.ops.add(opKey, 1)
+	if err := releaseScript.Run(ctx, b.rdb, []string{b.keyRecordKey(m.Key)}, id+" "+sse.Digest(m)).Err(); err != nil {
+		b.log.Warn("redisbroker: a failed keyed publish's record was not released; its retry will answer a replay", "publish", id, "err", err)
+	}
+}
+
+// releaseTimeout bounds releaseKey, which runs after its caller's ctx may
+// have ended.
+const releaseTimeout = 5 * time.Second
 
 // claimReplicated runs the claim and a WAIT for WaitReplicas on the key's
 // master, in one pipeline (WAIT names no key: a cluster client could not

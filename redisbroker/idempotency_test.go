@@ -1,12 +1,15 @@
 package redisbroker_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,5 +202,73 @@ func TestKeyedPublishWaitsForReplicas(t *testing.T) {
 	}
 	if n, err := rdb.XLen(t.Context(), b.StreamKey("user:w")).Result(); n != 0 || (err != nil && !errors.Is(err, redis.Nil)) {
 		t.Fatalf("the channel holds %d entries (%v), want none: the record was not replicated", n, err)
+	}
+}
+
+// failFirstSPublish fails the first SPUBLISH its client sends, as a
+// connection reset would.
+type failFirstSPublish struct{ n atomic.Int32 }
+
+func (f *failFirstSPublish) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f *failFirstSPublish) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "spublish" && f.n.Add(1) == 1 {
+			return &net.OpError{Op: "write", Err: errors.New("connection reset (injected)")}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (f *failFirstSPublish) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestKeyedPublishToClientsRetriedAfterAFailedAnnouncement: a keyed
+// publish to client ids whose announcement failed is refused, and its
+// retry (another node) announces it — not a "replay" of an event nobody
+// received.
+func TestKeyedPublishToClientsRetriedAfterAFailedAnnouncement(t *testing.T) {
+	rdb := sharedRedis(t)
+	prefix := uniquePrefix(t, rdb)
+	failing := redis.NewClient(&redis.Options{Addr: redisAddr(), MaxRetries: -1})
+	t.Cleanup(func() { failing.Close() })
+	failing.AddHook(&failFirstSPublish{})
+	first := newBroker(t, failing, redisbroker.Options{Prefix: prefix})
+	retrier := newBroker(t, sharedRedis(t), redisbroker.Options{Prefix: prefix})
+
+	var heard atomic.Int32
+	if _, err := retrier.Subscribe(t.Context(), func(m sse.Message) {
+		if slices.Contains(m.Clients, "c1") && m.Type == "keyed" {
+			heard.Add(1)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The subscription hears announcements once a probe gets through.
+	var probes atomic.Int32
+	probe := func() {
+		if _, err := retrier.Publish(t.Context(), sse.Message{Clients: []string{"probe"}, Type: "probe", Data: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := retrier.Subscribe(t.Context(), func(m sse.Message) {
+		if m.Type == "probe" {
+			probes.Add(1)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the subscription hears announcements", func() bool { probe(); return probes.Load() > 0 })
+
+	m := sse.Message{Clients: []string{"c1"}, Key: "k1", Type: "keyed", Data: []byte("{}")}
+	if _, err := first.Publish(t.Context(), m); err == nil {
+		t.Fatal("the injected reset did not fail the publish")
+	}
+	id, err := retrier.Publish(t.Context(), m)
+	if err != nil || id == "" {
+		t.Fatalf("the retry: %q, %v; want a new publish (the failed one's record released)", id, err)
+	}
+	waitUntil(t, "the retry announced", func() bool { return heard.Load() == 1 })
+	if _, err := retrier.Publish(t.Context(), m); !errors.Is(err, sse.ErrReplayed) {
+		t.Fatalf("a repeat of the retry: %v, want ErrReplayed", err)
 	}
 }

@@ -137,6 +137,9 @@ func (b *Broker) Publish(ctx context.Context, m sse.Message) (string, error) {
 	// append, and its retry does not announce again (see Publish).
 	if first == id {
 		if err := b.publishClients(ctx, m, id); err != nil {
+			// The retry must announce it: it would otherwise find the
+			// key recorded and answer a replay that nobody received.
+			b.releaseKey(&m, id)
 			return "", err
 		}
 	}
