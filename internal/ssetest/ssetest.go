@@ -105,7 +105,13 @@ func (c *Conn) Next() sseclient.Event {
 // overflowed. It fails the test if neither comes.
 func (c *Conn) NextOrEnd() (sseclient.Event, bool) {
 	c.t.Helper()
-	t := time.NewTimer(Patience)
+	return c.nextBy(time.Now().Add(Patience))
+}
+
+// nextBy is NextOrEnd with a deadline.
+func (c *Conn) nextBy(deadline time.Time) (sseclient.Event, bool) {
+	c.t.Helper()
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case ev, ok := <-c.events:
@@ -116,11 +122,18 @@ func (c *Conn) NextOrEnd() (sseclient.Event, bool) {
 	return sseclient.Event{}, false
 }
 
-// NextOf returns the next event that is not a heartbeat.
+// NextOf returns the next event that is not a heartbeat, within Patience
+// in all: heartbeats do not extend the wait, so a stream that only beats
+// fails the test rather than hanging it.
 func (c *Conn) NextOf() sseclient.Event {
 	c.t.Helper()
+	deadline := time.Now().Add(Patience)
 	for {
-		if ev := c.Next(); ev.Type != "heartbeat" {
+		ev, ok := c.nextBy(deadline)
+		if !ok {
+			c.t.Fatalf("stream ended (%v), want an event", c.err)
+		}
+		if ev.Type != "heartbeat" {
 			return ev
 		}
 	}
