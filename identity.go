@@ -120,7 +120,7 @@ const (
 // fetch the same URL and read the body (see the demo page of cmd/ssehub).
 func (h *Hub) ServeIdentity(w http.ResponseWriter, r *http.Request, who Identity) {
 	if status, body := h.checkSession(r, who); status != 0 {
-		if status < 0 {
+		if status == retryLater {
 			h.Refuse(w, 0)
 		} else {
 			writeJSON(w, status, body)
@@ -129,7 +129,7 @@ func (h *Hub) ServeIdentity(w http.ResponseWriter, r *http.Request, who Identity
 	}
 	extra, status, body := h.channelsOf(r, who)
 	switch {
-	case status < 0:
+	case status == retryLater:
 		h.Refuse(w, 0)
 		return
 	case status != 0:
@@ -139,9 +139,14 @@ func (h *Hub) ServeIdentity(w http.ResponseWriter, r *http.Request, who Identity
 	h.serve(w, r, who, extra)
 }
 
+// retryLater is the "status" of a request whose check could not decide
+// (an authorizer's or a session check's error): it is sent away with a
+// retry hint, as a full hub sends one.
+const retryLater = -1
+
 // checkSession refuses a request whose credentials have expired or whose
 // session Config.CheckSession refuses (401), or sends it away to retry
-// when the check could not decide (-1).
+// when the check could not decide (retryLater).
 func (h *Hub) checkSession(r *http.Request, who Identity) (int, ErrorBody) {
 	if !who.Expires.IsZero() && !time.Now().Before(who.Expires) {
 		return http.StatusUnauthorized, ErrorBody{Error: CodeCredentialsExpired, Message: "the credentials expired at " + who.Expires.UTC().Format(time.RFC3339) + ": get new ones and resume"}
@@ -157,7 +162,7 @@ func (h *Hub) checkSession(r *http.Request, who Identity) (int, ErrorBody) {
 		return http.StatusUnauthorized, ErrorBody{Error: CodeSessionRevoked, Message: err.Error()}
 	}
 	h.cfg.Logger.Warn("sse: session check failed; stream sent away to retry", "user", who.User, "err", err)
-	return -1, ErrorBody{}
+	return retryLater, ErrorBody{}
 }
 
 // identity returns whom c's stream is for, from its channels, as
@@ -183,14 +188,7 @@ func (h *Hub) channelsOf(r *http.Request, who Identity) ([]string, int, ErrorBod
 			return nil, http.StatusInternalServerError, ErrorBody{Error: CodeInvalidTenant, Message: "the tenant id " + why}
 		}
 	}
-	asked := r.URL.Query()[TopicParam]
-	if len(asked) == 0 && len(who.Topics) == 0 {
-		if who.Tenant == "" {
-			return nil, 0, ErrorBody{}
-		}
-		return []string{TenantChannel(who.Tenant)}, 0, ErrorBody{}
-	}
-	topics := sortedSet(append(slices.Clip(who.Topics), asked...))
+	topics := sortedSet(append(slices.Clip(who.Topics), r.URL.Query()[TopicParam]...))
 	for _, t := range topics {
 		if why := ValidName(t); why != "" {
 			t = clip(t)
@@ -209,7 +207,7 @@ func (h *Hub) channelsOf(r *http.Request, who Identity) ([]string, int, ErrorBod
 			var err error
 			if ok, err = h.cfg.AuthorizeTopic(r.Context(), who, t); err != nil {
 				h.cfg.Logger.Warn("sse: topic authorization failed; stream sent away to retry", "topic", t, "err", err)
-				return nil, -1, ErrorBody{}
+				return nil, retryLater, ErrorBody{}
 			}
 		}
 		if !ok {
@@ -228,7 +226,7 @@ func (h *Hub) channelsOf(r *http.Request, who Identity) ([]string, int, ErrorBod
 		}
 		return nil, http.StatusForbidden, ErrorBody{Error: CodeTopicForbidden, Message: "not allowed to follow topic " + quoteAll(denied), Topics: denied}
 	}
-	extra := make([]string, 0, 1+len(topics))
+	var extra []string
 	if who.Tenant != "" {
 		extra = append(extra, TenantChannel(who.Tenant))
 	}

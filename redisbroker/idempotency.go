@@ -67,6 +67,7 @@ func (b *Broker) claimKey(ctx context.Context, m *sse.Message, id string) (strin
 		rec, err = b.claimReplicated(ctx, k, id+" "+digest, set)
 	}
 	if errors.Is(err, redis.Nil) {
+		b.ops.add(opKeyRecorded, 1)
 		return id, nil // recorded now
 	}
 	if err != nil {

@@ -4,14 +4,15 @@ import "sync/atomic"
 
 // Kinds of Redis commands the broker counts.
 const (
-	opPublish   = iota // a publish script, or SPUBLISH to clients
-	opHead             // a channel's head
-	opRead             // a page of a channel's history (a resume)
-	opFill             // a page a subscription read to fill a gap
-	opSubscribe        // an SSUBSCRIBE
-	opLive             // an announcement a subscription heard
-	opCursor           // a cursor saved or loaded
-	opKey              // an idempotency key claimed
+	opPublish     = iota // a publish script, or SPUBLISH to clients
+	opHead               // a channel's head
+	opRead               // a page of a channel's history (a resume)
+	opFill               // a page a subscription read to fill a gap
+	opSubscribe          // an SSUBSCRIBE
+	opLive               // an announcement a subscription heard
+	opCursor             // a cursor saved or loaded
+	opKey                // an idempotency key claimed
+	opKeyRecorded        // a claim that recorded a new key
 	nOps
 )
 
@@ -32,6 +33,10 @@ type Ops struct {
 	Live       int64 `json:"live"`       // announcements received by subscriptions
 	Cursors    int64 `json:"cursors"`    // cursors saved or loaded
 	Keys       int64 `json:"keys"`       // idempotency keys claimed (one SET per keyed publish)
+	// KeysRecorded counts the claims that recorded a new key: each is a
+	// record that Redis keeps for KeyWindow (about 200 bytes, and about
+	// 150 more per channel of the publish).
+	KeysRecorded int64 `json:"keys_recorded"`
 }
 
 // Ops returns the broker's counts.
@@ -45,5 +50,7 @@ func (b *Broker) Ops() Ops {
 		Live:       b.ops[opLive].Load(),
 		Cursors:    b.ops[opCursor].Load(),
 		Keys:       b.ops[opKey].Load(),
+
+		KeysRecorded: b.ops[opKeyRecorded].Load(),
 	}
 }

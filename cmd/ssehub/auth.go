@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	sse "github.com/ssekit/sse"
+	keyset "github.com/ssekit/sse/jwks"
 )
 
 // tokenCookie is the cookie a subscriber token may come in, for browsers
@@ -246,13 +247,9 @@ func (v *verifier) mint(user, tenant string, allowed []string, ttl time.Duration
 	return token, exp, err
 }
 
-// acceptedAlgs are the algorithms a subscriber token may be signed with.
-var acceptedAlgs = []string{
-	jwt.SigningMethodHS256.Alg(),
-	jwt.SigningMethodRS256.Alg(),
-	jwt.SigningMethodES256.Alg(),
-	jwt.SigningMethodEdDSA.Alg(),
-}
+// acceptedAlgs are the algorithms a subscriber token may be signed with:
+// HS256 with the secret, and the JWK Set's.
+var acceptedAlgs = append([]string{jwt.SigningMethodHS256.Alg()}, keyset.Algorithms...)
 
 // key is identify's jwt.Keyfunc: the key t must be signed with, found by
 // its alg, one of acceptedAlgs. The alg picks where the key comes from,
@@ -270,7 +267,7 @@ func (v *verifier) key(t *jwt.Token) (any, error) {
 	if v.keys == nil {
 		return nil, fmt.Errorf("%s is not accepted: this hub verifies HS256 tokens only", t.Method.Alg())
 	}
-	return v.keys.key(t)
+	return v.keys.Keyfunc(t)
 }
 
 // requestToken returns the subscriber token of r and where it was found.

@@ -85,27 +85,17 @@ func TestPublishIdempotencyKeyReplays(t *testing.T) {
 	if status, other, _ := publishWithKey(t, ta.srv.URL, body, "order-42-shipped-2"); status != http.StatusOK || other["id"] == first["id"] || other["replayed"] != nil {
 		t.Fatalf("another key: %d %v, want a new publish", status, other)
 	}
-	if status, out := publish(t, ta.srv.URL, testKey, `{"users":["`+user+`"],"type":"end"}`); status != http.StatusOK {
-		t.Fatalf("end: %d %v", status, out)
-	}
-
-	if got, want := strings.Join(typesUntil(t, s, "end"), ","), "order_shipped,order_shipped,end"; got != want {
-		t.Errorf("stream got %s, want %s (the repeat sent nothing)", got, want)
-	}
+	endsWith(t, ta, s, user, "order_shipped,order_shipped,end")
 	if got, want := ta.hub.Stats().Published, uint64(3); got != want {
 		t.Errorf("Published = %d, want %d", got, want)
 	}
-	for name, want := range map[string]float64{
+	metricsAre(t, ta.srv.URL, map[string]float64{
 		"ssekit_idempotency_replays_total":          1,
 		"ssekit_idempotency_conflicts_total":        0,
 		"ssekit_idempotency_keys":                   2,
 		`ssekit_publishes_total{target="users"}`:    3,
 		`ssekit_publish_rejected_total{code="422"}`: 0,
-	} {
-		if got := metricValue(t, ta.srv.URL, name); got != want {
-			t.Errorf("%s = %v, want %v", name, got, want)
-		}
-	}
+	})
 }
 
 // TestPublishIdempotencyKeyConcurrent checks that publishes with one key
@@ -146,12 +136,7 @@ func TestPublishIdempotencyKeyConcurrent(t *testing.T) {
 	if replays != n-1 {
 		t.Errorf("%d of %d answers replayed, want %d", replays, n, n-1)
 	}
-	if status, out := publish(t, ta.srv.URL, testKey, `{"users":["`+user+`"],"type":"end"}`); status != http.StatusOK {
-		t.Fatalf("end: %d %v", status, out)
-	}
-	if got, want := strings.Join(typesUntil(t, s, "end"), ","), "once,end"; got != want {
-		t.Errorf("stream got %s, want %s", got, want)
-	}
+	endsWith(t, ta, s, user, "once,end")
 	if got := metricValue(t, ta.srv.URL, "ssekit_idempotency_replays_total"); got != n-1 {
 		t.Errorf("ssekit_idempotency_replays_total = %v, want %d", got, n-1)
 	}
@@ -196,24 +181,15 @@ func TestPublishIdempotencyKeyReusedIs422(t *testing.T) {
 	if status, out, _ := publishWithKey(t, ta.srv.URL, reordered, "invoice-1"); status != http.StatusOK || out["replayed"] != true || out["id"] != first["id"] {
 		t.Errorf("same publish written otherwise: %d %v, want a replay of %v", status, out, first["id"])
 	}
-	if status, out := publish(t, ta.srv.URL, testKey, `{"users":["`+user+`"],"type":"end"}`); status != http.StatusOK {
-		t.Fatalf("end: %d %v", status, out)
-	}
-	if got, want := strings.Join(typesUntil(t, s, "end"), ","), "invoice,end"; got != want {
-		t.Errorf("stream got %s, want %s", got, want)
-	}
+	endsWith(t, ta, s, user, "invoice,end")
 	if got, want := ta.hub.Stats().Published, uint64(2); got != want {
 		t.Errorf("Published = %d, want %d", got, want)
 	}
-	for name, want := range map[string]float64{
+	metricsAre(t, ta.srv.URL, map[string]float64{
 		"ssekit_idempotency_conflicts_total":        4,
 		`ssekit_publish_rejected_total{code="422"}`: 4,
 		"ssekit_idempotency_replays_total":          1,
-	} {
-		if got := metricValue(t, ta.srv.URL, name); got != want {
-			t.Errorf("%s = %v, want %v", name, got, want)
-		}
-	}
+	})
 }
 
 // TestPublishIdempotencyKeyInvalid checks that a key that is empty, too
@@ -270,12 +246,7 @@ func TestPublishIdempotencyKeyExpires(t *testing.T) {
 	if status, again, _ := publishWithKey(t, ta.srv.URL, body, "daily-reminder"); status != http.StatusOK || again["replayed"] != true || again["id"] != later["id"] {
 		t.Fatalf("repeat of the second: %d %v, want a replay of %v", status, again, later["id"])
 	}
-	if status, out := publish(t, ta.srv.URL, testKey, `{"users":["`+user+`"],"type":"end"}`); status != http.StatusOK {
-		t.Fatalf("end: %d %v", status, out)
-	}
-	if got, want := strings.Join(typesUntil(t, s, "end"), ","), "reminder,reminder,end"; got != want {
-		t.Errorf("stream got %s, want %s", got, want)
-	}
+	endsWith(t, ta, s, user, "reminder,reminder,end")
 }
 
 // TestPublishMaxIdempotencyKeys checks --max-idempotency-keys: over it the
@@ -401,6 +372,13 @@ func TestClusterIdempotencyKey(t *testing.T) {
 	if strings.Contains(string(metrics), "ssekit_idempotency_keys ") {
 		t.Error("cluster mode exports ssekit_idempotency_keys, the memory broker's gauge")
 	}
+	// What Redis holds is counted where it was recorded: node 1 recorded
+	// the key, node 2 only replayed and was refused.
+	for n, want := range map[*testApp]float64{n1: 1, n2: 0} {
+		if got := metricValue(t, n.srv.URL, "ssekit_idempotency_keys_recorded_total"); got != want {
+			t.Errorf("ssekit_idempotency_keys_recorded_total = %v, want %v", got, want)
+		}
+	}
 	// Past the window the key is forgotten: the same publish is stored
 	// again. Waiting is the test; how long anything took is not.
 	time.Sleep(window + 200*time.Millisecond)
@@ -413,5 +391,28 @@ func TestClusterIdempotencyKey(t *testing.T) {
 	}
 	if got, want := strings.Join(typesUntil(t, s, "end"), ","), "paid,paid,end"; got != want {
 		t.Errorf("stream got %s, want %s (once, then again after the window)", got, want)
+	}
+}
+
+// endsWith publishes an "end" event to user and checks that stream s got
+// exactly want (comma-separated types, "end" last) until it: a repeat
+// that sent something would show before the end.
+func endsWith(t *testing.T, ta *testApp, s *stream, user, want string) {
+	t.Helper()
+	if status, out := publish(t, ta.srv.URL, testKey, `{"users":["`+user+`"],"type":"end"}`); status != http.StatusOK {
+		t.Fatalf("end: %d %v", status, out)
+	}
+	if got := strings.Join(typesUntil(t, s, "end"), ","); got != want {
+		t.Errorf("stream got %s, want %s", got, want)
+	}
+}
+
+// metricsAre checks each metric's value at the hub at base.
+func metricsAre(t *testing.T, base string, want map[string]float64) {
+	t.Helper()
+	for name, w := range want {
+		if got := metricValue(t, base, name); got != w {
+			t.Errorf("%s = %v, want %v", name, got, w)
+		}
 	}
 }

@@ -71,16 +71,16 @@ func TestJWKSRefreshOnAClock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer j.close()
+		defer j.Close()
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(j.collectors()...)
+		reg.MustRegister(j.Collectors()...)
 		v := newVerifier("", "", "", "tenant_id")
 		v.keys = j
 		accepts := func(k signingKey) bool {
 			_, _, err := v.identify(k.sign(t, userClaims(newUser(), nil)))
 			return err == nil
 		}
-		loaded := func(kid string) bool { return j.loaded(t.Context(), kid) }
+		loaded := func(kid string) bool { return j.Loaded(t.Context(), kid) }
 		// Past a tick, and once the refresh goroutine waits for the next.
 		nextTick := func() {
 			time.Sleep(cfg.JWKSRefresh + time.Second)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	keyset "github.com/ssekit/sse/jwks"
+
 	"bytes"
 	"context"
 	"crypto"
@@ -375,7 +377,7 @@ func TestJWKSDown(t *testing.T) {
 			p.answer(http.StatusOK, []byte(`{"keys":[{"kty":"RSA","kid":"not-loaded","n":"!!","e":"AQAB"}]}`))
 		}},
 		{"too large", func(p *idp) {
-			p.answer(http.StatusOK, append(append([]byte(`{"keys":[],"pad":"`), bytes.Repeat([]byte("x"), maxJWKSBytes)...), `"}`...))
+			p.answer(http.StatusOK, append(append([]byte(`{"keys":[],"pad":"`), bytes.Repeat([]byte("x"), keyset.MaxSetBytes)...), `"}`...))
 		}},
 		{"connection refused", func(p *idp) { p.srv.Close() }},
 	}
@@ -426,7 +428,7 @@ func TestJWKSStartup(t *testing.T) {
 			return p.url()
 		}},
 		{"too large", func(t *testing.T, p *idp) string {
-			p.answer(http.StatusOK, append([]byte(`{"keys":[],"pad":"`), bytes.Repeat([]byte("x"), maxJWKSBytes)...))
+			p.answer(http.StatusOK, append([]byte(`{"keys":[],"pad":"`), bytes.Repeat([]byte("x"), keyset.MaxSetBytes)...))
 			return p.url()
 		}},
 		{"connection refused", func(t *testing.T, p *idp) string { p.srv.Close(); return p.url() }},

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/redisbroker"
 )
 
 // hubCollector exports a hub's Stats as Prometheus metrics. It reads one
@@ -135,13 +136,20 @@ func newServerMetrics(hub *sse.Hub) *serverMetrics {
 	)
 	// The keys a memory broker remembers, read per scrape (under the
 	// broker's lock, as a publish takes it). A Redis broker's keys expire
-	// in Redis on their own; counting them would cost a SCAN, so cluster
-	// mode does not export the gauge.
-	if mb, ok := hub.Broker().(*sse.MemoryBroker); ok {
+	// in Redis on their own, and counting them would cost a SCAN: cluster
+	// mode counts the keys this node recorded instead, from which the
+	// keys Redis holds are the increase over --idempotency-window.
+	switch b := hub.Broker().(type) {
+	case *sse.MemoryBroker:
 		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ssekit_idempotency_keys",
 			Help: "Idempotency-Keys the in-memory broker remembers, within --idempotency-window and at most --max-idempotency-keys.",
-		}, func() float64 { return float64(mb.Keys()) }))
+		}, func() float64 { return float64(b.Keys()) }))
+	case *redisbroker.Broker:
+		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ssekit_idempotency_keys_recorded_total",
+			Help: "Idempotency-Keys this node recorded in Redis, each kept for --idempotency-window: increase(...[window]) summed over the nodes is what Redis holds.",
+		}, func() float64 { return float64(b.Ops().KeysRecorded) }))
 	}
 	return m
 }

@@ -48,7 +48,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, cl cluster) (*app
 	}
 	hub, err := sse.New(hc)
 	if err != nil {
-		keys.close()
+		keys.Close()
 		return nil, err
 	}
 	if cl != nil {
@@ -65,7 +65,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, cl cluster) (*app
 	}
 	if keys != nil {
 		a.verify.keys = keys
-		a.metrics.registry.MustRegister(keys.collectors()...)
+		a.metrics.registry.MustRegister(keys.Collectors()...)
 	}
 	a.handler = a.routes()
 	return a, nil
@@ -226,7 +226,7 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 // broker the hub used until then, and stops refreshing the JWKS.
 func (a *app) close(ctx context.Context) error {
 	err := a.hub.Shutdown(ctx)
-	a.verify.keys.close()
+	a.verify.keys.Close()
 	if a.cluster != nil {
 		err = errors.Join(err, a.cluster.Close())
 	}
