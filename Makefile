@@ -15,11 +15,11 @@ run:
 ## test: every test — Go (race detector on) then the browser and Node clients
 test: test-go test-e2e
 
-# The root package runs twice: the second time every test hub serves its
+# The hub packages run twice: the second time every test hub serves its
 # streams detached from net/http (Config.DetachStreams).
 test-go:
 	$(GO) test -race -count=1 ./...
-	SSEKIT_TEST_DETACH=1 $(GO) test -race -count=1 .
+	SSEKIT_TEST_DETACH=1 $(GO) test -race -count=1 . ./ssekit
 
 test-e2e:
 	bash e2e/run.sh

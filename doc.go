@@ -1,93 +1,16 @@
-// Package sse pushes events from a Go backend to browsers and apps over
-// Server-Sent Events.
+// Package sse is ssekit for Echo v4 apps, with the API of the SSE module
+// they come from: NewHub, NewModule for a core.Kit, SendToUser and the
+// rest.
 //
-// A Hub routes events to one user (every connection of that user), several
-// users, a tenant (every connection of an organisation), the followers of a
-// topic, one connection, or everyone. Each send is validated and encoded
-// once; a Broker appends it to each channel it is addressed to — a user's
-// channel, a tenant's, a topic's, everyone's — numbers it there and keeps
-// each channel's own
-// bounded history (the in-memory broker by default; Redis, or a Redis
-// Cluster, for several nodes: see package redisbroker). The hub offers the
-// same bytes to every connection that follows one of those channels,
-// without blocking; each connection's writer drains its queue into one
-// write per wake-up.
+// The hub itself is package ssekit (github.com/ssekit/sse/ssekit), which
+// imports no web framework: every name below other than the Echo module's
+// (Module, ModuleConfig, NewModule, ContextUserID) is an alias of ssekit's
+// or a one-line call of it, generated from it, so the two never differ and
+// values pass freely between them. Read ssekit's package doc for how the
+// hub works: channels, resuming, delivery, the concurrency model.
 //
-// Streams resume: a connection follows a set of channels, and the id of
-// every event it receives is its position in each of them, so a browser
-// reconnecting with Last-Event-ID gets every event of its channels it
-// missed, once and in each channel's order, then live events, with no gap.
-// One user's resume window never shrinks because other users get events.
-// When a channel's history no longer reaches back that far, the client
-// gets a "resync" event naming that channel instead, so the loss is
-// announced, never silent, and its other channels replay as usual. An
-// event appended to several of a connection's channels (its user's and a
-// topic's) is written to it once. The memory broker delivers a publish
-// whole; a broker that stores and delivers each channel's copy apart
-// (Message.Also: redisbroker) has a stream write the first copy to arrive
-// and remember the publish until its other copies have come, which only
-// move the stream's position, each in its own channel's order; a replay
-// tells a copy the connection it resumes already wrote by the publish's
-// positions in all its channels, which the broker gives it (redisbroker
-// keeps them in a record next to the copies). A copy whose channel lost
-// history does not take the event from the others. Were a record missing
-// (its node died between the copies and the record), a client resuming
-// between two copies of that event could see it twice, never lose it. A
-// connection that cannot keep up is disconnected (and resumes) rather
-// than silently skipped.
-//
-// Serve the stream with Hub.Handler on any router, or mount the Echo module
-// (NewModule) on a core.Kit as in the Quick Start. See the examples.
-//
-// # Concurrency
-//
-// The goroutines, the locks and their order, in one place. Every comment
-// elsewhere about who runs what must agree with this.
-//
-// Goroutines a Hub owns, each stopped by Close or Shutdown, which waits
-// for them:
-//
-//   - The waker (waker.go), when WriteDelay > 0: it wakes streams with
-//     queued events in rounds.
-//   - Each stream's writer: the request's goroutine (ServeStream returns
-//     when the stream ends), or with DetachStreams, for HTTP/1.x, a
-//     goroutine of the hub that writes to the hijacked connection, plus a
-//     second one blocked in Read on it (watch, detach.go), which notices
-//     the client leaving. Both are counted in the hub's WaitGroup.
-//   - Transient ones: the function timer of each stream's heartbeat and
-//     rotation (it only marks the client and signals it), and Shutdown's
-//     wait for the streams.
-//
-// The broker's subscription calls the hub's deliver. The MemoryBroker
-// starts no goroutine: deliver runs on the publisher's goroutine, inside
-// Publish. redisbroker runs one goroutine per subscription (it keeps the
-// channels subscribed) and one per Redis master it subscribes on (it
-// reads that master's Pub/Sub connection and calls deliver), so deliver
-// may run on several goroutines at once, one channel on one of them at a
-// time; the broker stops them when the hub cancels its subscription.
-//
-// Locks, and what each guards:
-//
-//   - Hub.mu orders a stream's streams.Add against Shutdown's Wait.
-//   - registry.mu (read-write) guards the indexes of clients: all, by id,
-//     by channel, the user count and each client's slot. deliver holds it
-//     for reading while it offers an event to the followers of its
-//     channels.
-//   - client.mu guards one stream's queue and state: what the hub
-//     enqueues (from deliver) and the writer takes; see the fields.
-//   - waker.mu guards the waker's pending list.
-//   - MemoryBroker.mu guards its histories and subscribers (its cursors
-//     have a lock of their own, as the hub's own cursor store does); it is
-//     held while the subscribers (deliver) run, which is what keeps their
-//     view in order. redisbroker's subscription lock guards its channel
-//     and shard maps; each channel's deliveryMu is held while that
-//     channel's events are read and delivered.
-//
-// The order: a broker's lock (MemoryBroker.mu, or a redisbroker channel's
-// deliveryMu, then its subscription lock), then registry.mu, then a
-// client.mu, then waker.mu. Nothing takes them the other way: a stream's
-// writer calls the broker (Follow, Head, Read) holding none of them, and
-// ending a stream takes its client.mu, then registry.mu, one after the
-// other, not nested. No lock is held across a write to a socket, and
-// deliver never blocks.
+// Echo v5 apps use package echo5 with ssekit instead, and never compile
+// Echo v4; plain net/http apps use ssekit alone (Hub.Handler).
 package sse
+
+//go:generate go run ./internal/aliasgen/cmd ssekit github.com/ssekit/sse/ssekit sse aliases.go

@@ -1,15 +1,12 @@
 package sse
 
 import (
-	"fmt"
 	"net/http"
-	"reflect"
-	"strconv"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/ssekit/sse/core"
+	"github.com/ssekit/sse/internal/appctx"
 )
 
 // ModuleConfig configures the Echo module.
@@ -72,12 +69,7 @@ func NewModule(cfg ModuleConfig) *Module {
 // ContextUserID is the default ModuleConfig.UserID: the uuid.UUID under
 // "user_id", else under "account_id", else no user.
 func ContextUserID(c echo.Context) (string, error) {
-	for _, key := range []string{"user_id", "account_id"} {
-		if id, ok := c.Get(key).(uuid.UUID); ok && id != uuid.Nil {
-			return id.String(), nil
-		}
-	}
-	return "", nil
+	return appctx.UserID(c.Get), nil
 }
 
 // Name implements core.Module.
@@ -107,53 +99,17 @@ func (m *Module) GetHub() *Hub { return m.cfg.Hub }
 func (m *Module) Close() error { return m.cfg.Hub.Close() }
 
 func (m *Module) stream(c echo.Context) error {
-	var who Identity
-	user, err := m.cfg.UserID(c)
-	if err == nil {
-		who.User = user
-		var ok bool
-		if who.Tenant, ok = contextTenant(c.Get(m.cfg.TenantKey)); !ok {
-			// The app's auth put something no id is read from: its bug,
-			// not the client's credentials.
-			msg := fmt.Sprintf("the tenant id under %q in the Echo context is a %T: want a string, uuid.UUID, integer or fmt.Stringer (ModuleConfig.TenantKey)", m.cfg.TenantKey, c.Get(m.cfg.TenantKey))
-			m.cfg.Hub.cfg.Logger.Error("sse: "+msg, "key", m.cfg.TenantKey)
-			WriteError(c.Response(), http.StatusInternalServerError, CodeInvalidTenant, msg)
-			return nil
-		}
-	}
-	m.cfg.Hub.serveAuthenticated(c.Response(), c.Request(), who, err, m.cfg.RequireAuth)
+	m.cfg.Hub.Handler(HandlerOptions{
+		Identify: func(*http.Request) (Identity, error) {
+			user, err := m.cfg.UserID(c)
+			if err != nil {
+				return Identity{}, err
+			}
+			return appctx.Identity(c.Get, user, m.cfg.TenantKey)
+		},
+		RequireAuth: m.cfg.RequireAuth,
+	}).ServeHTTP(c.Response(), c.Request())
 	return nil
-}
-
-// contextTenant returns the tenant id v stands for: "" for none (nil, a
-// nil pointer, uuid.Nil), the text of a string, integer or fmt.Stringer
-// (named types too: type OrgID string), or false for anything else.
-func contextTenant(v any) (string, bool) {
-	switch t := v.(type) {
-	case nil:
-		return "", true
-	case uuid.UUID:
-		if t == uuid.Nil {
-			return "", true
-		}
-		return t.String(), true
-	}
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer && rv.IsNil() {
-		return "", true // a nil *T, which String would likely panic on
-	}
-	if s, ok := v.(fmt.Stringer); ok {
-		return s.String(), true
-	}
-	switch rv.Kind() {
-	case reflect.String:
-		return rv.String(), true
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return strconv.FormatInt(rv.Int(), 10), true
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return strconv.FormatUint(rv.Uint(), 10), true
-	}
-	return "", false
 }
 
 func (m *Module) status(c echo.Context) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -36,7 +37,7 @@ func demoAuth(key string) echo.MiddlewareFunc {
 func quickStart(t *testing.T, authKey string, kitCfg core.KitConfig) (*sse.Hub, *httptest.Server, *echo.Echo) {
 	t.Helper()
 	cfg := sse.DefaultConfig()
-	cfg.DetachStreams = detachAll // through echo.Response's Hijack
+	cfg.DetachStreams = ssetest.Detach // through echo.Response's Hijack
 	hub := sse.NewHub(cfg)
 	mod := sse.NewModule(sse.ModuleConfig{Hub: hub, RoutePrefix: "/api/sse", RequireAuth: true})
 	app := core.NewKit(nil, kitCfg)
@@ -61,8 +62,8 @@ func TestQuickStartServesStreamAndStatus(t *testing.T) {
 	user, other := uuid.New(), uuid.New()
 	c := dialURLUser(t, srv.URL+"/api/sse/stream", user)
 	c.Connected()
-	if c.Resp.Close != detachAll {
-		t.Fatalf("body delimited by the close: %v, want %v (detached)", c.Resp.Close, detachAll)
+	if c.Resp.Close != ssetest.Detach {
+		t.Fatalf("body delimited by the close: %v, want %v (detached)", c.Resp.Close, ssetest.Detach)
 	}
 	o := dialURLUser(t, srv.URL+"/api/sse/stream", other)
 	o.Connected()
@@ -101,9 +102,9 @@ func TestQuickStartServesStreamAndStatus(t *testing.T) {
 	}
 }
 
-func dialURLUser(t *testing.T, url string, user uuid.UUID) *conn {
+func dialURLUser(t *testing.T, url string, user uuid.UUID) *ssetest.Conn {
 	t.Helper()
-	c := dialURL(t, url, user.String(), "")
+	c := ssetest.Dial(t, url, user.String(), "")
 	if c.Resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", c.Resp.StatusCode)
 	}
@@ -155,7 +156,7 @@ func TestModuleAuth(t *testing.T) {
 		app.Mount()
 		srv := httptest.NewServer(app.Echo())
 		t.Cleanup(func() { hub.Close(); srv.Close() })
-		c := dialURL(t, srv.URL+"/v1/sse/stream?token=42", "", "")
+		c := ssetest.Dial(t, srv.URL+"/v1/sse/stream?token=42", "", "")
 		c.Connected()
 		if hub.UserClientCount("user-42") != 1 {
 			t.Fatalf("users %v, want user-42", hub.ConnectedUserIDs())
@@ -177,7 +178,7 @@ func TestModuleAuth(t *testing.T) {
 		app.Mount()
 		srv := httptest.NewServer(app.Echo())
 		t.Cleanup(func() { hub.Close(); srv.Close() })
-		c := dialURL(t, srv.URL+"/sse/stream", "", "") // default prefix
+		c := ssetest.Dial(t, srv.URL+"/sse/stream", "", "") // default prefix
 		c.Connected()
 		hub.SendToAll(sse.Event{Type: "all"})
 		if got := c.NextOf().Type; got != "all" {
@@ -193,7 +194,7 @@ func TestEchoShutdownWithOpenStreamsReturns(t *testing.T) {
 	app.Register(sse.NewModule(sse.ModuleConfig{Hub: hub}))
 	app.Mount()
 	e := app.Echo()
-	ln, err := newLoopbackListener()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestEchoShutdownWithOpenStreamsReturns(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- e.Start("") }()
 	url := "http://" + ln.Addr().String() + "/sse/stream"
-	cs := []*conn{dialURL(t, url, "", ""), dialURL(t, url, "", ""), dialURL(t, url, "", "")}
+	cs := []*ssetest.Conn{ssetest.Dial(t, url, "", ""), ssetest.Dial(t, url, "", ""), ssetest.Dial(t, url, "", "")}
 	for _, c := range cs {
 		c.Connected()
 	}

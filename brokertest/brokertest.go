@@ -1,7 +1,7 @@
-// Package brokertest is the conformance suite every sse.Broker must pass,
+// Package brokertest is the conformance suite every ssekit.Broker must pass,
 // in the manner of testing/slogtest: a broker package calls Run from its own
 // tests with a function that makes a fresh broker, and the suite checks the
-// written contract of sse.Broker against it: live delivery of followed
+// written contract of ssekit.Broker against it: live delivery of followed
 // channels, order and exactly-once per channel, reads of each channel's own
 // history (which other channels' traffic never trims), what a publish to
 // several channels carries (whole, or a copy per channel with its
@@ -10,8 +10,8 @@
 // first's id), context handling and stopping.
 //
 //	func TestConformance(t *testing.T) {
-//		brokertest.Run(t, func(t *testing.T) sse.Broker {
-//			b := sse.NewMemoryBroker(64, 0)
+//		brokertest.Run(t, func(t *testing.T) ssekit.Broker {
+//			b := ssekit.NewMemoryBroker(64, 0)
 //			t.Cleanup(func() { b.Close() })
 //			return b
 //		})
@@ -34,7 +34,7 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // MinHistory is how many of the newest messages of a channel a broker
@@ -58,10 +58,10 @@ const page = 1000
 // *testing.T, and must return a broker whose channels are empty, each
 // keeping at least MinHistory messages and trimming before MaxHistory,
 // with no bound on their total that MaxHistory messages would reach, and
-// remembering idempotency keys for minutes (sse.DefaultKeyWindow); it
+// remembering idempotency keys for minutes (ssekit.DefaultKeyWindow); it
 // registers the broker's cleanup with t.Cleanup. Cases run one after
 // another.
-func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker, opts ...Option) {
+func Run(t *testing.T, newBroker func(t *testing.T) ssekit.Broker, opts ...Option) {
 	t.Helper()
 	var o options
 	for _, opt := range opts {
@@ -69,7 +69,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker, opts ...Option) 
 	}
 	cases := []struct {
 		name string
-		fn   func(*testing.T, sse.Broker)
+		fn   func(*testing.T, ssekit.Broker)
 	}{
 		{"DeliveryOfFollowedChannels", testDelivery},
 		{"OnlyAfterSubscribe", testOnlyAfterSubscribe},
@@ -81,7 +81,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker, opts ...Option) 
 		{"ChannelsAreIndependent", testIndependent},
 		{"PublishToSeveralChannels", testSeveralChannels},
 		{"KeyedPublishStoredOnce", testKeyedOnce},
-		{"KeyedPublishFromTwoNodesAtOnce", func(t *testing.T, b sse.Broker) { testKeyedConcurrent(t, b, o.peer) }},
+		{"KeyedPublishFromTwoNodesAtOnce", func(t *testing.T, b ssekit.Broker) { testKeyedConcurrent(t, b, o.peer) }},
 		{"KeyReusedForAnotherPublish", testKeyConflict},
 		{"ReadMalformedPosition", testReadMalformed},
 		{"ReadFuturePosition", testReadFuture},
@@ -108,8 +108,8 @@ func Run(t *testing.T, newBroker func(t *testing.T) sse.Broker, opts ...Option) 
 type Option func(*options)
 
 type options struct {
-	peer      func(t *testing.T, b sse.Broker) sse.Broker
-	keyWindow func(t *testing.T, window time.Duration) sse.Broker
+	peer      func(t *testing.T, b ssekit.Broker) ssekit.Broker
+	keyWindow func(t *testing.T, window time.Duration) ssekit.Broker
 }
 
 // WithPeer gives Run a second node of a broker: peer(t, b) returns another
@@ -118,7 +118,7 @@ type options struct {
 // its cleanup with t.Cleanup. The case of one key published from two nodes
 // at once then publishes from both; without it, from goroutines that
 // share b (a single-process broker, whose second node would be itself).
-func WithPeer(peer func(t *testing.T, b sse.Broker) sse.Broker) Option {
+func WithPeer(peer func(t *testing.T, b ssekit.Broker) ssekit.Broker) Option {
 	return func(o *options) { o.peer = peer }
 }
 
@@ -128,7 +128,7 @@ func WithPeer(peer func(t *testing.T, b sse.Broker) sse.Broker) Option {
 // second). The case KeyForgottenAfterItsWindow needs it, and skips
 // without it; the other cases need keys remembered far longer than they
 // take.
-func WithKeyWindow(newBroker func(t *testing.T, window time.Duration) sse.Broker) Option {
+func WithKeyWindow(newBroker func(t *testing.T, window time.Duration) ssekit.Broker) Option {
 	return func(o *options) { o.keyWindow = newBroker }
 }
 
@@ -136,7 +136,7 @@ func WithKeyWindow(newBroker func(t *testing.T, window time.Duration) sse.Broker
 // for its clients (channel "").
 type delivery struct {
 	channel, pos string
-	msg          sse.Message
+	msg          ssekit.Message
 }
 
 // collector is a subscription callback that records, for the channels it
@@ -161,7 +161,7 @@ func newCollector(channels ...string) *collector {
 	return c
 }
 
-func (c *collector) fn(m sse.Message) {
+func (c *collector) fn(m ssekit.Message) {
 	var ds []delivery
 	if len(m.Positions) == len(m.Channels) {
 		for i, ch := range m.Channels {
@@ -251,7 +251,7 @@ func in(ds []delivery, channel string) []delivery {
 }
 
 // subscribe starts a subscription that follows channels.
-func subscribe(t *testing.T, b sse.Broker, channels ...string) *collector {
+func subscribe(t *testing.T, b ssekit.Broker, channels ...string) *collector {
 	t.Helper()
 	c := newCollector(channels...)
 	sub, err := b.Subscribe(t.Context(), c.fn)
@@ -267,12 +267,12 @@ func subscribe(t *testing.T, b sse.Broker, channels ...string) *collector {
 }
 
 // msg returns a message to channels of type typ.
-func msg(typ string, channels ...string) sse.Message {
-	return sse.Message{Channels: channels, Type: typ, Data: []byte(`{}`)}
+func msg(typ string, channels ...string) ssekit.Message {
+	return ssekit.Message{Channels: channels, Type: typ, Data: []byte(`{}`)}
 }
 
 // publish publishes m and returns its id.
-func publish(t *testing.T, b sse.Broker, m sse.Message) string {
+func publish(t *testing.T, b ssekit.Broker, m ssekit.Message) string {
 	t.Helper()
 	id, err := b.Publish(t.Context(), m)
 	if err != nil {
@@ -286,12 +286,12 @@ func publish(t *testing.T, b sse.Broker, m sse.Message) string {
 
 // publishN publishes n messages of type typ to channels and returns their
 // positions in the first channel. Nothing else may publish meanwhile.
-func publishN(t *testing.T, b sse.Broker, typ string, n int, channels ...string) []string {
+func publishN(t *testing.T, b ssekit.Broker, typ string, n int, channels ...string) []string {
 	t.Helper()
 	out := make([]string, n)
 	for i := range out {
 		before := head(t, b, channels[0])
-		publish(t, b, sse.Message{Channels: channels, Type: typ, Data: fmt.Appendf(nil, `{"n":%d}`, i)})
+		publish(t, b, ssekit.Message{Channels: channels, Type: typ, Data: fmt.Appendf(nil, `{"n":%d}`, i)})
 		got, err := b.Read(t.Context(), channels[0], before, page)
 		if err != nil || len(got) != 1 {
 			t.Fatalf("Read(%q, head before a publish) = %d messages, %v; want the one published", channels[0], len(got), err)
@@ -301,21 +301,21 @@ func publishN(t *testing.T, b sse.Broker, typ string, n int, channels ...string)
 	return out
 }
 
-func head(t *testing.T, b sse.Broker, channel string) string {
+func head(t *testing.T, b ssekit.Broker, channel string) string {
 	t.Helper()
 	h, err := b.Head(t.Context(), channel)
 	if err != nil {
 		t.Fatalf("Head(%q): %v", channel, err)
 	}
-	if !sse.ValidID(h) {
+	if !ssekit.ValidID(h) {
 		t.Fatalf("Head(%q) = %q, which is not a valid position", channel, h)
 	}
 	return h
 }
 
 // readAll reads channel after the position after, page by page.
-func readAll(ctx context.Context, b sse.Broker, channel, after string) ([]sse.Message, error) {
-	var out []sse.Message
+func readAll(ctx context.Context, b ssekit.Broker, channel, after string) ([]ssekit.Message, error) {
+	var out []ssekit.Message
 	for {
 		got, err := b.Read(ctx, channel, after, page)
 		if err != nil {
@@ -330,7 +330,7 @@ func readAll(ctx context.Context, b sse.Broker, channel, after string) ([]sse.Me
 }
 
 // posIn returns m's position in channel, "" if m is not in it.
-func posIn(m sse.Message, channel string) string {
+func posIn(m ssekit.Message, channel string) string {
 	for i, ch := range m.Channels {
 		if ch == channel && i < len(m.Positions) {
 			return m.Positions[i]
@@ -340,7 +340,7 @@ func posIn(m sse.Message, channel string) string {
 }
 
 // positionsIn returns the positions of ms in channel.
-func positionsIn(ms []sse.Message, channel string) []string {
+func positionsIn(ms []ssekit.Message, channel string) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = posIn(m, channel)
@@ -368,17 +368,17 @@ func brief(ids []string) string {
 func checkIncreasing(t *testing.T, what string, pos []string) {
 	t.Helper()
 	for i, p := range pos {
-		if !sse.ValidID(p) {
+		if !ssekit.ValidID(p) {
 			t.Fatalf("%s: position %q at %d is not a valid position", what, p, i)
 		}
-		if i > 0 && sse.CompareIDs(pos[i-1], p) >= 0 {
+		if i > 0 && ssekit.CompareIDs(pos[i-1], p) >= 0 {
 			t.Fatalf("%s: position %q at %d is not after %q", what, p, i, pos[i-1])
 		}
 	}
 }
 
 // sameMessage fails unless got carries what want was published with.
-func sameMessage(t *testing.T, what string, got, want sse.Message) {
+func sameMessage(t *testing.T, what string, got, want ssekit.Message) {
 	t.Helper()
 	if got.Type != want.Type {
 		t.Errorf("%s: Type = %q, want %q", what, got.Type, want.Type)

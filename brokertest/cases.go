@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // samples are messages with every kind of address and awkward content,
 // so that a broker's encoding is checked as well as its routing.
-func samples(a, b string) []sse.Message {
+func samples(a, b string) []ssekit.Message {
 	big := bytes.Repeat([]byte("x"), 70_000)
-	return []sse.Message{
+	return []ssekit.Message{
 		{Channels: []string{a}, Type: "notification", Data: []byte(`{"title":"New follower!"}`)},
 		{Channels: sorted(a, b), Type: "update", Data: []byte(`{"n":1}`)},
 		{Clients: []string{"client-1", "ü ser,2"}, Type: "", Data: []byte(`null`)},
@@ -38,7 +38,7 @@ func sorted(ss ...string) []string {
 // follows published after Follow returned, once per channel, in order,
 // with fields intact, and every message to clients once, with its clients
 // (and its channels, with or without positions).
-func testDelivery(t *testing.T, b sse.Broker) {
+func testDelivery(t *testing.T, b ssekit.Broker) {
 	const a, c = "user:a", "user:b,ü{x}"
 	col := subscribe(t, b, a, c)
 	want := samples(a, c)
@@ -58,7 +58,7 @@ func testDelivery(t *testing.T, b sse.Broker) {
 		t.Fatalf("received %d deliveries, want %d: %s", len(got), n, brief(positions(got)))
 	}
 	for _, ch := range []string{a, c, ""} {
-		var wantHere []sse.Message
+		var wantHere []ssekit.Message
 		for _, m := range want {
 			if slices.Contains(m.Channels, ch) || (ch == "" && len(m.Clients) > 0) {
 				wantHere = append(wantHere, m)
@@ -75,7 +75,7 @@ func testDelivery(t *testing.T, b sse.Broker) {
 		}
 		if ch != "" {
 			checkIncreasing(t, "channel "+ch, pos)
-			if h := head(t, b, ch); sse.CompareIDs(h, pos[len(pos)-1]) < 0 {
+			if h := head(t, b, ch); ssekit.CompareIDs(h, pos[len(pos)-1]) < 0 {
 				t.Fatalf("Head(%q) = %q is before the newest delivered position %q", ch, h, pos[len(pos)-1])
 			}
 		}
@@ -84,7 +84,7 @@ func testDelivery(t *testing.T, b sse.Broker) {
 
 // testOnlyAfterSubscribe: a subscription does not see what was published
 // before it started.
-func testOnlyAfterSubscribe(t *testing.T, b sse.Broker) {
+func testOnlyAfterSubscribe(t *testing.T, b ssekit.Broker) {
 	publishN(t, b, "before", 3, "x")
 	col := subscribe(t, b, "x")
 	after := publishN(t, b, "after", 3, "x")
@@ -96,7 +96,7 @@ func testOnlyAfterSubscribe(t *testing.T, b sse.Broker) {
 
 // testFollowCounted: two Follows need two Unfollows; a channel still
 // followed keeps being delivered.
-func testFollowCounted(t *testing.T, b sse.Broker) {
+func testFollowCounted(t *testing.T, b ssekit.Broker) {
 	col := newCollector("x")
 	sub, err := b.Subscribe(t.Context(), col.fn)
 	if err != nil {
@@ -117,7 +117,7 @@ func testFollowCounted(t *testing.T, b sse.Broker) {
 
 // testHeadEmpty: an empty channel has a valid head, and reading after it
 // is empty and succeeds; what is published next follows it.
-func testHeadEmpty(t *testing.T, b sse.Broker) {
+func testHeadEmpty(t *testing.T, b ssekit.Broker) {
 	h := head(t, b, "empty")
 	got, err := b.Read(t.Context(), "empty", h, page)
 	if err != nil {
@@ -141,7 +141,7 @@ func testHeadEmpty(t *testing.T, b sse.Broker) {
 
 // testHeadFollows: Head is at or after the channel's newest position, and
 // reading after it is empty.
-func testHeadFollows(t *testing.T, b sse.Broker) {
+func testHeadFollows(t *testing.T, b ssekit.Broker) {
 	start := head(t, b, "x")
 	for range 3 {
 		publish(t, b, msg("x", "x"))
@@ -151,7 +151,7 @@ func testHeadFollows(t *testing.T, b sse.Broker) {
 		t.Fatalf("Read(%q) = %d messages, %v; want 3", start, len(all), err)
 	}
 	h := head(t, b, "x")
-	if last := posIn(all[2], "x"); sse.CompareIDs(h, last) < 0 {
+	if last := posIn(all[2], "x"); ssekit.CompareIDs(h, last) < 0 {
 		t.Fatalf("Head = %q, before the newest position %q", h, last)
 	}
 	got, err := b.Read(t.Context(), "x", h, page)
@@ -162,7 +162,7 @@ func testHeadFollows(t *testing.T, b sse.Broker) {
 
 // testRead: reading after a position returns exactly the channel's later
 // messages, in order, with the fields intact.
-func testRead(t *testing.T, b sse.Broker) {
+func testRead(t *testing.T, b ssekit.Broker) {
 	const a, c = "a", "c"
 	startA, startC := head(t, b, a), head(t, b, c)
 	want := samples(a, c)
@@ -170,7 +170,7 @@ func testRead(t *testing.T, b sse.Broker) {
 		publish(t, b, m)
 	}
 	for ch, start := range map[string]string{a: startA, c: startC} {
-		var wantHere []sse.Message
+		var wantHere []ssekit.Message
 		for _, m := range want {
 			if slices.Contains(m.Channels, ch) {
 				wantHere = append(wantHere, m)
@@ -202,7 +202,7 @@ func testRead(t *testing.T, b sse.Broker) {
 
 // testReadPages: limit bounds a read, and reading on from the last
 // position returned gives the rest.
-func testReadPages(t *testing.T, b sse.Broker) {
+func testReadPages(t *testing.T, b ssekit.Broker) {
 	start := head(t, b, "p")
 	for range 25 {
 		publish(t, b, msg("p", "p"))
@@ -231,7 +231,7 @@ func testReadPages(t *testing.T, b sse.Broker) {
 
 // testIndependent: one channel's traffic never trims another's history,
 // and a read of one channel never returns another's messages.
-func testIndependent(t *testing.T, b sse.Broker) {
+func testIndependent(t *testing.T, b ssekit.Broker) {
 	quietStart := head(t, b, "quiet")
 	publish(t, b, msg("mine", "quiet"))
 	busyStart := head(t, b, "busy")
@@ -239,7 +239,7 @@ func testIndependent(t *testing.T, b sse.Broker) {
 		for range 50 {
 			publish(t, b, msg("other", "busy"))
 		}
-		if _, err := b.Read(t.Context(), "busy", busyStart, 1); errors.Is(err, sse.ErrUnknownID) {
+		if _, err := b.Read(t.Context(), "busy", busyStart, 1); errors.Is(err, ssekit.ErrUnknownID) {
 			break
 		}
 	}
@@ -255,15 +255,15 @@ func testIndependent(t *testing.T, b sse.Broker) {
 // testSeveralChannels: a publish to several channels reaches a
 // subscription, and Read, either whole (all its channels, each with its
 // position) or as a copy per channel: that one channel, and as Also
-// sse.AlsoFollowed(the publish's channels, that channel), so that the hub
+// ssekit.AlsoFollowed(the publish's channels, that channel), so that the hub
 // writes the event once to a connection that follows several of them.
 // Also names channels the subscription does not follow, since another
 // connection may; a whole publish, or one to a single channel, has none.
-func testSeveralChannels(t *testing.T, b sse.Broker) {
+func testSeveralChannels(t *testing.T, b ssekit.Broker) {
 	// A user id may hold any byte, a newline too.
 	const userA, userB, tenant = "user:a", "user:b\n2", "tenant:acme"
 	const topic1, topic2 = "topic:board", "topic:doc:42"
-	pubs := []sse.Message{
+	pubs := []ssekit.Message{
 		msg("mixed", sorted(userA, userB, tenant, topic1, topic2)...),
 		msg("users", sorted(userA, userB)...),
 		msg("topics", sorted(topic1, topic2)...),
@@ -278,7 +278,7 @@ func testSeveralChannels(t *testing.T, b sse.Broker) {
 		}
 	}
 	col := subscribe(t, b, watch...)
-	byType := map[string]sse.Message{}
+	byType := map[string]ssekit.Message{}
 	n := 0
 	for _, m := range pubs {
 		publish(t, b, m)
@@ -333,8 +333,8 @@ func testSeveralChannels(t *testing.T, b sse.Broker) {
 
 // checkCopy fails unless got, a message of channel ch, is pub whole (all
 // its channels with positions, no Also) or pub's copy for ch (ch alone,
-// its position, and Also sse.AlsoFollowed(pub.Channels, ch)).
-func checkCopy(t *testing.T, what, ch string, got, pub sse.Message) {
+// its position, and Also ssekit.AlsoFollowed(pub.Channels, ch)).
+func checkCopy(t *testing.T, what, ch string, got, pub ssekit.Message) {
 	t.Helper()
 	sameMessage(t, what, got, pub)
 	if len(got.Positions) != len(got.Channels) {
@@ -345,12 +345,12 @@ func checkCopy(t *testing.T, what, ch string, got, pub sse.Message) {
 		// A broker that delivers copies apart marks a whole publish it
 		// reads back with the copy's Also: the hub then knows other
 		// copies may still come live.
-		if want := sse.AlsoFollowed(pub.Channels, ch); len(got.Also) != 0 && !slices.Equal(got.Also, want) {
-			t.Errorf("%s: the whole publish to %q carries Also %q, want none or sse.AlsoFollowed = %q", what, pub.Channels, got.Also, want)
+		if want := ssekit.AlsoFollowed(pub.Channels, ch); len(got.Also) != 0 && !slices.Equal(got.Also, want) {
+			t.Errorf("%s: the whole publish to %q carries Also %q, want none or ssekit.AlsoFollowed = %q", what, pub.Channels, got.Also, want)
 		}
 	case len(got.Channels) == 1 && got.Channels[0] == ch:
-		if want := sse.AlsoFollowed(pub.Channels, ch); !slices.Equal(got.Also, want) {
-			t.Errorf("%s: the copy of a publish to %q carries Also %q, want sse.AlsoFollowed = %q", what, pub.Channels, got.Also, want)
+		if want := ssekit.AlsoFollowed(pub.Channels, ch); !slices.Equal(got.Also, want) {
+			t.Errorf("%s: the copy of a publish to %q carries Also %q, want ssekit.AlsoFollowed = %q", what, pub.Channels, got.Also, want)
 		}
 	default:
 		t.Errorf("%s: carries the channels %q of a publish to %q: want all of them, or %q alone", what, got.Channels, pub.Channels, ch)
@@ -358,11 +358,11 @@ func checkCopy(t *testing.T, what, ch string, got, pub sse.Message) {
 }
 
 // unknown checks that Read(channel, after) fails with ErrUnknownID.
-func unknown(t *testing.T, b sse.Broker, channel, after, why string) {
+func unknown(t *testing.T, b ssekit.Broker, channel, after, why string) {
 	t.Helper()
 	got, err := b.Read(t.Context(), channel, after, page)
-	if !errors.Is(err, sse.ErrUnknownID) {
-		t.Errorf("Read(%q, %.40q) (%s) = %v, want sse.ErrUnknownID", channel, after, why, err)
+	if !errors.Is(err, ssekit.ErrUnknownID) {
+		t.Errorf("Read(%q, %.40q) (%s) = %v, want ssekit.ErrUnknownID", channel, after, why, err)
 	}
 	if len(got) != 0 {
 		t.Errorf("Read(%q, %.40q) (%s) returned %d messages with its error", channel, after, why, len(got))
@@ -371,7 +371,7 @@ func unknown(t *testing.T, b sse.Broker, channel, after, why string) {
 
 // testReadMalformed: positions that are not of the position form are
 // unknown.
-func testReadMalformed(t *testing.T, b sse.Broker) {
+func testReadMalformed(t *testing.T, b ssekit.Broker) {
 	publishN(t, b, "x", 3, "x")
 	for _, id := range []string{"", "abc", "-", "1-", "-1", "1--2", "1.5", " 1-0", "1-0 ", "0x10", "1-a", strings.Repeat("9", 200)} {
 		unknown(t, b, "x", id, "malformed")
@@ -379,7 +379,7 @@ func testReadMalformed(t *testing.T, b sse.Broker) {
 }
 
 // testReadFuture: a position after the channel's head was never issued.
-func testReadFuture(t *testing.T, b sse.Broker) {
+func testReadFuture(t *testing.T, b ssekit.Broker) {
 	unknown(t, b, "x", increment(head(t, b, "x")), "after the head of an empty channel")
 	publishN(t, b, "x", 3, "x")
 	unknown(t, b, "x", increment(head(t, b, "x")), "just after the head")
@@ -405,13 +405,13 @@ func increment(id string) string {
 // every position: reading after it either fails with ErrUnknownID or
 // returns exactly the messages published after it. Once one position
 // reads, every later one does, and the newest MinHistory do.
-func testReadTrimmed(t *testing.T, b sse.Broker) {
+func testReadTrimmed(t *testing.T, b ssekit.Broker) {
 	const ch = "fill"
 	start := head(t, b, ch)
 	var pub []string
 	for len(pub) < MaxHistory {
 		pub = append(pub, publishN(t, b, "fill", 50, ch)...)
-		if _, err := b.Read(t.Context(), ch, start, 1); errors.Is(err, sse.ErrUnknownID) {
+		if _, err := b.Read(t.Context(), ch, start, 1); errors.Is(err, ssekit.ErrUnknownID) {
 			break
 		} else if err != nil {
 			t.Fatalf("Read(%q): %v", start, err)
@@ -422,7 +422,7 @@ func testReadTrimmed(t *testing.T, b sse.Broker) {
 	for i, p := range pub {
 		got, err := readAll(t.Context(), b, ch, p)
 		switch {
-		case errors.Is(err, sse.ErrUnknownID):
+		case errors.Is(err, ssekit.ErrUnknownID):
 			if len(got) != 0 {
 				t.Fatalf("Read(%q) returned %d messages, then ErrUnknownID", p, len(got))
 			}
@@ -445,8 +445,8 @@ func testReadTrimmed(t *testing.T, b sse.Broker) {
 
 // testPublishValidation: a message with no channel and no client is
 // refused, and so are channels that are not sorted and unique.
-func testPublishValidation(t *testing.T, b sse.Broker) {
-	for name, m := range map[string]sse.Message{
+func testPublishValidation(t *testing.T, b ssekit.Broker) {
+	for name, m := range map[string]ssekit.Message{
 		"no addressee":        {Type: "x"},
 		"unsorted channels":   {Channels: []string{"b", "a"}, Type: "x"},
 		"repeated channel":    {Channels: []string{"a", "a"}, Type: "x"},
@@ -463,7 +463,7 @@ func testPublishValidation(t *testing.T, b sse.Broker) {
 // subscription once each per channel, in one position order per channel
 // that both subscriptions and Read agree on, with each publisher's
 // messages in the order it published them.
-func testConcurrentOrder(t *testing.T, b sse.Broker) {
+func testConcurrentOrder(t *testing.T, b ssekit.Broker) {
 	const publishers, each = 4, 50
 	chans := []string{"c0", "c1"}
 	c1, c2 := subscribe(t, b, chans...), subscribe(t, b, chans...)
@@ -472,7 +472,7 @@ func testConcurrentOrder(t *testing.T, b sse.Broker) {
 	for p := range publishers {
 		wg.Go(func() {
 			for i := range each {
-				m := sse.Message{Channels: []string{chans[(p+i)%2]}, Type: fmt.Sprintf("p%d", p), Data: fmt.Appendf(nil, "%d", i)}
+				m := ssekit.Message{Channels: []string{chans[(p+i)%2]}, Type: fmt.Sprintf("p%d", p), Data: fmt.Appendf(nil, "%d", i)}
 				if i%5 == 0 {
 					m.Channels = chans
 				}
@@ -526,7 +526,7 @@ func testConcurrentOrder(t *testing.T, b sse.Broker) {
 
 // testExactlyOnce: subscriptions that come and go each see each message
 // of their channels published during their subscription once.
-func testExactlyOnce(t *testing.T, b sse.Broker) {
+func testExactlyOnce(t *testing.T, b ssekit.Broker) {
 	c1 := subscribe(t, b, "x")
 	first := publishN(t, b, "a", 20, "x")
 	c2 := subscribe(t, b, "x")
@@ -547,7 +547,7 @@ func testExactlyOnce(t *testing.T, b sse.Broker) {
 
 // testPublishContext: a Publish whose ctx is done fails with ctx's error
 // and publishes nothing.
-func testPublishContext(t *testing.T, b sse.Broker) {
+func testPublishContext(t *testing.T, b ssekit.Broker) {
 	c := subscribe(t, b, "x")
 	before := head(t, b, "x")
 	ctx, cancel := context.WithCancel(t.Context())
@@ -565,7 +565,7 @@ func testPublishContext(t *testing.T, b sse.Broker) {
 }
 
 // testReadContext: Read with a done ctx fails with ctx's error.
-func testReadContext(t *testing.T, b sse.Broker) {
+func testReadContext(t *testing.T, b ssekit.Broker) {
 	start := head(t, b, "x")
 	publishN(t, b, "x", 5, "x")
 	ctx, cancel := context.WithCancel(t.Context())
@@ -578,7 +578,7 @@ func testReadContext(t *testing.T, b sse.Broker) {
 
 // testSubscribeContext: Subscribe with a done ctx either fails or
 // delivers nothing.
-func testSubscribeContext(t *testing.T, b sse.Broker) {
+func testSubscribeContext(t *testing.T, b ssekit.Broker) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	dead := newCollector("x")
@@ -596,7 +596,7 @@ func testSubscribeContext(t *testing.T, b sse.Broker) {
 
 // testStop: once a subscription's ctx is done, its callback stops being
 // called, and other subscriptions go on.
-func testStop(t *testing.T, b sse.Broker) {
+func testStop(t *testing.T, b ssekit.Broker) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	victim := newCollector("x")
@@ -618,7 +618,7 @@ func testStop(t *testing.T, b sse.Broker) {
 // until the stopped subscription misses one (a broker may finish a
 // delivery that was under way when ctx was cancelled, so it gets a few),
 // then checks that it receives none of ten more.
-func drainAfterStop(t *testing.T, b sse.Broker, stopped, witness *collector, mayLag bool) {
+func drainAfterStop(t *testing.T, b ssekit.Broker, stopped, witness *collector, mayLag bool) {
 	t.Helper()
 	n := len(witness.snapshot())
 	deadline := time.Now().Add(wait)
@@ -648,8 +648,8 @@ func drainAfterStop(t *testing.T, b sse.Broker, stopped, witness *collector, may
 }
 
 // testClose: a broker that can be closed fails every later call with
-// sse.ErrBrokerClosed. Brokers without Close skip this case.
-func testClose(t *testing.T, b sse.Broker) {
+// ssekit.ErrBrokerClosed. Brokers without Close skip this case.
+func testClose(t *testing.T, b ssekit.Broker) {
 	cl, ok := b.(interface{ Close() error })
 	if !ok {
 		t.Skip("the broker has no Close method")
@@ -659,16 +659,16 @@ func testClose(t *testing.T, b sse.Broker) {
 	if err := cl.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := b.Publish(t.Context(), msg("x", "x")); !errors.Is(err, sse.ErrBrokerClosed) {
-		t.Errorf("Publish after Close = %v, want sse.ErrBrokerClosed", err)
+	if _, err := b.Publish(t.Context(), msg("x", "x")); !errors.Is(err, ssekit.ErrBrokerClosed) {
+		t.Errorf("Publish after Close = %v, want ssekit.ErrBrokerClosed", err)
 	}
-	if _, err := b.Subscribe(t.Context(), func(sse.Message) {}); !errors.Is(err, sse.ErrBrokerClosed) {
-		t.Errorf("Subscribe after Close = %v, want sse.ErrBrokerClosed", err)
+	if _, err := b.Subscribe(t.Context(), func(ssekit.Message) {}); !errors.Is(err, ssekit.ErrBrokerClosed) {
+		t.Errorf("Subscribe after Close = %v, want ssekit.ErrBrokerClosed", err)
 	}
-	if _, err := b.Read(t.Context(), "x", start, page); !errors.Is(err, sse.ErrBrokerClosed) {
-		t.Errorf("Read after Close = %v, want sse.ErrBrokerClosed", err)
+	if _, err := b.Read(t.Context(), "x", start, page); !errors.Is(err, ssekit.ErrBrokerClosed) {
+		t.Errorf("Read after Close = %v, want ssekit.ErrBrokerClosed", err)
 	}
-	if _, err := b.Head(t.Context(), "x"); !errors.Is(err, sse.ErrBrokerClosed) {
-		t.Errorf("Head after Close = %v, want sse.ErrBrokerClosed", err)
+	if _, err := b.Head(t.Context(), "x"); !errors.Is(err, ssekit.ErrBrokerClosed) {
+		t.Errorf("Head after Close = %v, want ssekit.ErrBrokerClosed", err)
 	}
 }

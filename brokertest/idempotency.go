@@ -8,25 +8,25 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
-// The cases of idempotency keys (sse.Message.Key): a broker stores the
+// The cases of idempotency keys (ssekit.Message.Key): a broker stores the
 // first publish with a key, answers each repeat within its window with
-// that publish's id and sse.ErrReplayed, storing and delivering nothing,
-// and refuses a repeat whose sse.Digest differs with sse.ErrKeyConflict.
+// that publish's id and ssekit.ErrReplayed, storing and delivering nothing,
+// and refuses a repeat whose ssekit.Digest differs with ssekit.ErrKeyConflict.
 
 // testKeyedOnce: a keyed publish repeated is stored in each of its
 // channels once and delivered once, to its channels and its clients; each
 // repeat answers the first's id and ErrReplayed. The same event under
 // another key is another publish.
-func testKeyedOnce(t *testing.T, b sse.Broker) {
+func testKeyedOnce(t *testing.T, b ssekit.Broker) {
 	const a, c, client = "user:keyed", "topic:keyed", "client-keyed"
 	chans := sorted(a, c)
 	col := subscribe(t, b, chans...)
 	starts := map[string]string{a: head(t, b, a), c: head(t, b, c)}
 
-	m := sse.Message{Channels: chans, Clients: []string{client}, Key: "order-42", Type: "keyed", Data: []byte(`{"order":42}`)}
+	m := ssekit.Message{Channels: chans, Clients: []string{client}, Key: "order-42", Type: "keyed", Data: []byte(`{"order":42}`)}
 	first := publish(t, b, m)
 	for i := range 3 {
 		replayed(t, b, fmt.Sprintf("repeat %d", i+1), m, first)
@@ -39,7 +39,7 @@ func testKeyedOnce(t *testing.T, b sse.Broker) {
 	}
 	replayed(t, b, "repeat of the second key", other, second)
 	// Live only: a keyed publish to clients alone.
-	toClients := sse.Message{Clients: []string{client}, Key: "ping-1", Type: "keyed-clients", Data: []byte(`1`)}
+	toClients := ssekit.Message{Clients: []string{client}, Key: "ping-1", Type: "keyed-clients", Data: []byte(`1`)}
 	third := publish(t, b, toClients)
 	replayed(t, b, "repeat of a publish to clients", toClients, third)
 
@@ -56,7 +56,7 @@ func testKeyedOnce(t *testing.T, b sse.Broker) {
 		}
 	}
 	// Duplicates would come before the markers, in each channel's order.
-	marker := publish(t, b, sse.Message{Channels: chans, Clients: []string{client}, Type: "marker", Data: []byte(`{}`)})
+	marker := publish(t, b, ssekit.Message{Channels: chans, Clients: []string{client}, Type: "marker", Data: []byte(`{}`)})
 	got := col.waitFor(t, 2*3+4)
 	for ch, want := range map[string][]string{a: {first, second, marker}, c: {first, second, marker}, "": {first, second, third, marker}} {
 		if got := deliveredIDs(in(got, ch)); !slices.Equal(got, want) {
@@ -69,11 +69,11 @@ func testKeyedOnce(t *testing.T, b sse.Broker) {
 // half of them on a second node when peer makes one: one of them stores
 // it, every other answers its id with ErrReplayed, and each channel holds
 // and delivers it once, to subscriptions on either node.
-func testKeyedConcurrent(t *testing.T, b sse.Broker, peer func(*testing.T, sse.Broker) sse.Broker) {
+func testKeyedConcurrent(t *testing.T, b ssekit.Broker, peer func(*testing.T, ssekit.Broker) ssekit.Broker) {
 	const rounds, publishers = 5, 8
 	chans := sorted("user:race-1", "user:race-2")
 	const client = "client-race"
-	nodes := []sse.Broker{b, b}
+	nodes := []ssekit.Broker{b, b}
 	if peer != nil {
 		nodes[1] = peer(t, b)
 	}
@@ -84,7 +84,7 @@ func testKeyedConcurrent(t *testing.T, b sse.Broker, peer func(*testing.T, sse.B
 	}
 	var want []string
 	for r := range rounds {
-		m := sse.Message{Channels: chans, Clients: []string{client}, Key: fmt.Sprint("race-", r), Type: "race", Data: fmt.Appendf(nil, `{"round":%d}`, r)}
+		m := ssekit.Message{Channels: chans, Clients: []string{client}, Key: fmt.Sprint("race-", r), Type: "race", Data: fmt.Appendf(nil, `{"round":%d}`, r)}
 		gotIDs, errs := make([]string, publishers), make([]error, publishers)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
@@ -101,8 +101,8 @@ func testKeyedConcurrent(t *testing.T, b sse.Broker, peer func(*testing.T, sse.B
 			switch {
 			case err == nil:
 				stored++
-			case !errors.Is(err, sse.ErrReplayed):
-				t.Fatalf("round %d, publisher %d: %v, want nil or sse.ErrReplayed", r, i, err)
+			case !errors.Is(err, ssekit.ErrReplayed):
+				t.Fatalf("round %d, publisher %d: %v, want nil or ssekit.ErrReplayed", r, i, err)
 			}
 			if gotIDs[i] == "" || gotIDs[i] != gotIDs[0] {
 				t.Fatalf("round %d: the publishers got ids %q, want one id for one key", r, gotIDs)
@@ -124,7 +124,7 @@ func testKeyedConcurrent(t *testing.T, b sse.Broker, peer func(*testing.T, sse.B
 			}
 		}
 	}
-	marker := publish(t, nodes[1], sse.Message{Channels: chans, Clients: []string{client}, Type: "marker", Data: []byte(`{}`)})
+	marker := publish(t, nodes[1], ssekit.Message{Channels: chans, Clients: []string{client}, Type: "marker", Data: []byte(`{}`)})
 	want = append(want, marker)
 	for i, col := range cols {
 		got := col.waitFor(t, 3*len(want))
@@ -139,13 +139,13 @@ func testKeyedConcurrent(t *testing.T, b sse.Broker, peer func(*testing.T, sse.B
 // testKeyConflict: a publish under a key already used for another target
 // or event fails with ErrKeyConflict, stores and delivers nothing, and
 // leaves the key to its first publish.
-func testKeyConflict(t *testing.T, b sse.Broker) {
+func testKeyConflict(t *testing.T, b ssekit.Broker) {
 	const a, c = "user:conflict-1", "user:conflict-2"
 	col := subscribe(t, b, a, c)
 	starts := map[string]string{a: head(t, b, a), c: head(t, b, c)}
-	m := sse.Message{Channels: []string{a}, Key: "invoice-7", Type: "paid", Data: []byte(`{"invoice":7}`)}
+	m := ssekit.Message{Channels: []string{a}, Key: "invoice-7", Type: "paid", Data: []byte(`{"invoice":7}`)}
 	first := publish(t, b, m)
-	for name, other := range map[string]sse.Message{
+	for name, other := range map[string]ssekit.Message{
 		"another channel":     {Channels: []string{c}, Type: m.Type, Data: m.Data},
 		"one more channel":    {Channels: sorted(a, c), Type: m.Type, Data: m.Data},
 		"another type":        {Channels: m.Channels, Type: "refunded", Data: m.Data},
@@ -154,8 +154,8 @@ func testKeyConflict(t *testing.T, b sse.Broker) {
 		"clients, no channel": {Clients: []string{"client-conflict"}, Type: m.Type, Data: m.Data},
 	} {
 		other.Key = m.Key
-		if id, err := b.Publish(t.Context(), other); !errors.Is(err, sse.ErrKeyConflict) || id != "" {
-			t.Errorf("the key of a publish reused for %s: Publish = %q, %v; want \"\", sse.ErrKeyConflict", name, id, err)
+		if id, err := b.Publish(t.Context(), other); !errors.Is(err, ssekit.ErrKeyConflict) || id != "" {
+			t.Errorf("the key of a publish reused for %s: Publish = %q, %v; want \"\", ssekit.ErrKeyConflict", name, id, err)
 		}
 	}
 	replayed(t, b, "the first publish again, after the conflicts", m, first)
@@ -168,7 +168,7 @@ func testKeyConflict(t *testing.T, b sse.Broker) {
 			t.Fatalf("Read(%q) = publishes %q, want %q: a conflict stores nothing", ch, got, want)
 		}
 	}
-	marker := publish(t, b, sse.Message{Channels: sorted(a, c), Clients: []string{"client-conflict"}, Type: "marker", Data: []byte(`{}`)})
+	marker := publish(t, b, ssekit.Message{Channels: sorted(a, c), Clients: []string{"client-conflict"}, Type: "marker", Data: []byte(`{}`)})
 	got := col.waitFor(t, 4)
 	for ch, want := range map[string][]string{a: {first, marker}, c: {marker}, "": {marker}} {
 		if got := deliveredIDs(in(got, ch)); !slices.Equal(got, want) {
@@ -183,14 +183,14 @@ const keyWindow = time.Second
 // testKeyExpires: once its window has passed, a key is forgotten, and a
 // publish under it is a new one. Each repeat before that is a replay of
 // the first. It waits past the window; it asserts no speed.
-func testKeyExpires(t *testing.T, newBroker func(*testing.T, time.Duration) sse.Broker) {
+func testKeyExpires(t *testing.T, newBroker func(*testing.T, time.Duration) ssekit.Broker) {
 	if newBroker == nil {
 		t.Skip("Run without WithKeyWindow: no broker with a short key window")
 	}
 	b := newBroker(t, keyWindow)
 	const ch = "user:expiring"
 	start := head(t, b, ch)
-	m := sse.Message{Channels: []string{ch}, Key: "expiring", Type: "x", Data: []byte(`{}`)}
+	m := ssekit.Message{Channels: []string{ch}, Key: "expiring", Type: "x", Data: []byte(`{}`)}
 	first := publish(t, b, m)
 	deadline := time.Now().Add(keyWindow + wait)
 	var second string
@@ -198,7 +198,7 @@ func testKeyExpires(t *testing.T, newBroker func(*testing.T, time.Duration) sse.
 		time.Sleep(keyWindow / 4)
 		id, err := b.Publish(t.Context(), m)
 		switch {
-		case errors.Is(err, sse.ErrReplayed):
+		case errors.Is(err, ssekit.ErrReplayed):
 			if id != first {
 				t.Fatalf("a repeat within the window answered %q, want the first's id %q", id, first)
 			}
@@ -223,17 +223,17 @@ func testKeyExpires(t *testing.T, newBroker func(*testing.T, time.Duration) sse.
 }
 
 // replayed checks that publishing m again answers id, the first publish's,
-// with sse.ErrReplayed.
-func replayed(t *testing.T, b sse.Broker, what string, m sse.Message, id string) {
+// with ssekit.ErrReplayed.
+func replayed(t *testing.T, b ssekit.Broker, what string, m ssekit.Message, id string) {
 	t.Helper()
 	got, err := b.Publish(t.Context(), m)
-	if !errors.Is(err, sse.ErrReplayed) || got != id {
-		t.Fatalf("%s: Publish = %q, %v; want the first's id %q and sse.ErrReplayed", what, got, err, id)
+	if !errors.Is(err, ssekit.ErrReplayed) || got != id {
+		t.Fatalf("%s: Publish = %q, %v; want the first's id %q and ssekit.ErrReplayed", what, got, err, id)
 	}
 }
 
 // ids returns the publish ids of ms.
-func ids(ms []sse.Message) []string {
+func ids(ms []ssekit.Message) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.ID

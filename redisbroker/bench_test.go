@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // BenchmarkPublish measures one publish to one user (one script round
@@ -15,7 +15,7 @@ import (
 func BenchmarkPublish(b *testing.B) {
 	rdb := sharedRedis(b)
 	br := newBroker(b, rdb, redisbroker.Options{MaxLen: 10000})
-	m := sse.Message{Channels: []string{sse.UserChannel("6f1c7e0e-8d3a-4a59-9c1e-2b7d1c0e9a11")}, Type: "notification", Data: []byte(`{"title":"New follower!","n":1}`)}
+	m := ssekit.Message{Channels: []string{ssekit.UserChannel("6f1c7e0e-8d3a-4a59-9c1e-2b7d1c0e9a11")}, Type: "notification", Data: []byte(`{"title":"New follower!","n":1}`)}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -35,7 +35,7 @@ func BenchmarkPublishDelivered(b *testing.B) {
 	br := newBroker(b, rdb, redisbroker.Options{MaxLen: 10000})
 	got := make(chan struct{}, 1)
 	var n atomic.Int64
-	sub, err := br.Subscribe(b.Context(), func(sse.Message) {
+	sub, err := br.Subscribe(b.Context(), func(ssekit.Message) {
 		if n.Add(1) == int64(b.N) {
 			got <- struct{}{}
 		}
@@ -43,10 +43,10 @@ func BenchmarkPublishDelivered(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := sub.Follow(b.Context(), sse.BroadcastChannel); err != nil {
+	if err := sub.Follow(b.Context(), ssekit.BroadcastChannel); err != nil {
 		b.Fatal(err)
 	}
-	m := sse.Message{Channels: []string{sse.BroadcastChannel}, Type: "t", Data: []byte(`{"n":1}`)}
+	m := ssekit.Message{Channels: []string{ssekit.BroadcastChannel}, Type: "t", Data: []byte(`{"n":1}`)}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -71,11 +71,11 @@ func BenchmarkPublishTwoChannels(b *testing.B) {
 	rdb := sharedRedis(b)
 	br := newBroker(b, rdb, redisbroker.Options{MaxLen: 10000})
 	for name, chans := range map[string][]string{
-		"users":      {sse.UserChannel("a"), sse.UserChannel("b")},
-		"user+topic": {sse.TopicChannel("board"), sse.UserChannel("a")},
+		"users":      {ssekit.UserChannel("a"), ssekit.UserChannel("b")},
+		"user+topic": {ssekit.TopicChannel("board"), ssekit.UserChannel("a")},
 	} {
 		b.Run(name, func(b *testing.B) {
-			m := sse.Message{Channels: chans, Type: "notification", Data: []byte(`{"title":"New follower!","n":1}`)}
+			m := ssekit.Message{Channels: chans, Type: "notification", Data: []byte(`{"title":"New follower!","n":1}`)}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := br.Publish(b.Context(), m); err != nil {

@@ -1,4 +1,4 @@
-// Package redisbroker is the sse.Broker of a cluster: hubs on any number of
+// Package redisbroker is the ssekit.Broker of a cluster: hubs on any number of
 // nodes that share one Redis, or one Redis Cluster, and one Prefix behave
 // as one hub.
 //
@@ -16,7 +16,7 @@
 // channels.
 //
 // Each entry also records the position of the entry before it in its
-// channel. That chain is what makes sse.ErrUnknownID exact, which Redis
+// channel. That chain is what makes ssekit.ErrUnknownID exact, which Redis
 // alone cannot: trimming leaves no trace of where it stopped, so only the
 // chain tells "nothing after this position was lost" from "something
 // was". A subscription checks the same chain on every event it hears: an
@@ -31,7 +31,7 @@
 // connection that follows several channels of one publish (its user's and
 // a topic's) hears it once per channel. The copy's entry and announcement
 // name the publish's other channels that such a connection may follow
-// (sse.Message.Also), and the hub writes the event once.
+// (ssekit.Message.Also), and the hub writes the event once.
 //
 // A channel's stream expires MaxAge after its last event; its last
 // position is remembered for PositionTTL, so that a client that saw a
@@ -39,11 +39,11 @@
 // remembers each publish's id for DedupeWindow, so that a send the Redis
 // client retried after a lost reply is stored once, not twice.
 //
-// A publish with an idempotency key (sse.Message.Key) is recorded under
+// A publish with an idempotency key (ssekit.Message.Key) is recorded under
 // that key for KeyWindow, in the key's own slot, before its appends; a
 // repeat, from any node, appends under the recorded publish id, which
 // stores nothing where the first publish is already stored and completes
-// it where it is not, and answers sse.ErrReplayed (see Publish).
+// it where it is not, and answers ssekit.ErrReplayed (see Publish).
 //
 // The broker uses a client the caller opened (a *redis.Client for one
 // server, a *redis.ClusterClient for a Redis Cluster) and never dials by
@@ -57,7 +57,7 @@
 //	{Prefix:channel}:pub:<id>    a publish's position, for DedupeWindow (KeyWindow if keyed)
 //	{Prefix:channel}:live        shard Pub/Sub channel of its new events
 //	{Prefix}:clients             shard Pub/Sub channel of events to clients
-//	{Prefix:cursor:<key>}        a connection's position (sse.CursorStore)
+//	{Prefix:cursor:<key>}        a connection's position (ssekit.CursorStore)
 //	{Prefix:key:<sha256>}:idem   a keyed publish's id and digest, for KeyWindow
 //	{Prefix}:nodes, :node:<name>, :users:<name>   presence (one slot)
 package redisbroker
@@ -78,7 +78,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // Options configures a Broker. The zero value of every field means its
@@ -90,7 +90,7 @@ type Options struct {
 
 	// MaxLen bounds each channel's history by count. Trimming is
 	// approximate (whole stream nodes, so Redis may keep up to ~100 more),
-	// but the replay's sse.ErrUnknownID is exact. Defaults to 1000, as the
+	// but the replay's ssekit.ErrUnknownID is exact. Defaults to 1000, as the
 	// hub's in-memory history. Negative: no bound.
 	MaxLen int64
 
@@ -135,15 +135,15 @@ type Options struct {
 	// once. It must exceed the client's whole retry span. Defaults to 1m.
 	DedupeWindow time.Duration
 
-	// KeyWindow is how long a publish's idempotency key (sse.Message.Key)
+	// KeyWindow is how long a publish's idempotency key (ssekit.Message.Key)
 	// is remembered: a repeat within it is answered with the first
 	// publish's id and stores nothing. It costs Redis memory for as long:
 	// each keyed publish keeps a record of its key (about 200 bytes), and
 	// its dedupe keys (one per channel, about 170 bytes each) for
 	// KeyWindow instead of DedupeWindow, so that a repeat finds them; a
 	// keyed publish to 1,000 users keeps about 170 KB until its window
-	// ends. Defaults to 10m (sse.DefaultKeyWindow); at most 24h
-	// (sse.MaxKeyWindow).
+	// ends. Defaults to 10m (ssekit.DefaultKeyWindow); at most 24h
+	// (ssekit.MaxKeyWindow).
 	KeyWindow time.Duration
 
 	// Node names this process in the cluster status. Defaults to
@@ -190,7 +190,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.DedupeWindow = time.Minute
 	}
 	if o.KeyWindow == 0 {
-		o.KeyWindow = sse.DefaultKeyWindow
+		o.KeyWindow = ssekit.DefaultKeyWindow
 	}
 	if o.Node == "" {
 		host, _ := os.Hostname()
@@ -218,8 +218,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("redisbroker: WaitReplicas %d or WaitTimeout %v is negative", o.WaitReplicas, o.WaitTimeout)
 	case o.DedupeWindow < time.Millisecond:
 		return o, fmt.Errorf("redisbroker: DedupeWindow %v is under 1ms", o.DedupeWindow)
-	case o.KeyWindow < time.Millisecond || o.KeyWindow > sse.MaxKeyWindow:
-		return o, fmt.Errorf("redisbroker: KeyWindow %v is outside 1ms to %v", o.KeyWindow, sse.MaxKeyWindow)
+	case o.KeyWindow < time.Millisecond || o.KeyWindow > ssekit.MaxKeyWindow:
+		return o, fmt.Errorf("redisbroker: KeyWindow %v is outside 1ms to %v", o.KeyWindow, ssekit.MaxKeyWindow)
 	case o.MaxAge > 0 && o.PositionTTL < o.MaxAge:
 		return o, fmt.Errorf("redisbroker: PositionTTL %v is shorter than MaxAge %v", o.PositionTTL, o.MaxAge)
 	case o.PresenceInterval < 0:
@@ -230,7 +230,7 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// Broker is an sse.Broker on Redis streams, one per channel. Each
+// Broker is an ssekit.Broker on Redis streams, one per channel. Each
 // Subscribe starts one goroutine, plus one per Redis master its channels
 // live on; StartPresence starts one more. Close stops them all and waits
 // for them. All methods are safe for concurrent use.
@@ -252,8 +252,8 @@ type Broker struct {
 }
 
 var (
-	_ sse.Broker      = (*Broker)(nil)
-	_ sse.CursorStore = (*Broker)(nil)
+	_ ssekit.Broker      = (*Broker)(nil)
+	_ ssekit.CursorStore = (*Broker)(nil)
 )
 
 // New returns a broker on rdb, which the caller opened and closes after
@@ -291,7 +291,7 @@ func (b *Broker) Node() string { return b.opts.Node }
 func (b *Broker) isClosed() bool { return b.life.Err() != nil }
 
 // Close stops every subscription and the presence refresh, and waits for
-// their goroutines. Later calls fail with sse.ErrBrokerClosed. It does not
+// their goroutines. Later calls fail with ssekit.ErrBrokerClosed. It does not
 // close the Redis client, which belongs to the caller.
 func (b *Broker) Close() error {
 	b.mu.Lock()
@@ -307,7 +307,7 @@ func (b *Broker) goWithContext(ctx context.Context, fn func(ctx context.Context)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.isClosed() {
-		return sse.ErrBrokerClosed
+		return ssekit.ErrBrokerClosed
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(b.life, cancel)
@@ -342,7 +342,7 @@ const (
 // had none within PositionTTL).
 func (b *Broker) Head(ctx context.Context, channel string) (string, error) {
 	if b.isClosed() {
-		return "", sse.ErrBrokerClosed
+		return "", ssekit.ErrBrokerClosed
 	}
 	k := b.channelKey(channel)
 	var last *redis.StringCmd
@@ -366,21 +366,21 @@ func headOf(last *redis.StringCmd, top *redis.XMessageSliceCmd) string {
 	if v, err := last.Result(); err == nil {
 		head = v
 	}
-	if t := top.Val(); len(t) > 0 && sse.CompareIDs(t[0].ID, head) > 0 {
+	if t := top.Val(); len(t) > 0 && ssekit.CompareIDs(t[0].ID, head) > 0 {
 		head = t[0].ID
 	}
 	return head
 }
 
 // Read returns at most limit of channel's entries after the position
-// after. It returns sse.ErrUnknownID when after is malformed, was never
+// after. It returns ssekit.ErrUnknownID when after is malformed, was never
 // issued, or entries after it were trimmed.
-func (b *Broker) Read(ctx context.Context, channel, after string, limit int) ([]sse.Message, error) {
+func (b *Broker) Read(ctx context.Context, channel, after string, limit int) ([]ssekit.Message, error) {
 	if b.isClosed() {
-		return nil, sse.ErrBrokerClosed
+		return nil, ssekit.ErrBrokerClosed
 	}
 	if !validStreamID(after) {
-		return nil, sse.ErrUnknownID
+		return nil, ssekit.ErrUnknownID
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -403,15 +403,15 @@ func (b *Broker) Read(ctx context.Context, channel, after string, limit int) ([]
 	}
 	entries := page.Val()
 	if len(entries) == 0 {
-		if head := headOf(last, top); sse.CompareIDs(after, head) != 0 {
-			return nil, sse.ErrUnknownID // in the future, or everything after it is gone
+		if head := headOf(last, top); ssekit.CompareIDs(after, head) != 0 {
+			return nil, ssekit.ErrUnknownID // in the future, or everything after it is gone
 		}
 		return nil, nil
 	}
 	if !chained(after, entries) {
-		return nil, sse.ErrUnknownID
+		return nil, ssekit.ErrUnknownID
 	}
-	out := make([]sse.Message, len(entries))
+	out := make([]ssekit.Message, len(entries))
 	for i, xm := range entries {
 		out[i] = decode(channel, xm)
 	}
@@ -424,7 +424,7 @@ func (b *Broker) Read(ctx context.Context, channel, after string, limit int) ([]
 func chained(after string, entries []redis.XMessage) bool {
 	for _, xm := range entries {
 		prev, _ := xm.Values[fieldPrev].(string)
-		if prev != after && sse.CompareIDs(prev, after) != 0 {
+		if prev != after && ssekit.CompareIDs(prev, after) != 0 {
 			return false
 		}
 		after = xm.ID
@@ -433,8 +433,8 @@ func chained(after string, entries []redis.XMessage) bool {
 }
 
 // decode turns a stream entry of channel into a message.
-func decode(channel string, xm redis.XMessage) sse.Message {
-	m := sse.Message{Channels: []string{channel}, Positions: []string{xm.ID}, Time: idTime(xm.ID)}
+func decode(channel string, xm redis.XMessage) ssekit.Message {
+	m := ssekit.Message{Channels: []string{channel}, Positions: []string{xm.ID}, Time: idTime(xm.ID)}
 	m.ID, _ = xm.Values[fieldPub].(string)
 	m.Type, _ = xm.Values[fieldType].(string)
 	if d, ok := xm.Values[fieldData].(string); ok {
@@ -462,7 +462,7 @@ func idTime(id string) time.Time {
 // validStreamID reports whether id is a complete Redis stream id, "ms-seq",
 // that has an id after it (so that an exclusive range from it is valid).
 func validStreamID(id string) bool {
-	if !sse.ValidID(id) {
+	if !ssekit.ValidID(id) {
 		return false
 	}
 	ms, seq, ok := strings.Cut(id, "-")
@@ -478,7 +478,7 @@ func validStreamID(id string) bool {
 // MaxAge), in the key's own hash slot.
 func (b *Broker) SaveCursor(ctx context.Context, key, value string) error {
 	if b.isClosed() {
-		return sse.ErrBrokerClosed
+		return ssekit.ErrBrokerClosed
 	}
 	ttl := b.opts.PositionTTL
 	if b.opts.MaxAge < 0 {
@@ -491,15 +491,15 @@ func (b *Broker) SaveCursor(ctx context.Context, key, value string) error {
 	return nil
 }
 
-// LoadCursor returns a saved position, or sse.ErrUnknownID.
+// LoadCursor returns a saved position, or ssekit.ErrUnknownID.
 func (b *Broker) LoadCursor(ctx context.Context, key string) (string, error) {
 	if b.isClosed() {
-		return "", sse.ErrBrokerClosed
+		return "", ssekit.ErrBrokerClosed
 	}
 	b.ops.add(opCursor, 1)
 	v, err := b.rdb.Get(ctx, b.channelKey("cursor:"+key)).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", sse.ErrUnknownID
+		return "", ssekit.ErrUnknownID
 	}
 	if err != nil {
 		return "", fmt.Errorf("redisbroker: load cursor: %w", err)

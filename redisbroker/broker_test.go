@@ -10,12 +10,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // readPositions returns the positions Read gives after after in channel.
-func readPositions(b sse.Broker, channel, after string) ([]string, error) {
+func readPositions(b ssekit.Broker, channel, after string) ([]string, error) {
 	got, err := b.Read(context.Background(), channel, after, 1000)
 	var out []string
 	for _, m := range got {
@@ -25,14 +25,14 @@ func readPositions(b sse.Broker, channel, after string) ([]string, error) {
 }
 
 // publishTo publishes n events to channel and returns their positions.
-func publishTo(t *testing.T, b sse.Broker, channel string, n int) []string {
+func publishTo(t *testing.T, b ssekit.Broker, channel string, n int) []string {
 	t.Helper()
 	start, err := b.Head(t.Context(), channel)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range n {
-		if _, err := b.Publish(t.Context(), sse.Message{Channels: []string{channel}, Type: "x"}); err != nil {
+		if _, err := b.Publish(t.Context(), ssekit.Message{Channels: []string{channel}, Type: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,7 +45,7 @@ func publishTo(t *testing.T, b sse.Broker, channel string, n int) []string {
 
 // TestReadExactAfterTrim: Redis keeps no trace of where trimming stopped;
 // the recorded predecessors still tell "nothing after this position was
-// lost" (a read) from "something was" (sse.ErrUnknownID), even for a
+// lost" (a read) from "something was" (ssekit.ErrUnknownID), even for a
 // position that is itself trimmed.
 func TestReadExactAfterTrim(t *testing.T) {
 	rdb := sharedRedis(t)
@@ -60,11 +60,11 @@ func TestReadExactAfterTrim(t *testing.T) {
 	if got, err := readPositions(b, ch, ids[1]); err != nil || !slices.Equal(got, ids[2:]) {
 		t.Fatalf("Read(trimmed position whose successor is kept) = %v, %v; want %v", got, err, ids[2:])
 	}
-	if _, err := readPositions(b, ch, ids[0]); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := readPositions(b, ch, ids[0]); !errors.Is(err, ssekit.ErrUnknownID) {
 		t.Fatalf("Read(position followed by trimmed entries) = %v, want ErrUnknownID", err)
 	}
 	// A position in range that was never issued is unknown too.
-	if _, err := readPositions(b, ch, ids[2][:len(ids[2])-1]+"9"); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := readPositions(b, ch, ids[2][:len(ids[2])-1]+"9"); !errors.Is(err, ssekit.ErrUnknownID) {
 		t.Fatalf("Read(never-issued position) = %v, want ErrUnknownID", err)
 	}
 	// Everything trimmed: only the head itself still reads (empty).
@@ -74,7 +74,7 @@ func TestReadExactAfterTrim(t *testing.T) {
 	if got, err := readPositions(b, ch, ids[3]); err != nil || len(got) != 0 {
 		t.Fatalf("Read(head of an emptied stream) = %v, %v; want nothing", got, err)
 	}
-	if _, err := readPositions(b, ch, ids[2]); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := readPositions(b, ch, ids[2]); !errors.Is(err, ssekit.ErrUnknownID) {
 		t.Fatalf("Read(before the head of an emptied stream) = %v, want ErrUnknownID", err)
 	}
 }
@@ -92,14 +92,14 @@ func TestQuietChannelOutlivesItsStream(t *testing.T) {
 	if got, err := readPositions(b, ch, ids[1]); err != nil || len(got) != 0 {
 		t.Fatalf("Read(last position) after the stream expired = %v, %v; want nothing, no error", got, err)
 	}
-	if _, err := readPositions(b, ch, ids[0]); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := readPositions(b, ch, ids[0]); !errors.Is(err, ssekit.ErrUnknownID) {
 		t.Fatalf("Read(an expired event's position) = %v, want ErrUnknownID", err)
 	}
 	next := publishTo(t, b, ch, 1) // read back from the head, which is ids[1]
 	if got, err := readPositions(b, ch, ids[1]); err != nil || !slices.Equal(got, next) {
 		t.Fatalf("Read(last position) after a new event = %v, %v; want %v", got, err, next)
 	}
-	if sse.CompareIDs(next[0], ids[1]) <= 0 {
+	if ssekit.CompareIDs(next[0], ids[1]) <= 0 {
 		t.Fatalf("the new stream's first position %s is not after the old last %s", next[0], ids[1])
 	}
 }
@@ -111,7 +111,7 @@ func TestPublishRetryStoredOnce(t *testing.T) {
 	b := newBroker(t, rdb, redisbroker.Options{})
 	var mu sync.Mutex
 	var got []string
-	sub, err := b.Subscribe(t.Context(), func(m sse.Message) {
+	sub, err := b.Subscribe(t.Context(), func(m ssekit.Message) {
 		mu.Lock()
 		got = append(got, m.Type+"@"+m.Channels[0])
 		mu.Unlock()
@@ -122,13 +122,13 @@ func TestPublishRetryStoredOnce(t *testing.T) {
 	if err := sub.Follow(t.Context(), "a", "b"); err != nil {
 		t.Fatal(err)
 	}
-	m := sse.Message{Channels: []string{"a", "b"}, Type: "once"}
+	m := ssekit.Message{Channels: []string{"a", "b"}, Type: "once"}
 	for range 2 {
 		if err := redisbroker.PublishWithID(t.Context(), b, m, "1-1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.Publish(t.Context(), sse.Message{Channels: []string{"a"}, Type: "marker"}); err != nil {
+	if _, err := b.Publish(t.Context(), ssekit.Message{Channels: []string{"a"}, Type: "marker"}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "marker delivered", func() bool {
@@ -234,22 +234,22 @@ func TestRedisErrorsAreReturned(t *testing.T) {
 	}
 	defer b.Close()
 	ctx := t.Context()
-	if _, err := b.Publish(ctx, sse.Message{Type: "x"}); err == nil {
+	if _, err := b.Publish(ctx, ssekit.Message{Type: "x"}); err == nil {
 		t.Error("Publish succeeded without Redis")
 	}
-	if _, err := b.Publish(ctx, sse.Message{Channels: []string{"a", "b"}, Type: "x"}); err == nil {
+	if _, err := b.Publish(ctx, ssekit.Message{Channels: []string{"a", "b"}, Type: "x"}); err == nil {
 		t.Error("Publish to two channels succeeded without Redis")
 	}
 	if _, err := b.Head(ctx, "x"); err == nil {
 		t.Error("Head succeeded without Redis")
 	}
-	if _, err := b.Read(ctx, "x", "1-0", 10); err == nil || errors.Is(err, sse.ErrUnknownID) {
+	if _, err := b.Read(ctx, "x", "1-0", 10); err == nil || errors.Is(err, ssekit.ErrUnknownID) {
 		t.Errorf("Read without Redis = %v, want a Redis error", err)
 	}
 	if err := b.SaveCursor(ctx, "k", "v"); err == nil {
 		t.Error("SaveCursor succeeded without Redis")
 	}
-	sub, err := b.Subscribe(ctx, func(sse.Message) {})
+	sub, err := b.Subscribe(ctx, func(ssekit.Message) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestOptions(t *testing.T) {
 		"positions too short": {MaxAge: time.Hour, PositionTTL: time.Minute},
 		"tiny dedupe window":  {DedupeWindow: time.Microsecond},
 		"negative key window": {KeyWindow: -time.Minute},
-		"key window over 24h": {KeyWindow: sse.MaxKeyWindow + time.Second},
+		"key window over 24h": {KeyWindow: ssekit.MaxKeyWindow + time.Second},
 		"TTL under interval":  {PresenceInterval: time.Second, PresenceTTL: time.Second},
 		"white space in node": {Node: "a b"},
 	} {

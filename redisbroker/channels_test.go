@@ -4,9 +4,9 @@ import (
 	"slices"
 	"testing"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestUserAndTopicOnce: the broker stores and delivers each channel's
@@ -18,12 +18,12 @@ func TestUserAndTopicOnce(t *testing.T) {
 	for _, be := range backends(t) {
 		t.Run(be.name, func(t *testing.T) {
 			prefix := uniquePrefix(t, be.client(t))
-			cfg := sse.Config{AuthorizeTopic: sse.AllowAllTopics}
+			cfg := ssekit.Config{AuthorizeTopic: ssekit.AllowAllTopics}
 			a := newNode(t, be, prefix, redisbroker.Options{}, cfg)
 			b := newNode(t, be, prefix, redisbroker.Options{}, cfg)
 			const user, topic = "alice", "board"
 			dial := func(n *node, lastID string) *conn {
-				return ssetest.DialOK(t, n.srv.URL+"?"+sse.TopicParam+"="+topic, user, lastID)
+				return ssetest.DialOK(t, n.srv.URL+"?"+ssekit.TopicParam+"="+topic, user, lastID)
 			}
 			// round publishes every mix of the stream's two channels and
 			// others, then one marker to each of the two alone, and
@@ -34,7 +34,7 @@ func TestUserAndTopicOnce(t *testing.T) {
 			var log pubLog
 			round := func(n *node, seq int) []published {
 				var due []published
-				for _, to := range []sse.Target{
+				for _, to := range []ssekit.Target{
 					{Users: []string{user}, Topics: []string{topic}},
 					{Users: []string{user, "bob"}, Topics: []string{topic, "other"}},
 					{Users: []string{"bob"}, Topics: []string{topic}},

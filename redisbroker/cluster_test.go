@@ -9,17 +9,17 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // published is one event a test published.
 type published struct {
 	id     string
 	seq    int
-	target sse.Target
+	target ssekit.Target
 }
 
 func (p published) addressedTo(user, client string) bool {
@@ -35,9 +35,9 @@ type pubLog struct {
 	all []published
 }
 
-func (l *pubLog) publish(t *testing.T, n *node, to sse.Target, seq int) published {
+func (l *pubLog) publish(t *testing.T, n *node, to ssekit.Target, seq int) published {
 	t.Helper()
-	id, err := n.hub.Publish(t.Context(), to, sse.Event{Type: "t", Data: map[string]int{"seq": seq}})
+	id, err := n.hub.Publish(t.Context(), to, ssekit.Event{Type: "t", Data: map[string]int{"seq": seq}})
 	if err != nil {
 		t.Errorf("publish seq %d: %v", seq, err)
 		return published{}
@@ -95,7 +95,7 @@ func checkReceived(t *testing.T, who string, got []sseclient.Event, want []publi
 // every connection: nothing was delivered twice or beyond what was sent.
 func endMarker(t *testing.T, l *pubLog, n *node, conns map[string]*conn) {
 	t.Helper()
-	l.publish(t, n, sse.Target{All: true}, -1)
+	l.publish(t, n, ssekit.Target{All: true}, -1)
 	for who, c := range conns {
 		if ev := c.NextOf(); seqOf(t, ev) != -1 {
 			t.Fatalf("%s: after what it expected came %s %s (%q), want the end marker", who, ev.Type, ev.ID, ev.Data)
@@ -115,7 +115,7 @@ func TestClusterExactlyOnce(t *testing.T) {
 			var nodes []*node
 			for i := range 3 {
 				nodes = append(nodes, newNode(t, be, prefix,
-					redisbroker.Options{Node: fmt.Sprintf("node-%d", i), PresenceInterval: 50 * time.Millisecond}, sse.Config{}))
+					redisbroker.Options{Node: fmt.Sprintf("node-%d", i), PresenceInterval: 50 * time.Millisecond}, ssekit.Config{}))
 			}
 			users := []string{"u0", "u1", "u2", "u3"}
 			type client struct {
@@ -148,7 +148,7 @@ func TestClusterExactlyOnce(t *testing.T) {
 				}
 				wg.Go(func() {
 					for k := range each {
-						var to sse.Target
+						var to ssekit.Target
 						switch k % 5 {
 						case 0:
 							to.Users = []string{users[k%len(users)]}
@@ -193,14 +193,14 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 	for _, be := range backends(t) {
 		t.Run(be.name, func(t *testing.T) {
 			prefix := uniquePrefix(t, be.client(t))
-			a := newNode(t, be, prefix, redisbroker.Options{}, sse.Config{})
-			b := newNode(t, be, prefix, redisbroker.Options{}, sse.Config{})
-			c := newNode(t, be, prefix, redisbroker.Options{}, sse.Config{})
+			a := newNode(t, be, prefix, redisbroker.Options{}, ssekit.Config{})
+			b := newNode(t, be, prefix, redisbroker.Options{}, ssekit.Config{})
+			c := newNode(t, be, prefix, redisbroker.Options{}, ssekit.Config{})
 			var log pubLog
 			onA := a.dial(t, "alice", "")
 			onA.Connected()
 			for k := range 3 {
-				log.publish(t, c, sse.Target{Users: []string{"alice"}}, k)
+				log.publish(t, c, ssekit.Target{Users: []string{"alice"}}, k)
 			}
 			got := onA.Take(3)
 			checkReceived(t, "alice on A", got, log.expected("alice", ""))
@@ -211,7 +211,7 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 			}
 			var missed []published
 			for k := range 12 {
-				var to sse.Target
+				var to ssekit.Target
 				switch k % 3 {
 				case 0:
 					to.Users = []string{"alice"}
@@ -231,8 +231,8 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 			}
 			checkReceived(t, "alice resumed on B", onB.Take(len(missed)), missed)
 			live := []published{
-				log.publish(t, c, sse.Target{Users: []string{"alice"}}, 200),
-				log.publish(t, b, sse.Target{All: true}, 201),
+				log.publish(t, c, ssekit.Target{Users: []string{"alice"}}, 200),
+				log.publish(t, b, ssekit.Target{All: true}, 201),
 			}
 			checkReceived(t, "alice live on B", onB.Take(2), live)
 			endMarker(t, &log, c, map[string]*conn{"alice on B": onB})
@@ -247,14 +247,14 @@ func TestClusterResumeWindowIsPerUser(t *testing.T) {
 	for _, be := range backends(t) {
 		t.Run(be.name, func(t *testing.T) {
 			prefix := uniquePrefix(t, be.client(t))
-			a := newNode(t, be, prefix, redisbroker.Options{}, sse.Config{})
-			b := newNode(t, be, prefix, redisbroker.Options{}, sse.Config{})
+			a := newNode(t, be, prefix, redisbroker.Options{}, ssekit.Config{})
+			b := newNode(t, be, prefix, redisbroker.Options{}, ssekit.Config{})
 			c := a.dial(t, "alice", "")
 			last := c.Connected().ID
 			c.Close()
 			waitUntil(t, "alice gone", func() bool { return a.hub.GetTotalClientCount() == 0 })
 			var log pubLog
-			log.publish(t, a, sse.Target{Users: []string{"alice"}}, 1)
+			log.publish(t, a, ssekit.Target{Users: []string{"alice"}}, 1)
 			const others, events = 1000, 5000 // 5× what one channel keeps
 			users := make([]string, others)
 			for i := range users {
@@ -262,7 +262,7 @@ func TestClusterResumeWindowIsPerUser(t *testing.T) {
 			}
 			for i := range events / 100 {
 				// 100 users a publish: the history per user is what counts.
-				if _, err := a.hub.Publish(t.Context(), sse.Target{Users: users[i%10*100 : i%10*100+100]}, sse.Event{Type: "other", Data: i}); err != nil {
+				if _, err := a.hub.Publish(t.Context(), ssekit.Target{Users: users[i%10*100 : i%10*100+100]}, ssekit.Event{Type: "other", Data: i}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -285,7 +285,7 @@ func TestClusterResyncOlderThanHistory(t *testing.T) {
 			prefix := uniquePrefix(t, be.client(t))
 			var nodes []*node
 			for range 3 {
-				nodes = append(nodes, newNode(t, be, prefix, redisbroker.Options{MaxLen: 20}, sse.Config{}))
+				nodes = append(nodes, newNode(t, be, prefix, redisbroker.Options{MaxLen: 20}, ssekit.Config{}))
 			}
 			first := nodes[0].dial(t, "alice", "")
 			start := first.Connected().ID
@@ -294,13 +294,13 @@ func TestClusterResyncOlderThanHistory(t *testing.T) {
 			// Approximate trimming drops whole stream nodes (100 entries):
 			// publish until alice's first event is gone, within a bound.
 			for k := 1; k <= 1000; k++ {
-				log.publish(t, nodes[k%3], sse.Target{Users: []string{"alice"}}, k)
+				log.publish(t, nodes[k%3], ssekit.Target{Users: []string{"alice"}}, k)
 				if k%50 == 0 {
 					c := nodes[0].dial(t, "alice", start)
 					c.Connected()
 					ev := c.NextOf()
 					c.Close()
-					if ev.Type == sse.TypeResync {
+					if ev.Type == ssekit.TypeResync {
 						break
 					}
 				}
@@ -311,7 +311,7 @@ func TestClusterResyncOlderThanHistory(t *testing.T) {
 					c.Connected()
 					ev := c.NextOf()
 					var d struct{ Channels []string }
-					if err := ev.Decode(&d); ev.Type != sse.TypeResync || err != nil || !slices.Contains(d.Channels, "user") {
+					if err := ev.Decode(&d); ev.Type != ssekit.TypeResync || err != nil || !slices.Contains(d.Channels, "user") {
 						t.Fatalf("node %d, Last-Event-ID %q: got %s %s, want a resync of the user channel", i, lastID, ev.Type, ev.Data)
 					}
 					c.Close()
@@ -320,10 +320,10 @@ func TestClusterResyncOlderThanHistory(t *testing.T) {
 			// A position in the history resumes, on every node alike.
 			mid := nodes[1].dial(t, "alice", "")
 			mid.Connected()
-			log.publish(t, nodes[2], sse.Target{Users: []string{"alice"}}, 2000)
+			log.publish(t, nodes[2], ssekit.Target{Users: []string{"alice"}}, 2000)
 			from := mid.NextOf().ID
 			mid.Close()
-			log.publish(t, nodes[0], sse.Target{Users: []string{"alice"}}, 2001)
+			log.publish(t, nodes[0], ssekit.Target{Users: []string{"alice"}}, 2001)
 			for i, n := range nodes {
 				c := n.dial(t, "alice", from)
 				if d := c.Connected(); !d.Resumed {
@@ -348,7 +348,7 @@ func TestEachNodeReadsOnlyItsUsersEvents(t *testing.T) {
 			const nodesN, usersN = 3, 30
 			var nodes []*node
 			for range nodesN {
-				nodes = append(nodes, newNode(t, be, prefix, redisbroker.Options{}, sse.Config{}))
+				nodes = append(nodes, newNode(t, be, prefix, redisbroker.Options{}, ssekit.Config{}))
 			}
 			mine := make([]map[string]bool, nodesN)
 			var conns []*conn
@@ -373,7 +373,7 @@ func TestEachNodeReadsOnlyItsUsersEvents(t *testing.T) {
 			const targeted, broadcasts = 300, 10
 			for k := range targeted {
 				user := fmt.Sprint("user", r.IntN(usersN))
-				log.publish(t, nodes[k%nodesN], sse.Target{Users: []string{user}}, k)
+				log.publish(t, nodes[k%nodesN], ssekit.Target{Users: []string{user}}, k)
 				for i := range nodes {
 					if mine[i][user] {
 						addressed[i]++
@@ -381,7 +381,7 @@ func TestEachNodeReadsOnlyItsUsersEvents(t *testing.T) {
 				}
 			}
 			for k := range broadcasts {
-				log.publish(t, nodes[k%nodesN], sse.Target{All: true}, targeted+k)
+				log.publish(t, nodes[k%nodesN], ssekit.Target{All: true}, targeted+k)
 			}
 			for u, c := range conns {
 				want := log.expected(fmt.Sprint("user", u), "")
@@ -405,15 +405,15 @@ func TestClusterCursorOnAnotherNode(t *testing.T) {
 	for _, be := range backends(t) {
 		t.Run(be.name, func(t *testing.T) {
 			prefix := uniquePrefix(t, be.client(t))
-			a := newNode(t, be, prefix, redisbroker.Options{}, sse.Config{})
-			b := newNode(t, be, prefix, redisbroker.Options{}, sse.Config{})
+			a := newNode(t, be, prefix, redisbroker.Options{}, ssekit.Config{})
+			b := newNode(t, be, prefix, redisbroker.Options{}, ssekit.Config{})
 			if err := a.broker.SaveCursor(t.Context(), "k1", "a1-0.u2-0"); err != nil {
 				t.Fatal(err)
 			}
 			if v, err := b.broker.LoadCursor(t.Context(), "k1"); err != nil || v != "a1-0.u2-0" {
 				t.Fatalf("LoadCursor on the other node = %q, %v", v, err)
 			}
-			if _, err := b.broker.LoadCursor(t.Context(), "nobody"); !errors.Is(err, sse.ErrUnknownID) {
+			if _, err := b.broker.LoadCursor(t.Context(), "nobody"); !errors.Is(err, ssekit.ErrUnknownID) {
 				t.Fatalf("LoadCursor of an unknown key = %v, want ErrUnknownID", err)
 			}
 		})

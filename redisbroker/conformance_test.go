@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/brokertest"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestConformance runs the broker conformance suite against the Redis
@@ -19,18 +19,18 @@ func TestConformance(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			rdb := be.client(t)
 			var prefixes sync.Map // *redisbroker.Broker: its prefix
-			brokertest.Run(t, func(t *testing.T) sse.Broker {
+			brokertest.Run(t, func(t *testing.T) ssekit.Broker {
 				prefix := uniquePrefix(t, rdb)
 				b := newBroker(t, rdb, redisbroker.Options{Prefix: prefix, MaxLen: 100})
 				prefixes.Store(b, prefix)
 				return b
-			}, brokertest.WithPeer(func(t *testing.T, b sse.Broker) sse.Broker {
+			}, brokertest.WithPeer(func(t *testing.T, b ssekit.Broker) ssekit.Broker {
 				prefix, ok := prefixes.Load(b)
 				if !ok {
 					t.Fatalf("a peer of a broker the suite's newBroker did not make")
 				}
 				return newBroker(t, be.client(t), redisbroker.Options{Prefix: prefix.(string), MaxLen: 100})
-			}), brokertest.WithKeyWindow(func(t *testing.T, window time.Duration) sse.Broker {
+			}), brokertest.WithKeyWindow(func(t *testing.T, window time.Duration) ssekit.Broker {
 				return newBroker(t, rdb, redisbroker.Options{MaxLen: 100, KeyWindow: window})
 			}))
 		})

@@ -11,9 +11,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // gateConn forwards the first command of the first pipelined write that
@@ -88,7 +88,7 @@ func TestFreshStreamBetweenTwoCopiesOnRedis(t *testing.T) {
 		return c
 	}}
 	// The node that serves the stream.
-	n := newNode(t, be, prefix, redisbroker.Options{MaxLen: -1}, sse.Config{AuthorizeTopic: sse.AllowAllTopics, HeartbeatInterval: -1})
+	n := newNode(t, be, prefix, redisbroker.Options{MaxLen: -1}, ssekit.Config{AuthorizeTopic: ssekit.AllowAllTopics, HeartbeatInterval: -1})
 
 	// The publisher: another node's broker, on a gated connection.
 	g := &gate{firstSent: make(chan struct{}), hold: make(chan struct{})}
@@ -101,21 +101,21 @@ func TestFreshStreamBetweenTwoCopiesOnRedis(t *testing.T) {
 	}})
 	defer prdb.Close()
 	pb := newBroker(t, prdb, redisbroker.Options{Prefix: prefix, MaxLen: -1})
-	ph, err := sse.New(sse.Config{Broker: pb, HeartbeatInterval: -1})
+	ph, err := ssekit.New(ssekit.Config{Broker: pb, HeartbeatInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ph.Close()
 	ctx := context.Background()
 	// Load the script.
-	if _, err := ph.Publish(ctx, sse.Target{Users: []string{"warm-up"}}, sse.Event{Type: "n", Data: 0}); err != nil {
+	if _, err := ph.Publish(ctx, ssekit.Target{Users: []string{"warm-up"}}, ssekit.Event{Type: "n", Data: 0}); err != nil {
 		t.Fatal(err)
 	}
 
 	g.armed.Store(true)
 	done := make(chan error, 1)
 	go func() {
-		_, err := ph.Publish(ctx, sse.Target{Users: []string{"u"}, Topics: []string{"a"}}, sse.Event{Type: "n", Data: 1})
+		_, err := ph.Publish(ctx, ssekit.Target{Users: []string{"u"}, Topics: []string{"a"}}, ssekit.Event{Type: "n", Data: 1})
 		done <- err
 	}()
 	<-g.firstSent
@@ -140,7 +140,7 @@ func TestFreshStreamBetweenTwoCopiesOnRedis(t *testing.T) {
 		}
 	}
 	t.Logf("the stream's connected event: id %s", conn.ID)
-	if _, err := ph.Publish(ctx, sse.Target{Users: []string{"u"}}, sse.Event{Type: "n", Data: 2}); err != nil {
+	if _, err := ph.Publish(ctx, ssekit.Target{Users: []string{"u"}}, ssekit.Event{Type: "n", Data: 2}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

@@ -8,8 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // One node of a cluster: every process that runs this against the same
@@ -24,7 +24,7 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	defer broker.Close()
-	hub, err := sse.New(sse.Config{Broker: broker})
+	hub, err := ssekit.New(ssekit.Config{Broker: broker})
 	if err != nil {
 		log.Fatal(err) // Redis did not answer: the hub could not subscribe
 	}
@@ -34,9 +34,9 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 
-	http.Handle("/sse/stream", hub.Handler(sse.HandlerOptions{}))
+	http.Handle("/sse/stream", hub.Handler(ssekit.HandlerOptions{}))
 	// Published here, delivered by every node to its connections.
-	if _, err := hub.Publish(ctx, sse.Target{All: true}, sse.Event{Type: "announcement", Data: "hello"}); err != nil {
+	if _, err := hub.Publish(ctx, ssekit.Target{All: true}, ssekit.Event{Type: "announcement", Data: "hello"}); err != nil {
 		log.Print(err) // Redis refused: nothing was sent anywhere
 	}
 	st, err := broker.ClusterStatus(ctx)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // PublishWithID publishes under a chosen publish id, as a retried send
 // does.
-func PublishWithID(ctx context.Context, b *Broker, m sse.Message, id string) error {
+func PublishWithID(ctx context.Context, b *Broker, m ssekit.Message, id string) error {
 	return b.publishChannels(ctx, m, id)
 }
 
@@ -32,7 +32,7 @@ func RefreshPresenceOnce(ctx context.Context, b *Broker, src PresenceSource) err
 
 // Followed returns the channels a subscription holds (followed or
 // lingering).
-func Followed(sub sse.Subscription) []string {
+func Followed(sub ssekit.Subscription) []string {
 	s := sub.(*subscription)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -46,7 +46,7 @@ func Followed(sub sse.Subscription) []string {
 // Resubscribe sends SSUBSCRIBE again for a channel the subscription holds,
 // on its own connection, as go-redis does by itself after it re-dials a
 // broken Pub/Sub connection.
-func Resubscribe(ctx context.Context, sub sse.Subscription, channel string) error {
+func Resubscribe(ctx context.Context, sub ssekit.Subscription, channel string) error {
 	s := sub.(*subscription)
 	s.mu.Lock()
 	lc := s.chans[channel]
@@ -57,6 +57,6 @@ func Resubscribe(ctx context.Context, sub sse.Subscription, channel string) erro
 // ClaimKey records m.Key for the publish id as a keyed Publish does first,
 // and returns the id the key belongs to: what a node that died right after
 // the claim leaves behind.
-func ClaimKey(ctx context.Context, b *Broker, m sse.Message, id string) (string, error) {
+func ClaimKey(ctx context.Context, b *Broker, m ssekit.Message, id string) (string, error) {
 	return b.claimKey(ctx, &m, id)
 }

@@ -13,10 +13,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/rediscluster"
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // failoverCluster starts a Redis Cluster of three masters with a replica
@@ -38,7 +38,7 @@ func failoverCluster(t *testing.T) *rediscluster.Cluster {
 
 // sent is what the failover test's publisher did with one seq.
 type sent struct {
-	target  sse.Target
+	target  ssekit.Target
 	retried bool // a publish failed and was sent again: it may be there twice
 }
 
@@ -58,7 +58,7 @@ func TestFaultClusterFailover(t *testing.T) {
 		return c
 	}}
 	opts := redisbroker.Options{WaitReplicas: 1, WaitTimeout: 500 * time.Millisecond}
-	cfg := sse.Config{HeartbeatInterval: -1}
+	cfg := ssekit.Config{HeartbeatInterval: -1}
 	nodes := []*node{newNode(t, be, "failover", opts, cfg), newNode(t, be, "failover", opts, cfg)}
 	const usersN = 12
 	type client struct {
@@ -78,12 +78,12 @@ func TestFaultClusterFailover(t *testing.T) {
 
 	var mu sync.Mutex
 	log := map[int]sent{}
-	publish := func(seq int, to sse.Target) {
+	publish := func(seq int, to ssekit.Target) {
 		deadline := time.Now().Add(ssetest.Patience)
 		retried := false
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := nodes[(seq%2+2)%2].hub.Publish(ctx, to, sse.Event{Type: "t", Data: map[string]int{"seq": seq}})
+			_, err := nodes[(seq%2+2)%2].hub.Publish(ctx, to, ssekit.Event{Type: "t", Data: map[string]int{"seq": seq}})
 			cancel()
 			if err == nil {
 				break
@@ -109,9 +109,9 @@ func TestFaultClusterFailover(t *testing.T) {
 				return
 			default:
 			}
-			to := sse.Target{All: true}
+			to := ssekit.Target{All: true}
 			if r.IntN(4) > 0 {
-				to = sse.Target{Users: []string{fmt.Sprint("user", r.IntN(usersN))}}
+				to = ssekit.Target{Users: []string{fmt.Sprint("user", r.IntN(usersN))}}
 			}
 			publish(seq, to)
 			time.Sleep(2 * time.Millisecond)
@@ -124,7 +124,7 @@ func TestFaultClusterFailover(t *testing.T) {
 	// A crash: the broadcast channel's master dies; its replica takes
 	// over; the old master comes back as the new one's replica.
 	rdb := be.client(t).(*redis.ClusterClient)
-	master, err := rdb.MasterForKey(ctx, nodes[0].broker.StreamKey(sse.BroadcastChannel))
+	master, err := rdb.MasterForKey(ctx, nodes[0].broker.StreamKey(ssekit.BroadcastChannel))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,9 +155,9 @@ func TestFaultClusterFailover(t *testing.T) {
 	// End markers, one per channel: channels are independent, so only a
 	// channel's own last event says that everything before it in that
 	// channel has arrived.
-	publish(-1, sse.Target{All: true})
+	publish(-1, ssekit.Target{All: true})
 	for u := range usersN {
-		publish(-2-u, sse.Target{Users: []string{fmt.Sprint("user", u)}})
+		publish(-2-u, ssekit.Target{Users: []string{fmt.Sprint("user", u)}})
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -177,11 +177,11 @@ func TestFaultClusterFailover(t *testing.T) {
 			ev := c.c.NextOf()
 			// A resync may move the channels it names back: to where their
 			// history goes on unbroken (the promoted replica's).
-			if ev.Type != sse.TypeResync && prev != "" && ev.ID != prev && !ssetest.Moved(prev, ev.ID) {
+			if ev.Type != ssekit.TypeResync && prev != "" && ev.ID != prev && !ssetest.Moved(prev, ev.ID) {
 				t.Fatalf("%s: id %s after %s", who, ev.ID, prev)
 			}
 			prev = ev.ID
-			if ev.Type == sse.TypeResync {
+			if ev.Type == ssekit.TypeResync {
 				var d struct{ Channels []string }
 				if err := ev.Decode(&d); err != nil {
 					t.Fatal(err)

@@ -9,10 +9,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // heartbeats reads n heartbeats from c and fails on anything else: the
@@ -20,7 +20,7 @@ import (
 func heartbeats(t *testing.T, who string, c *conn, n int) {
 	t.Helper()
 	for range n {
-		if ev := c.Next(); ev.Type != sse.TypeHeartbeat {
+		if ev := c.Next(); ev.Type != ssekit.TypeHeartbeat {
 			t.Fatalf("%s: got %s %s (%q) while Redis was down, want heartbeats only", who, ev.Type, ev.ID, ev.Data)
 		}
 	}
@@ -52,7 +52,7 @@ func connections(t *testing.T, addr string) int {
 // event published after the restart once, in order; no connection leaks.
 func TestFaultRedisRestartsEmpty(t *testing.T) {
 	srv := startRedisServer(t)
-	cfg := sse.Config{HeartbeatInterval: 100 * time.Millisecond}
+	cfg := ssekit.Config{HeartbeatInterval: 100 * time.Millisecond}
 	a := newNode(t, serverBackend(srv.addr), "fault", redisbroker.Options{}, cfg)
 	b := newNode(t, serverBackend(srv.addr), "fault", redisbroker.Options{}, cfg)
 	conns := map[string]*conn{
@@ -64,8 +64,8 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 		c.Connected()
 	}
 	var before pubLog
-	before.publish(t, a, sse.Target{Users: []string{"alice"}}, 1)
-	before.publish(t, b, sse.Target{All: true}, 2)
+	before.publish(t, a, ssekit.Target{Users: []string{"alice"}}, 1)
+	before.publish(t, b, ssekit.Target{All: true}, 2)
 	for who, c := range conns {
 		user := ""
 		if who != "anon on b" {
@@ -78,10 +78,10 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 	srv.stop()
 	ctx, cancel := context.WithTimeout(t.Context(), ssetest.Patience)
 	defer cancel()
-	if _, err := a.hub.Publish(ctx, sse.Target{All: true}, sse.Event{Type: "t", Data: map[string]int{"seq": 99}}); err == nil {
+	if _, err := a.hub.Publish(ctx, ssekit.Target{All: true}, ssekit.Event{Type: "t", Data: map[string]int{"seq": 99}}); err == nil {
 		t.Fatal("Publish succeeded with Redis down")
 	}
-	if err := b.hub.SendToUser([16]byte{1}, sse.Event{Type: "t"}); err == nil {
+	if err := b.hub.SendToUser([16]byte{1}, ssekit.Event{Type: "t"}); err == nil {
 		t.Fatal("SendToUser succeeded with Redis down")
 	}
 	if err := a.broker.Ping(ctx); err == nil {
@@ -97,9 +97,9 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 	}
 	var after pubLog
 	for k := range 6 {
-		to := sse.Target{All: true}
+		to := ssekit.Target{All: true}
 		if k%2 == 0 {
-			to = sse.Target{Users: []string{"alice"}}
+			to = ssekit.Target{Users: []string{"alice"}}
 		}
 		after.publish(t, []*node{a, b}[k%2], to, 100+k)
 	}
@@ -115,7 +115,7 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 		var resynced []string
 		for len(got) < len(want) {
 			ev := c.NextOf()
-			if ev.Type != sse.TypeResync {
+			if ev.Type != ssekit.TypeResync {
 				got = append(got, ev)
 				continue
 			}
@@ -152,8 +152,8 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 // order, with no resync.
 func TestFaultRedisPaused(t *testing.T) {
 	srv := startRedisServer(t)
-	a := newNode(t, serverBackend(srv.addr), "pause", redisbroker.Options{}, sse.Config{HeartbeatInterval: 100 * time.Millisecond})
-	b := newNode(t, serverBackend(srv.addr), "pause", redisbroker.Options{}, sse.Config{HeartbeatInterval: 100 * time.Millisecond})
+	a := newNode(t, serverBackend(srv.addr), "pause", redisbroker.Options{}, ssekit.Config{HeartbeatInterval: 100 * time.Millisecond})
+	b := newNode(t, serverBackend(srv.addr), "pause", redisbroker.Options{}, ssekit.Config{HeartbeatInterval: 100 * time.Millisecond})
 	conns := map[string]*conn{"anon on a": a.dial(t, "", ""), "anon on b": b.dial(t, "", "")}
 	for _, c := range conns {
 		c.Connected()
@@ -170,7 +170,7 @@ func TestFaultRedisPaused(t *testing.T) {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), ssetest.Patience)
 				defer cancel()
-				_, err := n.hub.Publish(ctx, sse.Target{All: true}, sse.Event{Type: "t", Data: map[string]int{"seq": seq}})
+				_, err := n.hub.Publish(ctx, ssekit.Target{All: true}, ssekit.Event{Type: "t", Data: map[string]int{"seq": seq}})
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -228,10 +228,10 @@ func TestFaultRedisPaused(t *testing.T) {
 	}
 	publishAll(8, 9)
 
-	if _, err := a.hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "end", Data: map[string]int{"seq": -1}}); err != nil {
+	if _, err := a.hub.Publish(t.Context(), ssekit.Target{All: true}, ssekit.Event{Type: "end", Data: map[string]int{"seq": -1}}); err != nil {
 		t.Fatal(err)
 	}
-	stored := ctl.XLen(t.Context(), a.broker.StreamKey(sse.BroadcastChannel)).Val()
+	stored := ctl.XLen(t.Context(), a.broker.StreamKey(ssekit.BroadcastChannel)).Val()
 	for who, c := range conns {
 		var got []sseclient.Event
 		for {
@@ -278,17 +278,17 @@ func TestFaultLostAnnouncement(t *testing.T) {
 	for _, be := range backends(t) {
 		t.Run(be.name, func(t *testing.T) {
 			prefix := uniquePrefix(t, be.client(t))
-			a := newNode(t, be, prefix, redisbroker.Options{}, sse.Config{})
+			a := newNode(t, be, prefix, redisbroker.Options{}, ssekit.Config{})
 			c := a.dial(t, "alice", "")
 			c.Connected()
 			var log pubLog
-			log.publish(t, a, sse.Target{Users: []string{"alice"}}, 1)
+			log.publish(t, a, ssekit.Target{Users: []string{"alice"}}, 1)
 			for range 2 {
-				if _, err := redisbroker.PublishUnannounced(t.Context(), a.broker, sse.UserChannel("alice"), "t"); err != nil {
+				if _, err := redisbroker.PublishUnannounced(t.Context(), a.broker, ssekit.UserChannel("alice"), "t"); err != nil {
 					t.Fatal(err)
 				}
 			}
-			log.publish(t, a, sse.Target{Users: []string{"alice"}}, 4)
+			log.publish(t, a, ssekit.Target{Users: []string{"alice"}}, 4)
 			got := c.Take(4)
 			if seqOf(t, got[0]) != 1 || got[1].Type != "t" || got[2].Type != "t" || seqOf(t, got[3]) != 4 {
 				t.Fatalf("got %v, want 1, the two unannounced events, then 4", got)
@@ -309,19 +309,19 @@ func TestFaultLostAnnouncement(t *testing.T) {
 func TestFaultTrimmedBeforeTheNodeReadIt(t *testing.T) {
 	rdb := sharedRedis(t)
 	prefix := uniquePrefix(t, rdb)
-	a := newNode(t, backends(t)[0], prefix, redisbroker.Options{MaxLen: 5}, sse.Config{})
+	a := newNode(t, backends(t)[0], prefix, redisbroker.Options{MaxLen: 5}, ssekit.Config{})
 	c := a.dial(t, "alice", "")
 	c.Connected()
 	for range 300 { // past approximate trimming's whole stream nodes
-		if _, err := redisbroker.PublishUnannounced(t.Context(), a.broker, sse.UserChannel("alice"), "lost"); err != nil {
+		if _, err := redisbroker.PublishUnannounced(t.Context(), a.broker, ssekit.UserChannel("alice"), "lost"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var log pubLog
-	log.publish(t, a, sse.Target{Users: []string{"alice"}}, 1)
+	log.publish(t, a, ssekit.Target{Users: []string{"alice"}}, 1)
 	ev := c.NextOf()
 	var d struct{ Channels []string }
-	if err := ev.Decode(&d); ev.Type != sse.TypeResync || err != nil || !slices.Equal(d.Channels, []string{"user"}) {
+	if err := ev.Decode(&d); ev.Type != ssekit.TypeResync || err != nil || !slices.Equal(d.Channels, []string{"user"}) {
 		t.Fatalf("got %s %s, want a resync of alice's channel", ev.Type, ev.Data)
 	}
 	for {
@@ -343,8 +343,8 @@ func TestFaultTrimmedBeforeTheNodeReadIt(t *testing.T) {
 func TestFaultPubSubConnectionKilled(t *testing.T) {
 	srv := startRedisServer(t)
 	be := serverBackend(srv.addr)
-	a := newNode(t, be, "killed", redisbroker.Options{}, sse.Config{})
-	b := newNode(t, be, "killed", redisbroker.Options{}, sse.Config{})
+	a := newNode(t, be, "killed", redisbroker.Options{}, ssekit.Config{})
+	b := newNode(t, be, "killed", redisbroker.Options{}, ssekit.Config{})
 	conns := map[string]*conn{"alice on a": a.dial(t, "alice", ""), "bob on a": a.dial(t, "bob", ""), "anon on a": a.dial(t, "", "")}
 	for _, c := range conns {
 		c.Connected()
@@ -353,7 +353,7 @@ func TestFaultPubSubConnectionKilled(t *testing.T) {
 	defer ctl.Close()
 	var log pubLog
 	for k := range 60 {
-		to := []sse.Target{{Users: []string{"alice"}}, {Users: []string{"bob"}}, {All: true}}[k%3]
+		to := []ssekit.Target{{Users: []string{"alice"}}, {Users: []string{"bob"}}, {All: true}}[k%3]
 		log.publish(t, b, to, k)
 		if k%20 == 10 {
 			if err := ctl.Do(t.Context(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {

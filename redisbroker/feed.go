@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // read is a shard's goroutine: it delivers what its connection hears, in
@@ -171,13 +171,13 @@ func (s *subscription) live(lc *liveChan, payload string) error {
 		return nil
 	}
 	id, prev := f[0], f[1]
-	if sse.CompareIDs(id, lc.last) <= 0 {
+	if ssekit.CompareIDs(id, lc.last) <= 0 {
 		return nil // delivered already, by a read of the stream
 	}
-	if prev != lc.last && sse.CompareIDs(prev, lc.last) != 0 {
+	if prev != lc.last && ssekit.CompareIDs(prev, lc.last) != 0 {
 		return s.fill(lc) // delivers this one too
 	}
-	s.deliver(lc, sse.Message{ID: f[2], Also: also, Type: f[3], Data: []byte(f[4]), Time: idTime(id)}, id)
+	s.deliver(lc, ssekit.Message{ID: f[2], Also: also, Type: f[3], Data: []byte(f[4]), Time: idTime(id)}, id)
 	return nil
 }
 
@@ -197,7 +197,7 @@ func announcement(payload string) (f, also []string, err error) {
 }
 
 // deliver hands fn an event of lc at position pos.
-func (s *subscription) deliver(lc *liveChan, m sse.Message, pos string) {
+func (s *subscription) deliver(lc *liveChan, m ssekit.Message, pos string) {
 	m.Channels, m.Positions = []string{lc.channel}, []string{pos}
 	lc.last = pos
 	if s.ctx.Err() == nil {
@@ -223,7 +223,7 @@ func (s *subscription) fill(lc *liveChan) error {
 			if err != nil {
 				return err
 			}
-			if sse.CompareIDs(head, lc.last) >= 0 {
+			if ssekit.CompareIDs(head, lc.last) >= 0 {
 				return nil
 			}
 			b.log.Error("redisbroker: a channel's stream went back (Redis lost its data?); telling its clients to resync",
@@ -232,10 +232,10 @@ func (s *subscription) fill(lc *liveChan) error {
 			continue
 		}
 		for _, xm := range entries {
-			if prev, _ := xm.Values[fieldPrev].(string); prev != lc.last && sse.CompareIDs(prev, lc.last) != 0 {
+			if prev, _ := xm.Values[fieldPrev].(string); prev != lc.last && ssekit.CompareIDs(prev, lc.last) != 0 {
 				b.log.Error("redisbroker: events were trimmed before this node read them; telling the channel's clients to resync",
 					"channel", lc.channel, "delivered_up_to", lc.last, "entry", xm.ID, "entry_prev", prev)
-				if !validStreamID(prev) || sse.CompareIDs(prev, xm.ID) >= 0 {
+				if !validStreamID(prev) || ssekit.CompareIDs(prev, xm.ID) >= 0 {
 					prev = "0-0"
 				}
 				s.resync(lc, prev)
@@ -252,7 +252,7 @@ func (s *subscription) fill(lc *liveChan) error {
 // resync delivers the announcement that lc's history broke; pos is where
 // its unbroken history starts again.
 func (s *subscription) resync(lc *liveChan, pos string) {
-	s.deliver(lc, sse.Message{Type: sse.TypeResync, Time: time.Now()}, pos)
+	s.deliver(lc, ssekit.Message{Type: ssekit.TypeResync, Time: time.Now()}, pos)
 }
 
 // fields splits an announcement into n length-prefixed fields,
@@ -331,7 +331,7 @@ func appendField(b []byte, s string) []byte {
 // encodeClients is the announcement of an event to clients: the publish
 // id, the clients and the event's channels (JSON arrays: a client that
 // follows one of them gets the event there instead), type and data.
-func encodeClients(id string, m sse.Message) string {
+func encodeClients(id string, m ssekit.Message) string {
 	clients, _ := json.Marshal(m.Clients) // []string always marshals
 	channels, _ := json.Marshal(m.Channels)
 	b := appendField(nil, id)
@@ -345,12 +345,12 @@ func encodeClients(id string, m sse.Message) string {
 // decodeClients reads an event to clients. Its Channels carry no
 // positions: the event reaches their followers through the channels
 // themselves.
-func decodeClients(payload string) (sse.Message, error) {
+func decodeClients(payload string) (ssekit.Message, error) {
 	f, err := fields(payload, 5)
 	if err != nil {
-		return sse.Message{}, err
+		return ssekit.Message{}, err
 	}
-	m := sse.Message{ID: f[0], Type: f[3], Data: []byte(f[4]), Time: time.Now()}
+	m := ssekit.Message{ID: f[0], Type: f[3], Data: []byte(f[4]), Time: time.Now()}
 	if err := json.Unmarshal([]byte(f[1]), &m.Clients); err != nil {
 		return m, err
 	}

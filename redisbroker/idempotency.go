@@ -11,10 +11,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
-// A keyed publish (sse.Message.Key) is stored once however often it is
+// A keyed publish (ssekit.Message.Key) is stored once however often it is
 // retried, on whichever nodes. A Redis Cluster cannot decide the key and
 // append to the publish's channels in one atomic step (they live in other
 // slots, on other masters), so a keyed publish takes two, each of them
@@ -23,7 +23,7 @@ import (
 //  1. The claim: one SET NX GET on the key's own slot records "<publish
 //     id> <digest>" for KeyWindow, unless a record is there; then it
 //     answers that record, and the publish goes on under the recorded id
-//     (or fails with sse.ErrKeyConflict when the digest differs).
+//     (or fails with ssekit.ErrKeyConflict when the digest differs).
 //  2. The appends, under that id, to every channel, whether the claim was
 //     new or not: the publish script remembers each publish id it stored
 //     in a channel (its dedupe key, kept for KeyWindow for a keyed
@@ -50,13 +50,13 @@ func (b *Broker) keyRecordKey(key string) string {
 // claimKey records m.Key for the publish id, unless the key has a record
 // within its window. It returns the id of the publish the key belongs to:
 // id itself when this call recorded it (or a retry of its own SET by the
-// Redis client did), the recorded one otherwise; sse.ErrKeyConflict when
+// Redis client did), the recorded one otherwise; ssekit.ErrKeyConflict when
 // the record is of a publish with another digest. With WaitReplicas, the
 // record is on that many replicas before the appends start: a failover
 // that lost it could otherwise let a retry store the event again.
-func (b *Broker) claimKey(ctx context.Context, m *sse.Message, id string) (string, error) {
+func (b *Broker) claimKey(ctx context.Context, m *ssekit.Message, id string) (string, error) {
 	k := b.keyRecordKey(m.Key)
-	digest := sse.Digest(m)
+	digest := ssekit.Digest(m)
 	set := redis.SetArgs{Mode: "NX", Get: true, TTL: b.opts.KeyWindow}
 	b.ops.add(opKey, 1)
 	var rec string
@@ -83,7 +83,7 @@ func (b *Broker) claimKey(ctx context.Context, m *sse.Message, id string) (strin
 	case !ok || first == "":
 		return "", fmt.Errorf("redisbroker: publish with key: malformed record %.80q", rec)
 	case firstDigest != digest:
-		return "", sse.ErrKeyConflict
+		return "", ssekit.ErrKeyConflict
 	}
 	return first, nil
 }
@@ -102,11 +102,11 @@ return 0
 // the failed step took effect after all, the retry repeats it: a client
 // may get a live event twice, never none. A record another call made
 // stays.
-func (b *Broker) releaseKey(m *sse.Message, id string) {
+func (b *Broker) releaseKey(m *ssekit.Message, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(context.Background()), releaseTimeout)
 	defer cancel()
 	b.ops.add(opKey, 1)
-	if err := releaseScript.Run(ctx, b.rdb, []string{b.keyRecordKey(m.Key)}, id+" "+sse.Digest(m)).Err(); err != nil {
+	if err := releaseScript.Run(ctx, b.rdb, []string{b.keyRecordKey(m.Key)}, id+" "+ssekit.Digest(m)).Err(); err != nil {
 		b.log.Warn("redisbroker: a failed keyed publish's record was not released; its retry will answer a replay", "publish", id, "err", err)
 	}
 }

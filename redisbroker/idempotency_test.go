@@ -15,8 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // heard records, by channel, the publish ids a subscription delivered.
@@ -25,7 +25,7 @@ type heard struct {
 	ids map[string][]string
 }
 
-func (h *heard) fn(m sse.Message) {
+func (h *heard) fn(m ssekit.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, ch := range m.Channels {
@@ -84,7 +84,7 @@ func TestKeyedRetryCompletesAPartialPublish(t *testing.T) {
 			h := follow(t, retrier, chans...)
 
 			for reached := range len(chans) {
-				m := sse.Message{Channels: chans, Key: fmt.Sprint("partial-", reached), Type: "t", Data: []byte(strconv.Itoa(reached))}
+				m := ssekit.Message{Channels: chans, Key: fmt.Sprint("partial-", reached), Type: "t", Data: []byte(strconv.Itoa(reached))}
 				first := fmt.Sprint("1700000000000-", reached+1)
 				if id, err := redisbroker.ClaimKey(t.Context(), dead, m, first); err != nil || id != first {
 					t.Fatalf("claim: %q, %v; want %q", id, err, first)
@@ -98,8 +98,8 @@ func TestKeyedRetryCompletesAPartialPublish(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond) // past DedupeWindow
 				for range 2 {
-					if id, err := retrier.Publish(t.Context(), m); id != first || !errors.Is(err, sse.ErrReplayed) {
-						t.Fatalf("retry of a publish that reached %d channels: %q, %v; want %q, sse.ErrReplayed", reached, id, err, first)
+					if id, err := retrier.Publish(t.Context(), m); id != first || !errors.Is(err, ssekit.ErrReplayed) {
+						t.Fatalf("retry of a publish that reached %d channels: %q, %v; want %q, ssekit.ErrReplayed", reached, id, err, first)
 					}
 				}
 			}
@@ -109,7 +109,7 @@ func TestKeyedRetryCompletesAPartialPublish(t *testing.T) {
 					t.Errorf("%s holds publishes %q, want %q: each once", ch, got, want)
 				}
 			}
-			marker, err := retrier.Publish(t.Context(), sse.Message{Channels: chans, Type: "marker"})
+			marker, err := retrier.Publish(t.Context(), ssekit.Message{Channels: chans, Type: "marker"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,13 +135,13 @@ func TestKeyedRetryCompletesAPartialPublish(t *testing.T) {
 // same publish id (the Redis client sent the SET again after a lost reply)
 // is the same publish, not a replay; another id gets the recorded one;
 // another publish under the key is a conflict. Keys of any bytes and
-// length up to sse.MaxKeyLen are one key each, in one slot.
+// length up to ssekit.MaxKeyLen are one key each, in one slot.
 func TestClaimKey(t *testing.T) {
 	for _, be := range backends(t) {
 		t.Run(be.name, func(t *testing.T) {
 			b := newBroker(t, be.client(t), redisbroker.Options{})
-			for _, key := range []string{"k", "{x}", "a}b{c", strings.Repeat("~", sse.MaxKeyLen), "é \n"} {
-				m := sse.Message{Channels: []string{"user:claim"}, Key: key, Type: "t", Data: []byte(`1`)}
+			for _, key := range []string{"k", "{x}", "a}b{c", strings.Repeat("~", ssekit.MaxKeyLen), "é \n"} {
+				m := ssekit.Message{Channels: []string{"user:claim"}, Key: key, Type: "t", Data: []byte(`1`)}
 				for _, try := range []struct{ id, want string }{{"1-1", "1-1"}, {"1-1", "1-1"}, {"2-2", "1-1"}} {
 					if got, err := redisbroker.ClaimKey(t.Context(), b, m, try.id); got != try.want || err != nil {
 						t.Fatalf("key %.20q: claim for %s = %q, %v; want %q", key, try.id, got, err, try.want)
@@ -149,8 +149,8 @@ func TestClaimKey(t *testing.T) {
 				}
 				other := m
 				other.Data = []byte(`2`)
-				if got, err := redisbroker.ClaimKey(t.Context(), b, other, "3-3"); !errors.Is(err, sse.ErrKeyConflict) {
-					t.Fatalf("key %.20q: claim for another publish = %q, %v; want sse.ErrKeyConflict", key, got, err)
+				if got, err := redisbroker.ClaimKey(t.Context(), b, other, "3-3"); !errors.Is(err, ssekit.ErrKeyConflict) {
+					t.Fatalf("key %.20q: claim for another publish = %q, %v; want ssekit.ErrKeyConflict", key, got, err)
 				}
 			}
 		})
@@ -163,14 +163,14 @@ func TestClaimKey(t *testing.T) {
 // store nothing.
 func TestKeyedPublishOps(t *testing.T) {
 	b := newBroker(t, sharedRedis(t), redisbroker.Options{})
-	m := sse.Message{Channels: []string{"user:a", "user:b"}, Clients: []string{"c"}, Key: "ops", Type: "t"}
+	m := ssekit.Message{Channels: []string{"user:a", "user:b"}, Clients: []string{"c"}, Key: "ops", Type: "t"}
 	for _, step := range []struct {
 		name            string
 		keys, publishes int64
 		wantErr         error
 	}{
 		{"new", 1, 3, nil},
-		{"repeat", 1, 2, sse.ErrReplayed},
+		{"repeat", 1, 2, ssekit.ErrReplayed},
 	} {
 		before := b.Ops()
 		if _, err := b.Publish(t.Context(), m); !errors.Is(err, step.wantErr) {
@@ -196,7 +196,7 @@ func TestKeyedPublishWaitsForReplicas(t *testing.T) {
 		}
 	}
 	b := newBroker(t, rdb, redisbroker.Options{WaitReplicas: replicas + 1, WaitTimeout: 50 * time.Millisecond})
-	m := sse.Message{Channels: []string{"user:w"}, Key: "wait", Type: "t"}
+	m := ssekit.Message{Channels: []string{"user:w"}, Key: "wait", Type: "t"}
 	if _, err := b.Publish(t.Context(), m); err == nil || !strings.Contains(err.Error(), "replicas") {
 		t.Fatalf("keyed publish waiting for %d replicas of a Redis with %d: %v, want an error naming the replicas", replicas+1, replicas, err)
 	}
@@ -236,7 +236,7 @@ func TestKeyedPublishToClientsRetriedAfterAFailedAnnouncement(t *testing.T) {
 	retrier := newBroker(t, sharedRedis(t), redisbroker.Options{Prefix: prefix})
 
 	var heard atomic.Int32
-	if _, err := retrier.Subscribe(t.Context(), func(m sse.Message) {
+	if _, err := retrier.Subscribe(t.Context(), func(m ssekit.Message) {
 		if slices.Contains(m.Clients, "c1") && m.Type == "keyed" {
 			heard.Add(1)
 		}
@@ -246,11 +246,11 @@ func TestKeyedPublishToClientsRetriedAfterAFailedAnnouncement(t *testing.T) {
 	// The subscription hears announcements once a probe gets through.
 	var probes atomic.Int32
 	probe := func() {
-		if _, err := retrier.Publish(t.Context(), sse.Message{Clients: []string{"probe"}, Type: "probe", Data: []byte("{}")}); err != nil {
+		if _, err := retrier.Publish(t.Context(), ssekit.Message{Clients: []string{"probe"}, Type: "probe", Data: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := retrier.Subscribe(t.Context(), func(m sse.Message) {
+	if _, err := retrier.Subscribe(t.Context(), func(m ssekit.Message) {
 		if m.Type == "probe" {
 			probes.Add(1)
 		}
@@ -259,7 +259,7 @@ func TestKeyedPublishToClientsRetriedAfterAFailedAnnouncement(t *testing.T) {
 	}
 	waitUntil(t, "the subscription hears announcements", func() bool { probe(); return probes.Load() > 0 })
 
-	m := sse.Message{Clients: []string{"c1"}, Key: "k1", Type: "keyed", Data: []byte("{}")}
+	m := ssekit.Message{Clients: []string{"c1"}, Key: "k1", Type: "keyed", Data: []byte("{}")}
 	if _, err := first.Publish(t.Context(), m); err == nil {
 		t.Fatal("the injected reset did not fail the publish")
 	}
@@ -268,7 +268,7 @@ func TestKeyedPublishToClientsRetriedAfterAFailedAnnouncement(t *testing.T) {
 		t.Fatalf("the retry: %q, %v; want a new publish (the failed one's record released)", id, err)
 	}
 	waitUntil(t, "the retry announced", func() bool { return heard.Load() == 1 })
-	if _, err := retrier.Publish(t.Context(), m); !errors.Is(err, sse.ErrReplayed) {
+	if _, err := retrier.Publish(t.Context(), m); !errors.Is(err, ssekit.ErrReplayed) {
 		t.Fatalf("a repeat of the retry: %v, want ErrReplayed", err)
 	}
 }

@@ -3,9 +3,9 @@ package redisbroker_test
 import (
 	"testing"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/isolation"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestIsolation runs the randomized isolation test (internal/isolation)
@@ -20,7 +20,7 @@ func TestIsolation(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			prefix := uniquePrefix(t, be.client(t))
 			isolation.Run(t, isolation.Options{
-				Broker: func(_ testing.TB, node int) sse.Broker {
+				Broker: func(_ testing.TB, node int) ssekit.Broker {
 					// No trimming: a resume must find everything it missed.
 					return newBroker(t, be.client(t), redisbroker.Options{Prefix: prefix, MaxLen: -1, Logger: testLogger(t)})
 				},
@@ -38,7 +38,7 @@ func TestRacingResumes(t *testing.T) {
 	for _, be := range backends(t) {
 		t.Run(be.name, func(t *testing.T) {
 			prefix := uniquePrefix(t, be.client(t))
-			cfg := sse.Config{AuthorizeTopic: sse.AllowAllTopics}
+			cfg := ssekit.Config{AuthorizeTopic: ssekit.AllowAllTopics}
 			var nodes []isolation.RacingNode
 			for range 2 {
 				n := newNode(t, be, prefix, redisbroker.Options{MaxLen: -1}, cfg)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // Subscribe starts a subscription that delivers to fn the events of the
@@ -19,9 +19,9 @@ import (
 // idle for Linger), and one per master it subscribes on, which reads that
 // master's Pub/Sub connection and delivers. ctx bounds the subscription's
 // lifetime; its goroutines stop once ctx is done or the broker is closed.
-func (b *Broker) Subscribe(ctx context.Context, fn func(sse.Message)) (sse.Subscription, error) {
+func (b *Broker) Subscribe(ctx context.Context, fn func(ssekit.Message)) (ssekit.Subscription, error) {
 	if b.isClosed() {
-		return nil, sse.ErrBrokerClosed
+		return nil, ssekit.ErrBrokerClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -53,7 +53,7 @@ func (b *Broker) Subscribe(ctx context.Context, fn func(sse.Message)) (sse.Subsc
 // (maintain) and one reader per shard (read).
 type subscription struct {
 	b   *Broker
-	fn  func(sse.Message)
+	fn  func(ssekit.Message)
 	ctx context.Context // done when the subscription ends; set before use
 
 	kick chan struct{} // capacity 1: "a channel needs (re)subscribing"
@@ -174,7 +174,7 @@ func (s *subscription) Follow(ctx context.Context, channels ...string) error {
 			return ctx.Err()
 		case <-s.ctx.Done():
 			s.Unfollow(channels...)
-			return sse.ErrBrokerClosed
+			return ssekit.ErrBrokerClosed
 		}
 	}
 	return nil

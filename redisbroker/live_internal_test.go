@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestBackoff: the wait grows from minBackoff to maxBackoff and stays
@@ -50,7 +50,7 @@ func TestValidStreamID(t *testing.T) {
 // TestAnnouncementFields: what the script announces and encodeClients
 // writes reads back whole, whatever the bytes; anything else is refused.
 func TestAnnouncementFields(t *testing.T) {
-	m := sse.Message{Channels: []string{"all", "user:a:b"}, Clients: []string{"c1", "c:2"}, Type: "t:1", Data: []byte("{\"x\":\"3:4\\n\"}")}
+	m := ssekit.Message{Channels: []string{"all", "user:a:b"}, Clients: []string{"c1", "c:2"}, Type: "t:1", Data: []byte("{\"x\":\"3:4\\n\"}")}
 	got, err := decodeClients(encodeClients("1-2", m))
 	if err != nil {
 		t.Fatal(err)
@@ -111,13 +111,13 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// TestAlsoArgs: each channel's copy carries what sse.AlsoFollowed says,
+// TestAlsoArgs: each channel's copy carries what ssekit.AlsoFollowed says,
 // however the publish mixes users, tenants, topics and other channels.
 func TestAlsoArgs(t *testing.T) {
 	users := func(n int) []string {
 		var out []string
 		for i := range n {
-			out = append(out, sse.UserChannel(fmt.Sprint("u", i)))
+			out = append(out, ssekit.UserChannel(fmt.Sprint("u", i)))
 		}
 		return out
 	}
@@ -126,11 +126,11 @@ func TestAlsoArgs(t *testing.T) {
 		{"user:a"},
 		{"all"},
 		users(50),
-		append(users(3), sse.TopicChannel("board")),
-		append(users(20), sse.TopicChannel("a"), sse.TopicChannel("b"), sse.TenantChannel("x"), sse.TenantChannel("y")),
-		{sse.TenantChannel("x"), sse.TenantChannel("y")},
-		{sse.TopicChannel("a"), sse.TopicChannel("b"), sse.TopicChannel("c")},
-		{"custom", "other", sse.UserChannel("a\nb"), sse.UserChannel("c")},
+		append(users(3), ssekit.TopicChannel("board")),
+		append(users(20), ssekit.TopicChannel("a"), ssekit.TopicChannel("b"), ssekit.TenantChannel("x"), ssekit.TenantChannel("y")),
+		{ssekit.TenantChannel("x"), ssekit.TenantChannel("y")},
+		{ssekit.TopicChannel("a"), ssekit.TopicChannel("b"), ssekit.TopicChannel("c")},
+		{"custom", "other", ssekit.UserChannel("a\nb"), ssekit.UserChannel("c")},
 	} {
 		slices.Sort(chans)
 		got := alsoArgs(chans)
@@ -138,7 +138,7 @@ func TestAlsoArgs(t *testing.T) {
 			t.Fatalf("alsoArgs(%q) has %d entries, want one per channel", chans, len(got))
 		}
 		for i, ch := range chans {
-			if want := encodeNames(sse.AlsoFollowed(chans, ch)); got[i] != want {
+			if want := encodeNames(ssekit.AlsoFollowed(chans, ch)); got[i] != want {
 				t.Errorf("alsoArgs(%q)[%q] = %q, want %q", chans, ch, got[i], want)
 			}
 		}

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestLingerAfterTheLastUnfollow: a channel nobody follows stays
@@ -16,7 +16,7 @@ import (
 func TestLingerAfterTheLastUnfollow(t *testing.T) {
 	rdb := sharedRedis(t)
 	b := newBroker(t, rdb, redisbroker.Options{Linger: 300 * time.Millisecond})
-	sub, err := b.Subscribe(t.Context(), func(sse.Message) {})
+	sub, err := b.Subscribe(t.Context(), func(ssekit.Message) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestSilentResubscribeReadsWhatWasMissed(t *testing.T) {
 	b := newBroker(t, rdb, redisbroker.Options{})
 	var mu sync.Mutex
 	var got []string
-	sub, err := b.Subscribe(t.Context(), func(m sse.Message) {
+	sub, err := b.Subscribe(t.Context(), func(m ssekit.Message) {
 		mu.Lock()
 		got = append(got, m.Type)
 		mu.Unlock()
@@ -64,7 +64,7 @@ func TestSilentResubscribeReadsWhatWasMissed(t *testing.T) {
 	if err := sub.Follow(t.Context(), "user:a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Publish(t.Context(), sse.Message{Channels: []string{"user:a"}, Type: "first"}); err != nil {
+	if _, err := b.Publish(t.Context(), ssekit.Message{Channels: []string{"user:a"}, Type: "first"}); err != nil {
 		t.Fatal(err)
 	}
 	// Published while "the connection was down": in the stream, never
@@ -80,7 +80,7 @@ func TestSilentResubscribeReadsWhatWasMissed(t *testing.T) {
 		defer mu.Unlock()
 		return slices.Contains(got, "missed")
 	})
-	if _, err := b.Publish(t.Context(), sse.Message{Channels: []string{"user:a"}, Type: "last"}); err != nil {
+	if _, err := b.Publish(t.Context(), ssekit.Message{Channels: []string{"user:a"}, Type: "last"}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the last event", func() bool {

@@ -11,10 +11,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // node is one hub of a cluster, as a process would run it: its own Redis
@@ -23,14 +23,14 @@ import (
 type node struct {
 	rdb    redis.UniversalClient
 	broker *redisbroker.Broker
-	hub    *sse.Hub
+	hub    *ssekit.Hub
 	srv    *httptest.Server
 	once   sync.Once
 }
 
 // newNode starts a node on a client of be under prefix; it is stopped at
 // cleanup if the test did not stop it.
-func newNode(t *testing.T, be backend, prefix string, opts redisbroker.Options, cfg sse.Config) *node {
+func newNode(t *testing.T, be backend, prefix string, opts redisbroker.Options, cfg ssekit.Config) *node {
 	t.Helper()
 	n := &node{rdb: be.client(t)}
 	opts.Prefix = prefix
@@ -51,14 +51,14 @@ func newNode(t *testing.T, be backend, prefix string, opts redisbroker.Options, 
 		cfg.BufferSize = 4096 // these tests publish in bursts; overflow is tested elsewhere
 	}
 	cfg.Logger = opts.Logger
-	hub, err := sse.New(cfg)
+	hub, err := ssekit.New(cfg)
 	if err != nil {
 		b.Close()
 		n.rdb.Close()
-		t.Fatalf("sse.New: %v", err)
+		t.Fatalf("ssekit.New: %v", err)
 	}
 	n.hub = hub
-	n.srv = httptest.NewServer(hub.Handler(sse.HandlerOptions{Authenticate: func(r *http.Request) (string, error) {
+	n.srv = httptest.NewServer(hub.Handler(ssekit.HandlerOptions{Authenticate: func(r *http.Request) (string, error) {
 		return r.Header.Get("X-User"), nil
 	}}))
 	t.Cleanup(n.stop)

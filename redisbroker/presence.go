@@ -10,10 +10,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
-// PresenceSource is what a node reports about its connections; *sse.Hub
+// PresenceSource is what a node reports about its connections; *ssekit.Hub
 // implements it.
 type PresenceSource interface {
 	// ConnectedUserIDs returns the users with at least one connection.
@@ -172,7 +172,7 @@ return #redis.call('SUNION', unpack(KEYS))
 func (b *Broker) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	var st ClusterStatus
 	if b.isClosed() {
-		return st, sse.ErrBrokerClosed
+		return st, ssekit.ErrBrokerClosed
 	}
 	names, err := b.rdb.ZRange(ctx, b.key("nodes"), 0, -1).Result()
 	if err != nil {

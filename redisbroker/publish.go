@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // publishScript appends one event to a channel's stream with the position
@@ -89,8 +89,8 @@ return id
 //
 // A Message with a Key is stored once within KeyWindow, however often and
 // on whichever nodes it is published: the first call records the key,
-// and a repeat returns the first's id and sse.ErrReplayed, or "" and
-// sse.ErrKeyConflict when its sse.Digest differs. A repeat also makes the
+// and a repeat returns the first's id and ssekit.ErrReplayed, or "" and
+// ssekit.ErrKeyConflict when its ssekit.Digest differs. A repeat also makes the
 // first's appends again, under the first's id: they store nothing where
 // the first's are, so that a retry after a failure (an error, a node that
 // died before it answered) completes a first publish that reached only
@@ -101,17 +101,17 @@ return id
 // See idempotency.go for the steps, and KeyWindow for what they cost.
 //
 // Each channel's copy of a publish to several channels carries its
-// sse.Message.Also, in the stream entry and in the announcement, so that
+// ssekit.Message.Also, in the stream entry and in the announcement, so that
 // a connection that follows several of them gets the event once. It
 // costs what it names: a publish to U users and T topics stores about
 // 2×U×T channel names (each topic's copy names the U users, each user's
 // copy the T topics), a publish to users only, or to one channel, none.
-func (b *Broker) Publish(ctx context.Context, m sse.Message) (string, error) {
-	if err := sse.CheckMessage(&m); err != nil {
+func (b *Broker) Publish(ctx context.Context, m ssekit.Message) (string, error) {
+	if err := ssekit.CheckMessage(&m); err != nil {
 		return "", err
 	}
 	if b.isClosed() {
-		return "", sse.ErrBrokerClosed
+		return "", ssekit.ErrBrokerClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -147,14 +147,14 @@ func (b *Broker) Publish(ctx context.Context, m sse.Message) (string, error) {
 		return "", err
 	}
 	if first != id {
-		return first, sse.ErrReplayed
+		return first, ssekit.ErrReplayed
 	}
 	return id, nil
 }
 
 // publishClients announces m to its clients, if it has any, under the
 // publish id id.
-func (b *Broker) publishClients(ctx context.Context, m sse.Message, id string) error {
+func (b *Broker) publishClients(ctx context.Context, m ssekit.Message, id string) error {
 	if len(m.Clients) == 0 {
 		return nil
 	}
@@ -169,7 +169,7 @@ func (b *Broker) publishClients(ctx context.Context, m sse.Message, id string) e
 // the publish id id: a second call with the same id within DedupeWindow
 // stores nothing, and for a keyed publish within KeyWindow too (its
 // repeats come for as long as its key is remembered).
-func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) error {
+func (b *Broker) publishChannels(ctx context.Context, m ssekit.Message, id string) error {
 	if len(m.Channels) == 0 {
 		return nil
 	}
@@ -245,12 +245,12 @@ func (b *Broker) publishChannels(ctx context.Context, m sse.Message, id string) 
 // stored in each of its channels, so that Read gives a copy the
 // publish's positions in all of them: a stream that follows several
 // tells from them, on a resume, a copy of an event it already has
-// through another channel (sse.Message.Also). Without the record (its
+// through another channel (ssekit.Message.Also). Without the record (its
 // write failed, the node died first), a stream still gets each event once
 // per connection, and may get it twice across a reconnect that fell
 // between two copies; so a failure is logged, and does not fail a publish
 // that is stored.
-func (b *Broker) savePositions(ctx context.Context, m sse.Message, id string, also, positions []string) {
+func (b *Broker) savePositions(ctx context.Context, m ssekit.Message, id string, also, positions []string) {
 	if !slices.ContainsFunc(also, func(a string) bool { return a != "" }) {
 		return // no stream follows two of these channels
 	}
@@ -283,7 +283,7 @@ func (b *Broker) positionsTTL() time.Duration {
 // withPositions gives each copy in out of a publish with Also its
 // publish's positions in all its channels, from their records (see
 // savePositions); a copy without one stays as it is.
-func (b *Broker) withPositions(ctx context.Context, channel string, out []sse.Message) {
+func (b *Broker) withPositions(ctx context.Context, channel string, out []ssekit.Message) {
 	var idx []int
 	for i := range out {
 		if len(out[i].Also) > 0 && out[i].ID != "" {
@@ -330,7 +330,7 @@ func channelsFailed(failed []string, of int, err error) error {
 // until WaitReplicas replicas have the event: WAIT names no key, so the
 // cluster client could not route it, and the script and its WAIT go to
 // the master's own client, in one pipeline per master.
-func (b *Broker) publishReplicated(ctx context.Context, m sse.Message, call func(int) ([]string, []any), positions []string) error {
+func (b *Broker) publishReplicated(ctx context.Context, m ssekit.Message, call func(int) ([]string, []any), positions []string) error {
 	type group struct {
 		node     redis.UniversalClient
 		channels []int // indexes in m.Channels
@@ -414,10 +414,10 @@ func publishID() string {
 }
 
 // alsoArgs returns each channel's Also for a publish to channels (sorted),
-// encoded for the publish script: encodeNames(sse.AlsoFollowed(channels,
+// encoded for the publish script: encodeNames(ssekit.AlsoFollowed(channels,
 // ch)), "" for none. Channels that no connection follows together (two
 // users', two tenants') have the same Also, the publish's channels less
-// all of them, so it asks sse.AlsoFollowed once per such group and
+// all of them, so it asks ssekit.AlsoFollowed once per such group and
 // encodes each answer once: a publish to 1,000 users asks once, where
 // asking per channel, each time over the 1,000 names, takes about 11 ms.
 // What is left costs what the copies store: a topic's copy names every
@@ -442,7 +442,7 @@ next:
 				continue next
 			}
 		}
-		also := sse.AlsoFollowed(channels, ch)
+		also := ssekit.AlsoFollowed(channels, ch)
 		groups = append(groups, group{also, encodeNames(also)})
 		out[i] = groups[len(groups)-1].enc
 	}

@@ -10,15 +10,15 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"github.com/ssekit/sse"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // Subscribe to a hub, show the connection state, decode JSON events, and
 // stop from the handler.
 func ExampleClient_Subscribe() {
-	hub, _ := sse.New(sse.Config{Logger: slog.New(slog.DiscardHandler)})
-	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{}))
+	hub, _ := ssekit.New(ssekit.Config{Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(hub.Handler(ssekit.HandlerOptions{}))
 	defer srv.Close()
 	defer hub.Close() // first: the server's Close waits for open streams
 
@@ -37,10 +37,10 @@ func ExampleClient_Subscribe() {
 	seen := 0
 	err := c.Subscribe(context.Background(), srv.URL, func(ev sseclient.Event) error {
 		switch ev.Type {
-		case sse.TypeConnected:
+		case ssekit.TypeConnected:
 			// For the example, publish once the stream is open.
-			hub.SendToAll(sse.Event{Type: "greeting", Data: map[string]string{"text": "hello"}})
-			hub.SendToAll(sse.Event{Type: "greeting", Data: map[string]string{"text": "world"}})
+			hub.SendToAll(ssekit.Event{Type: "greeting", Data: map[string]string{"text": "hello"}})
+			hub.SendToAll(ssekit.Event{Type: "greeting", Data: map[string]string{"text": "world"}})
 		case "greeting":
 			var g struct {
 				Text string `json:"text"`
@@ -117,8 +117,8 @@ func ExampleDecoder() {
 // Ask a hub for topics: Client.Topics are sent as topic query parameters
 // on every request, reconnections included.
 func ExampleClient_topics() {
-	hub, _ := sse.New(sse.Config{AuthorizeTopic: sse.AllowAllTopics, Logger: slog.New(slog.DiscardHandler)})
-	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{}))
+	hub, _ := ssekit.New(ssekit.Config{AuthorizeTopic: ssekit.AllowAllTopics, Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(hub.Handler(ssekit.HandlerOptions{}))
 	defer srv.Close()
 	defer hub.Close()
 
@@ -126,9 +126,9 @@ func ExampleClient_topics() {
 	errStop := errors.New("seen enough")
 	err := c.Subscribe(context.Background(), srv.URL, func(ev sseclient.Event) error {
 		switch ev.Type {
-		case sse.TypeConnected:
-			hub.SendToTopic("board:8", sse.Event{Type: "card_moved", Data: 8}) // not asked for
-			hub.SendToTopic("doc:42", sse.Event{Type: "doc_saved", Data: 42})
+		case ssekit.TypeConnected:
+			hub.SendToTopic("board:8", ssekit.Event{Type: "card_moved", Data: 8}) // not asked for
+			hub.SendToTopic("doc:42", ssekit.Event{Type: "doc_saved", Data: 42})
 		case "card_moved", "doc_saved":
 			fmt.Println(ev.Type, string(ev.Data))
 			return errStop

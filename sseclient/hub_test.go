@@ -14,24 +14,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // startHub serves a hub over real HTTP. Requests authenticate with
 // "Authorization: Bearer <user id>". The hub is closed before the server,
 // or the server's Close would wait on the open streams.
-func startHub(t *testing.T, cfg sse.Config) (*sse.Hub, *httptest.Server) {
+func startHub(t *testing.T, cfg ssekit.Config) (*ssekit.Hub, *httptest.Server) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	hub, err := sse.New(cfg)
+	hub, err := ssekit.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{
+	srv := httptest.NewServer(hub.Handler(ssekit.HandlerOptions{
 		Authenticate: func(r *http.Request) (string, error) {
 			return strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), nil
 		},
@@ -86,7 +86,7 @@ func (r *run) subscribe(t *testing.T, c *sseclient.Client, url string, publish f
 	started := false
 	err := c.Subscribe(ctx, url, func(ev sseclient.Event) error {
 		switch ev.Type {
-		case sse.TypeConnected:
+		case ssekit.TypeConnected:
 			r.connects <- struct{}{}
 			if !started {
 				started = true
@@ -127,17 +127,17 @@ func (r *run) checkSeq(t *testing.T, n int) {
 	}
 }
 
-func publishN(t *testing.T, hub *sse.Hub, user string, from, n int) {
+func publishN(t *testing.T, hub *ssekit.Hub, user string, from, n int) {
 	for i := from; i < from+n; i++ {
-		if _, err := hub.Publish(context.Background(), sse.Target{Users: []string{user}}, sse.Event{Type: "n", Data: i}); err != nil {
+		if _, err := hub.Publish(context.Background(), ssekit.Target{Users: []string{user}}, ssekit.Event{Type: "n", Data: i}); err != nil {
 			t.Errorf("publish %d: %v", i, err)
 			return
 		}
 	}
 }
 
-func publishEnd(t *testing.T, hub *sse.Hub, user string) {
-	if _, err := hub.Publish(context.Background(), sse.Target{Users: []string{user}}, sse.Event{Type: "end"}); err != nil {
+func publishEnd(t *testing.T, hub *ssekit.Hub, user string) {
+	if _, err := hub.Publish(context.Background(), ssekit.Target{Users: []string{user}}, ssekit.Event{Type: "end"}); err != nil {
 		t.Errorf("publish end: %v", err)
 	}
 }
@@ -146,7 +146,7 @@ func publishEnd(t *testing.T, hub *sse.Hub, user string) {
 // order, with increasing ids; events for another user do not arrive.
 func TestHubInOrder(t *testing.T) {
 	t.Parallel()
-	hub, srv := startHub(t, sse.Config{BufferSize: 4096})
+	hub, srv := startHub(t, ssekit.Config{BufferSize: 4096})
 	const n = 1000
 	var r run
 	r.subscribe(t, userClient(srv, "u1"), srv.URL, func() {
@@ -171,7 +171,7 @@ func TestHubResumeAfterRotation(t *testing.T) {
 	t.Parallel()
 	// A buffer that bursts of 5 cannot fill, so that every end is a
 	// rotation (overflow has its own test below).
-	hub, srv := startHub(t, sse.Config{MaxStreamAge: 20 * time.Millisecond, RetryInterval: time.Millisecond, HistorySize: 10000, BufferSize: 1000})
+	hub, srv := startHub(t, ssekit.Config{MaxStreamAge: 20 * time.Millisecond, RetryInterval: time.Millisecond, HistorySize: 10000, BufferSize: 1000})
 	var r run
 	sent := 0
 	r.subscribe(t, userClient(srv, "u1"), srv.URL, func() {
@@ -192,7 +192,7 @@ func TestHubResumeAfterRotation(t *testing.T) {
 	if r.resumed < 3 {
 		t.Errorf("%d resumed connections, want at least 3", r.resumed)
 	}
-	if got := hub.Stats().Disconnects[sse.ReasonRotated]; got < 3 {
+	if got := hub.Stats().Disconnects[ssekit.ReasonRotated]; got < 3 {
 		t.Errorf("%d rotations, want at least 3", got)
 	}
 	t.Logf("%d events over %d connections (%d resumed)", sent, r.conns, r.resumed)
@@ -203,12 +203,12 @@ func TestHubResumeAfterRotation(t *testing.T) {
 // repeated.
 func TestHubResumeAfterOverflow(t *testing.T) {
 	t.Parallel()
-	hub, srv := startHub(t, sse.Config{BufferSize: 1, RetryInterval: time.Millisecond, HistorySize: 100000})
+	hub, srv := startHub(t, ssekit.Config{BufferSize: 1, RetryInterval: time.Millisecond, HistorySize: 100000})
 	var r run
 	sent := 0
 	r.subscribe(t, userClient(srv, "u1"), srv.URL, func() {
 		<-r.connects // the first connection
-		for burst := 0; burst < 200 && hub.Stats().Disconnects[sse.ReasonOverflow] < 3; burst++ {
+		for burst := 0; burst < 200 && hub.Stats().Disconnects[ssekit.ReasonOverflow] < 3; burst++ {
 			publishN(t, hub, "u1", sent, 200)
 			sent += 200
 			select {
@@ -219,19 +219,19 @@ func TestHubResumeAfterOverflow(t *testing.T) {
 		publishEnd(t, hub, "u1")
 	})
 	r.checkSeq(t, sent)
-	if got := hub.Stats().Disconnects[sse.ReasonOverflow]; got < 1 {
+	if got := hub.Stats().Disconnects[ssekit.ReasonOverflow]; got < 1 {
 		t.Errorf("no overflow disconnect: the test did not test resuming")
 	}
-	t.Logf("%d events over %d connections (%d resumed), %d overflows", sent, r.conns, r.resumed, hub.Stats().Disconnects[sse.ReasonOverflow])
+	t.Logf("%d events over %d connections (%d resumed), %d overflows", sent, r.conns, r.resumed, hub.Stats().Disconnects[ssekit.ReasonOverflow])
 }
 
 // TestHubResync: an unknown Last-Event-ID gets a resync event that moves
 // the client to the head, and live events follow.
 func TestHubResync(t *testing.T) {
 	t.Parallel()
-	hub, srv := startHub(t, sse.Config{})
+	hub, srv := startHub(t, ssekit.Config{})
 	publishN(t, hub, "u1", -1, 3) // history the client will not see
-	pos, err := hub.Broker().Head(t.Context(), sse.BroadcastChannel)
+	pos, err := hub.Broker().Head(t.Context(), ssekit.BroadcastChannel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,15 +253,15 @@ func TestHubResync(t *testing.T) {
 // and its data says why.
 func TestHubResyncEvent(t *testing.T) {
 	t.Parallel()
-	hub, srv := startHub(t, sse.Config{})
+	hub, srv := startHub(t, ssekit.Config{})
 	publishN(t, hub, "u1", 0, 2)
-	pos, _ := hub.Broker().Head(t.Context(), sse.BroadcastChannel)
+	pos, _ := hub.Broker().Head(t.Context(), ssekit.BroadcastChannel)
 	head := "a" + pos + ".u" + pos
 	c := userClient(srv, "u1")
 	c.LastEventID = "1-1" // well-formed, but from no history of this hub
 	var got sseclient.Event
 	err := c.Subscribe(t.Context(), srv.URL, func(ev sseclient.Event) error {
-		if ev.Type == sse.TypeResync {
+		if ev.Type == ssekit.TypeResync {
 			got = ev
 			return errDone
 		}
@@ -285,7 +285,7 @@ func TestHubResyncEvent(t *testing.T) {
 // TestHubAuthRefused: the hub's 401 is a permanent error, not retried.
 func TestHubAuthRefused(t *testing.T) {
 	t.Parallel()
-	_, srv := startHub(t, sse.Config{})
+	_, srv := startHub(t, ssekit.Config{})
 	err := subscribeOnce(t, &sseclient.Client{HTTPClient: srv.Client()}, srv.URL)
 	var se *sseclient.StatusError
 	if !errors.As(err, &se) || se.StatusCode != http.StatusUnauthorized {
@@ -297,15 +297,15 @@ func TestHubAuthRefused(t *testing.T) {
 // does not move the resume position.
 func TestHubHeartbeatKeepsID(t *testing.T) {
 	t.Parallel()
-	hub, srv := startHub(t, sse.Config{HeartbeatInterval: 5 * time.Millisecond})
+	hub, srv := startHub(t, ssekit.Config{HeartbeatInterval: 5 * time.Millisecond})
 	var ids []string
 	err := userClient(srv, "u1").Subscribe(t.Context(), srv.URL, func(ev sseclient.Event) error {
 		switch ev.Type {
-		case sse.TypeConnected:
+		case ssekit.TypeConnected:
 			publishN(t, hub, "u1", 0, 1)
 		case "n":
 			ids = append(ids, ev.ID)
-		case sse.TypeHeartbeat:
+		case ssekit.TypeHeartbeat:
 			ids = append(ids, ev.ID)
 			if len(ids) >= 3 {
 				return errDone
@@ -347,15 +347,15 @@ func FuzzHubFrames(f *testing.F) {
 	f.Add("connected", []byte(`  "x"  `), true)
 	f.Add("é\u2028", []byte("\xEF\xBB\xBF\xff"), false)
 	f.Fuzz(func(t *testing.T, typ string, data []byte, raw bool) {
-		hub, err := sse.New(sse.Config{HeartbeatInterval: -1, MaxStreamAge: -1, Logger: slog.New(slog.DiscardHandler)})
+		hub, err := ssekit.New(ssekit.Config{HeartbeatInterval: -1, MaxStreamAge: -1, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer hub.Close()
-		var ev sse.Event
+		var ev ssekit.Event
 		var want []byte
 		if raw {
-			ev = sse.Event{Type: typ, Data: json.RawMessage(data)}
+			ev = ssekit.Event{Type: typ, Data: json.RawMessage(data)}
 			want = data
 			if bytes.ContainsAny(data, "\r\n") {
 				var b bytes.Buffer
@@ -363,16 +363,16 @@ func FuzzHubFrames(f *testing.F) {
 				want = b.Bytes()
 			}
 		} else {
-			ev = sse.Event{Type: typ, Data: string(data)}
+			ev = ssekit.Event{Type: typ, Data: string(data)}
 			want, _ = json.Marshal(string(data))
 		}
-		pos, _ := hub.Broker().Head(t.Context(), sse.BroadcastChannel)
+		pos, _ := hub.Broker().Head(t.Context(), ssekit.BroadcastChannel)
 		head := "a" + pos // an anonymous stream follows the broadcast channel only
-		id, err := hub.Publish(t.Context(), sse.Target{All: true}, ev)
+		id, err := hub.Publish(t.Context(), ssekit.Target{All: true}, ev)
 		if err != nil {
 			return // rejected, never written
 		}
-		id2, err := hub.Publish(t.Context(), sse.Target{All: true}, sse.Event{Type: "after", Data: 1})
+		id2, err := hub.Publish(t.Context(), ssekit.Target{All: true}, ssekit.Event{Type: "after", Data: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,7 +404,7 @@ func FuzzHubFrames(f *testing.F) {
 		if wantType == "" {
 			wantType = "message"
 		}
-		if got[0].Type != sse.TypeConnected {
+		if got[0].Type != ssekit.TypeConnected {
 			t.Fatalf("first event %q, want connected", got[0].Type)
 		}
 		if e := got[1]; e.Type != wantType || e.ID != "a"+id || !bytes.Equal(e.Data, want) {

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssekit/sse"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestTopicsInEveryRequest: Client.Topics are appended to the URL's own
@@ -53,8 +53,8 @@ func TestTopicsInEveryRequest(t *testing.T) {
 // across the reconnections, and those of another topic never do.
 func TestHubTopicsKeptAcrossReconnects(t *testing.T) {
 	t.Parallel()
-	hub, err := sse.New(sse.Config{
-		AuthorizeTopic: sse.AllowAllTopics,
+	hub, err := ssekit.New(ssekit.Config{
+		AuthorizeTopic: ssekit.AllowAllTopics,
 		MaxStreamAge:   30 * time.Millisecond,
 		RetryInterval:  time.Millisecond,
 		Logger:         slog.New(slog.DiscardHandler),
@@ -64,10 +64,10 @@ func TestHubTopicsKeptAcrossReconnects(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var asked [][]string // each request's topics
-	h := hub.Handler(sse.HandlerOptions{})
+	h := hub.Handler(ssekit.HandlerOptions{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		asked = append(asked, r.URL.Query()[sse.TopicParam])
+		asked = append(asked, r.URL.Query()[ssekit.TopicParam])
 		mu.Unlock()
 		h.ServeHTTP(w, r)
 	}))
@@ -78,7 +78,7 @@ func TestHubTopicsKeptAcrossReconnects(t *testing.T) {
 
 	c := &sseclient.Client{HTTPClient: srv.Client(), Topics: []string{"board:7", "doc:42"}}
 	publish := func(topic, typ string, n int) error {
-		_, err := hub.Publish(t.Context(), sse.Target{Topics: []string{topic}}, sse.Event{Type: typ, Data: n})
+		_, err := hub.Publish(t.Context(), ssekit.Target{Topics: []string{topic}}, ssekit.Event{Type: typ, Data: n})
 		return err
 	}
 	const conns = 3
@@ -91,7 +91,7 @@ func TestHubTopicsKeptAcrossReconnects(t *testing.T) {
 	var seqs []int
 	err = c.Subscribe(t.Context(), srv.URL, func(ev sseclient.Event) error {
 		switch ev.Type {
-		case sse.TypeConnected:
+		case ssekit.TypeConnected:
 			// Two events for the client's topics and one for another,
 			// from each connection; the last one's ends the test.
 			if connected++; connected > conns {
@@ -142,11 +142,11 @@ func TestHubTopicsKeptAcrossReconnects(t *testing.T) {
 func TestHubTopicForbiddenIsPermanent(t *testing.T) {
 	t.Parallel()
 	var requests atomic.Int32
-	hub, err := sse.New(sse.Config{Logger: slog.New(slog.DiscardHandler)}) // nil AuthorizeTopic: no topic allowed
+	hub, err := ssekit.New(ssekit.Config{Logger: slog.New(slog.DiscardHandler)}) // nil AuthorizeTopic: no topic allowed
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hub.Handler(sse.HandlerOptions{})
+	h := hub.Handler(ssekit.HandlerOptions{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		h.ServeHTTP(w, r)
@@ -164,8 +164,8 @@ func TestHubTopicForbiddenIsPermanent(t *testing.T) {
 		t.Fatalf("%d requests, want 1", got)
 	}
 	// The hub's reason reaches the caller, for a person to read.
-	var body sse.ErrorBody
-	if err := json.Unmarshal(se.Body, &body); err != nil || body.Error != sse.CodeTopicForbidden || !slices.Equal(body.Topics, []string{"board:7"}) {
+	var body ssekit.ErrorBody
+	if err := json.Unmarshal(se.Body, &body); err != nil || body.Error != ssekit.CodeTopicForbidden || !slices.Equal(body.Topics, []string{"board:7"}) {
 		t.Fatalf("StatusError.Body %q (%v): want the hub's topic_forbidden naming board:7", se.Body, err)
 	}
 	if !strings.Contains(se.Error(), body.Message) {

@@ -41,10 +41,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/rediscluster"
 	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 type config struct {
@@ -153,7 +153,7 @@ type node struct {
 	rdb    redis.UniversalClient
 	broker *redisbroker.Broker
 	counts *countingBroker
-	hub    *sse.Hub
+	hub    *ssekit.Hub
 	srv    *http.Server
 	url    string
 }
@@ -164,10 +164,10 @@ var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: 
 // prefix.
 func (e *environment) startNode(ctx context.Context, backend, prefix string) (*node, error) {
 	n := &node{}
-	cfg := sse.Config{MaxClients: -1, MaxClientsPerUser: -1, BufferSize: 1024, Logger: quiet, HeartbeatInterval: -1}
-	var broker sse.Broker
+	cfg := ssekit.Config{MaxClients: -1, MaxClientsPerUser: -1, BufferSize: 1024, Logger: quiet, HeartbeatInterval: -1}
+	var broker ssekit.Broker
 	if backend == "memory" {
-		broker = sse.NewMemoryBrokerLimits(sse.MemoryLimits{PerChannel: 1000, MaxAge: 10 * time.Minute, MaxBytes: 64 << 20})
+		broker = ssekit.NewMemoryBrokerLimits(ssekit.MemoryLimits{PerChannel: 1000, MaxAge: 10 * time.Minute, MaxBytes: 64 << 20})
 	} else {
 		rdb, err := e.client(ctx, backend)
 		if err != nil {
@@ -182,7 +182,7 @@ func (e *environment) startNode(ctx context.Context, backend, prefix string) (*n
 	n.counts = &countingBroker{Broker: broker}
 	cfg.Broker = n.counts
 	var err error
-	if n.hub, err = sse.New(cfg); err != nil {
+	if n.hub, err = ssekit.New(cfg); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -190,7 +190,7 @@ func (e *environment) startNode(ctx context.Context, backend, prefix string) (*n
 		return nil, err
 	}
 	n.url = "http://" + ln.Addr().String()
-	n.srv = &http.Server{Handler: n.hub.Handler(sse.HandlerOptions{Authenticate: func(r *http.Request) (string, error) {
+	n.srv = &http.Server{Handler: n.hub.Handler(ssekit.HandlerOptions{Authenticate: func(r *http.Request) (string, error) {
 		return r.URL.Query().Get("user"), nil
 	}})}
 	go func() { _ = n.srv.Serve(ln) }()
@@ -203,7 +203,7 @@ func (n *node) stop() {
 	if n.broker != nil {
 		_ = n.broker.Close()
 		_ = n.rdb.Close()
-	} else if mb, ok := n.counts.Broker.(*sse.MemoryBroker); ok {
+	} else if mb, ok := n.counts.Broker.(*ssekit.MemoryBroker); ok {
 		_ = mb.Close()
 	}
 }
@@ -211,11 +211,11 @@ func (n *node) stop() {
 // countingBroker counts the broker calls a hub makes for its streams: the
 // cost of a resume, whatever the broker.
 type countingBroker struct {
-	sse.Broker
+	ssekit.Broker
 	reads, heads atomic.Int64
 }
 
-func (b *countingBroker) Read(ctx context.Context, channel, after string, limit int) ([]sse.Message, error) {
+func (b *countingBroker) Read(ctx context.Context, channel, after string, limit int) ([]ssekit.Message, error) {
 	b.reads.Add(1)
 	return b.Broker.Read(ctx, channel, after, limit)
 }
@@ -268,8 +268,8 @@ func open(n *node, user, lastID string, onEvent func(ev sseclient.Event)) (*stre
 				s.lastID.Store(ev.ID)
 			}
 			switch ev.Type {
-			case sse.TypeConnected, sse.TypeHeartbeat:
-			case sse.TypeResync:
+			case ssekit.TypeConnected, ssekit.TypeHeartbeat:
+			case ssekit.TypeResync:
 				s.resync.Add(1)
 			default:
 				s.got.Add(1)
@@ -338,14 +338,14 @@ func (e *environment) proportion(ctx context.Context, backend string) error {
 		want := make([]int64, c.users)
 		for k := range c.events {
 			u := r.IntN(c.users)
-			if _, err := nodes[k%nn].hub.Publish(ctx, sse.Target{Users: []string{fmt.Sprint("user", u)}}, sse.Event{Type: "t", Data: k}); err != nil {
+			if _, err := nodes[k%nn].hub.Publish(ctx, ssekit.Target{Users: []string{fmt.Sprint("user", u)}}, ssekit.Event{Type: "t", Data: k}); err != nil {
 				return err
 			}
 			addressed[u%nn]++
 			want[u]++
 		}
 		for k := range c.broadcasts {
-			if _, err := nodes[k%nn].hub.Publish(ctx, sse.Target{All: true}, sse.Event{Type: "b", Data: k}); err != nil {
+			if _, err := nodes[k%nn].hub.Publish(ctx, ssekit.Target{All: true}, ssekit.Event{Type: "b", Data: k}); err != nil {
 				return err
 			}
 		}
@@ -423,7 +423,7 @@ func (e *environment) resume(ctx context.Context, backend string) error {
 	<-connected
 	s.close()
 	last, _ := s.lastID.Load().(string)
-	if _, err := a.hub.Publish(ctx, sse.Target{Users: []string{"alice"}}, sse.Event{Type: "mine", Data: "missed"}); err != nil {
+	if _, err := a.hub.Publish(ctx, ssekit.Target{Users: []string{"alice"}}, ssekit.Event{Type: "mine", Data: "missed"}); err != nil {
 		return err
 	}
 	fmt.Printf("\n## resume on %s: one missed event, then %d events to %d other users\n\n", backend, c.others, c.otherUsers)
@@ -516,7 +516,7 @@ func (e *environment) fillOthers(ctx context.Context, n *node) error {
 		i := (k * per) % len(users)
 		to := users[i:min(i+per, len(users))]
 		to = to[:min(len(to), c.others-sent)]
-		if _, err := n.hub.Publish(ctx, sse.Target{Users: to}, sse.Event{Type: "other", Data: k}); err != nil {
+		if _, err := n.hub.Publish(ctx, ssekit.Target{Users: to}, ssekit.Event{Type: "other", Data: k}); err != nil {
 			return err
 		}
 		sent += len(to)

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // handle checks and records one event. It runs on the subscriber's
@@ -17,9 +17,9 @@ func (s *subscriber) handle(ev sseclient.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch ev.Type {
-	case sse.TypeConnected:
+	case ssekit.TypeConnected:
 		s.connected(now, ev)
-	case sse.TypeResync:
+	case ssekit.TypeResync:
 		s.resync(now, ev)
 	case "chaos":
 		s.chaos(now, ev)
@@ -91,7 +91,7 @@ func (s *subscriber) chaos(now time.Time, ev sseclient.Event) {
 	s.remember(note{at: now, typ: chType[ch], id: ev.ID, node: s.node, seq: p.Seq})
 	positions, _, _ := ssetest.Positions(ev.ID)
 	pos := positions[chanTag[ch]] // "" when the id does not carry it
-	later := pos != "" && s.lastPos[ch] != "" && sse.CompareIDs(pos, s.lastPos[ch]) > 0
+	later := pos != "" && s.lastPos[ch] != "" && ssekit.CompareIDs(pos, s.lastPos[ch]) > 0
 	switch {
 	case !s.got.add(p.Seq):
 		if p.Seq < s.lastSeq[ch] {

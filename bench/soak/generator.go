@@ -17,8 +17,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // A generator holds its share of the streams. It talks to the coordinator
@@ -203,7 +203,7 @@ func (s *subscriber) interrupt(act int) {
 func (s *subscriber) caughtUp(final string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastID != "" && sse.CompareIDs(s.lastID, final) >= 0
+	return s.lastID != "" && ssekit.CompareIDs(s.lastID, final) >= 0
 }
 
 // waitCaughtUp waits until every stream has the final event, at most
@@ -284,7 +284,7 @@ func (s *subscriber) stream(ctx context.Context, opened func()) time.Duration {
 			break
 		}
 		switch ev.Type {
-		case sse.TypeConnected:
+		case ssekit.TypeConnected:
 			openedNow = true
 			var d struct{ Resumed bool }
 			_ = json.Unmarshal(ev.Data, &d)
@@ -300,7 +300,7 @@ func (s *subscriber) stream(ctx context.Context, opened func()) time.Duration {
 				}
 			})
 			opened()
-		case sse.TypeResync:
+		case ssekit.TypeResync:
 			g.count(func(r *genResult) { r.Resyncs++ })
 			s.mu.Lock()
 			s.lastSeq = -1
@@ -321,7 +321,7 @@ func (s *subscriber) stream(ctx context.Context, opened func()) time.Duration {
 			default:
 				g.gaps.Add(d.Seq - s.lastSeq - 1)
 			}
-			if s.lastID != "" && ev.ID != "" && sse.CompareIDs(ev.ID, s.lastID) <= 0 {
+			if s.lastID != "" && ev.ID != "" && ssekit.CompareIDs(ev.ID, s.lastID) <= 0 {
 				g.dups.Add(1)
 			}
 			s.lastSeq = max(s.lastSeq, d.Seq)

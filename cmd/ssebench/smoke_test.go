@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
 	"go.uber.org/goleak"
+
+	"github.com/ssekit/sse/ssekit"
 )
 
 func TestMain(m *testing.M) {
@@ -32,18 +33,18 @@ func newHubServer(t *testing.T) string {
 	t.Helper()
 	// A buffer larger than the whole run: overflow (which ends a stream by
 	// design) cannot happen however slowly a loaded CI machine reads.
-	hub, err := sse.New(sse.Config{MaxClients: -1, MaxClientsPerUser: -1, HeartbeatInterval: -1, BufferSize: 1024})
+	hub, err := ssekit.New(ssekit.Config{MaxClients: -1, MaxClientsPerUser: -1, HeartbeatInterval: -1, BufferSize: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /stream", hub.Handler(sse.HandlerOptions{
+	mux.Handle("GET /stream", hub.Handler(ssekit.HandlerOptions{
 		Authenticate: func(r *http.Request) (string, error) { return r.URL.Query().Get("user"), nil },
 	}))
 	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err == nil {
-			_, err = hub.Publish(r.Context(), sse.Target{All: true}, sse.Event{Type: "bench", Data: json.RawMessage(body)})
+			_, err = hub.Publish(r.Context(), ssekit.Target{All: true}, ssekit.Event{Type: "bench", Data: json.RawMessage(body)})
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)

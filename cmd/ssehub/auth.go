@@ -16,8 +16,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
-	sse "github.com/ssekit/sse"
 	keyset "github.com/ssekit/sse/jwks"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // tokenCookie is the cookie a subscriber token may come in, for browsers
@@ -82,15 +82,15 @@ func newVerifier(secret, issuer, audience, tenantClaim string) *verifier {
 // default, and when it expires (exp itself: the leeway is for accepting a
 // token, and the hub ends the stream at Expires) — and the topics it may
 // follow. A claim of the wrong type, a tenant id or topic name that
-// sse.ValidName refuses, or a malformed pattern makes the whole token
+// ssekit.ValidName refuses, or a malformed pattern makes the whole token
 // invalid: a backend that signs a bad claim is told so at once, rather
 // than finding out when a topic is refused.
 //
 // A token that expired (beyond the leeway) but passes every other check
-// is refused with an *expiredError, which wraps sse.ErrCredentialsExpired:
+// is refused with an *expiredError, which wraps ssekit.ErrCredentialsExpired:
 // its holder is to get a new one and resume, not to give up.
-func (v *verifier) identify(token string) (sse.Identity, *grants, error) {
-	var who sse.Identity
+func (v *verifier) identify(token string) (ssekit.Identity, *grants, error) {
+	var who ssekit.Identity
 	var claims numericDateClaims
 	_, err := v.parser.ParseWithClaims(token, &claims, v.key)
 	var expired time.Time
@@ -124,7 +124,7 @@ func (v *verifier) identify(token string) (sse.Identity, *grants, error) {
 		return who, nil, fmt.Errorf("invalid token: %w", err)
 	}
 	if !expired.IsZero() {
-		return sse.Identity{}, nil, &expiredError{exp: expired}
+		return ssekit.Identity{}, nil, &expiredError{exp: expired}
 	}
 	// WithExpirationRequired: a token that got here has an exp.
 	who.Expires = claims.ExpiresAt.Time
@@ -151,7 +151,7 @@ func (v *verifier) expiredAt(token string, claims numericDateClaims) time.Time {
 }
 
 // expiredError refuses a token that has expired and is valid otherwise.
-// It wraps sse.ErrCredentialsExpired, which the stream handler answers
+// It wraps ssekit.ErrCredentialsExpired, which the stream handler answers
 // with 401 credentials_expired rather than unauthorized, and
 // jwt.ErrTokenExpired.
 type expiredError struct{ exp time.Time }
@@ -161,7 +161,7 @@ func (e *expiredError) Error() string {
 }
 
 func (e *expiredError) Unwrap() []error {
-	return []error{sse.ErrCredentialsExpired, jwt.ErrTokenExpired}
+	return []error{ssekit.ErrCredentialsExpired, jwt.ErrTokenExpired}
 }
 
 // tenantClaim returns the tenant id in the claim name of raw: "" when the
@@ -175,7 +175,7 @@ func tenantClaim(raw map[string]json.RawMessage, name string) (string, error) {
 	if string(value) == "null" || json.Unmarshal(value, &tenant) != nil {
 		return "", fmt.Errorf("claim %s is not a string: want a tenant id, or no %s claim for a stream without a tenant", name, name)
 	}
-	if why := sse.ValidName(tenant); why != "" {
+	if why := ssekit.ValidName(tenant); why != "" {
 		return "", fmt.Errorf("claim %s: tenant id %s %s", name, quoteInput(tenant), why)
 	}
 	return tenant, nil

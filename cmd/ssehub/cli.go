@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // listFlag is a repeatable flag whose values may also be comma-separated.
@@ -82,8 +82,8 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		if s == "" {
 			return errors.New("an empty value (did a variable come out empty?): a key names the publish")
 		}
-		if err := sse.CheckKey(s); err != nil {
-			return fmt.Errorf("%d bytes: want 1 to %d bytes of visible ASCII without spaces, such as a UUID", len(s), sse.MaxKeyLen)
+		if err := ssekit.CheckKey(s); err != nil {
+			return fmt.Errorf("%d bytes: want 1 to %d bytes of visible ASCII without spaces, such as a UUID", len(s), ssekit.MaxKeyLen)
 		}
 		idemKey = s
 		return nil

@@ -14,8 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // cluster is what cluster mode gives the server: a broker shared by every
@@ -23,9 +23,9 @@ import (
 // nothing else of it.
 type cluster interface {
 	// Broker is the broker the hub is built with.
-	Broker() sse.Broker
+	Broker() ssekit.Broker
 	// Start begins the cluster's background work for hub, once it exists.
-	Start(hub *sse.Hub)
+	Start(hub *ssekit.Hub)
 	// Ping checks the cluster's backing service; /healthz calls it.
 	Ping(ctx context.Context) error
 	// Status is the body of <prefix>/status?scope=cluster.
@@ -213,10 +213,10 @@ type redisCluster struct {
 	stop   context.CancelFunc
 }
 
-func (c *redisCluster) Broker() sse.Broker { return c.broker }
+func (c *redisCluster) Broker() ssekit.Broker { return c.broker }
 
 // Start reports hub's connections to the cluster status until Close.
-func (c *redisCluster) Start(hub *sse.Hub) {
+func (c *redisCluster) Start(hub *ssekit.Hub) {
 	if err := c.broker.StartPresence(c.life, hub); err != nil {
 		c.log.Error("cluster presence not started: this node will be missing from the cluster status", "err", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // envPrefix starts the name of every environment variable ssehub reads.
@@ -165,7 +165,7 @@ func newServeFlags(c *config) *flag.FlagSet {
 	num(&c.HistorySize, "history-size", "events kept for replay on reconnect, per channel: each user's own history and the broadcast one, in memory and in Redis")
 	dur(&c.HistoryAge, "history-age", "how long an event is kept for replay, in memory and in Redis")
 	fs.Int64Var(&c.HistoryBytes, "history-bytes", c.HistoryBytes, "in memory mode, bound on the whole history, all channels together, in bytes: over it the oldest events go first (a client that needed one gets a resync); 0 for no bound")
-	dur(&c.IdempotencyWindow, "idempotency-window", "how long a publish's Idempotency-Key is remembered: a repeat within it is answered with the first publish's id and sends nothing; at most "+shortDuration(sse.MaxKeyWindow))
+	dur(&c.IdempotencyWindow, "idempotency-window", "how long a publish's Idempotency-Key is remembered: a repeat within it is answered with the first publish's id and sends nothing; at most "+shortDuration(ssekit.MaxKeyWindow))
 	num(&c.MaxIdempotencyKeys, "max-idempotency-keys", "in memory mode, most Idempotency-Keys remembered (about 150 bytes each): over it the oldest is forgotten first, and a retry of its publish would be stored again; 0 for no bound")
 	num(&c.MaxClients, "max-clients", "concurrent streams on this node; 0 for no limit")
 	num(&c.MaxClientsPerUser, "max-clients-per-user", "concurrent streams of one user, a new one closes the oldest; 0 for no limit")
@@ -245,8 +245,8 @@ func defaultConfig() config {
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
 
-		IdempotencyWindow:  sse.DefaultKeyWindow,
-		MaxIdempotencyKeys: sse.DefaultMaxKeys,
+		IdempotencyWindow:  ssekit.DefaultKeyWindow,
+		MaxIdempotencyKeys: ssekit.DefaultMaxKeys,
 
 		JWKSRefreshUnknownKID: 10 * time.Second,
 	}
@@ -385,8 +385,8 @@ func (c *config) check() error {
 	if c.MaxIdempotencyKeys < 0 {
 		return bad("max-idempotency-keys", "must be 0 (no bound) or positive, got %d", c.MaxIdempotencyKeys)
 	}
-	if c.IdempotencyWindow <= 0 || c.IdempotencyWindow > sse.MaxKeyWindow {
-		return bad("idempotency-window", "must be positive and at most %s, got %v", shortDuration(sse.MaxKeyWindow), c.IdempotencyWindow)
+	if c.IdempotencyWindow <= 0 || c.IdempotencyWindow > ssekit.MaxKeyWindow {
+		return bad("idempotency-window", "must be positive and at most %s, got %v", shortDuration(ssekit.MaxKeyWindow), c.IdempotencyWindow)
 	}
 	if c.MaxClients < 0 {
 		return bad("max-clients", "must be 0 (no limit) or positive, got %d", c.MaxClients)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestConfigDevModeOnlyWhenAsked checks that dev mode is never inferred:
@@ -123,7 +123,7 @@ func TestConfigEverySetting(t *testing.T) {
 		{"idempotency-window", "1h", func(c config) bool {
 			return c.IdempotencyWindow == time.Hour && hubConfig(c, nil).IdempotencyWindow == time.Hour
 		}},
-		{"idempotency-window", "24h", func(c config) bool { return hubConfig(c, nil).IdempotencyWindow == sse.MaxKeyWindow }},
+		{"idempotency-window", "24h", func(c config) bool { return hubConfig(c, nil).IdempotencyWindow == ssekit.MaxKeyWindow }},
 		{"max-idempotency-keys", "500", func(c config) bool { return c.MaxIdempotencyKeys == 500 && hubConfig(c, nil).MaxIdempotencyKeys == 500 }},
 		{"max-idempotency-keys", "0", func(c config) bool { return c.MaxIdempotencyKeys == 0 && hubConfig(c, nil).MaxIdempotencyKeys < 0 }},
 		{"max-clients", "0", func(c config) bool { return c.MaxClients == 0 && hubConfig(c, nil).MaxClients < 0 }},
@@ -214,10 +214,10 @@ func TestConfigEverySetting(t *testing.T) {
 func TestConfigIdempotencyDefaults(t *testing.T) {
 	t.Parallel()
 	hc := hubConfig(testConfig(t), nil)
-	if hc.IdempotencyWindow != sse.DefaultKeyWindow || hc.MaxIdempotencyKeys != sse.DefaultMaxKeys {
-		t.Errorf("window %v, max keys %d; want the library's %v and %d", hc.IdempotencyWindow, hc.MaxIdempotencyKeys, sse.DefaultKeyWindow, sse.DefaultMaxKeys)
+	if hc.IdempotencyWindow != ssekit.DefaultKeyWindow || hc.MaxIdempotencyKeys != ssekit.DefaultMaxKeys {
+		t.Errorf("window %v, max keys %d; want the library's %v and %d", hc.IdempotencyWindow, hc.MaxIdempotencyKeys, ssekit.DefaultKeyWindow, ssekit.DefaultMaxKeys)
 	}
-	for d, want := range map[time.Duration]string{sse.MaxKeyWindow: "24h", 10 * time.Minute: "10m", 90 * time.Minute: "1h30m", 200 * time.Millisecond: "200ms", 90 * time.Second: "1m30s"} {
+	for d, want := range map[time.Duration]string{ssekit.MaxKeyWindow: "24h", 10 * time.Minute: "10m", 90 * time.Minute: "1h30m", 200 * time.Millisecond: "200ms", 90 * time.Second: "1m30s"} {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}

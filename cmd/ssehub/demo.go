@@ -16,7 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // webFS is the demo page: plain HTML, CSS and JavaScript, no build step and
@@ -118,31 +118,31 @@ const minDemoTTL = 2 * time.Second
 // header of those requests still names evil.example.com.
 func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	if !a.cfg.Dev {
-		sse.WriteError(w, http.StatusNotFound, "not_found", "dev mode is off: this hub never mints tokens; paste one signed by your backend")
+		ssekit.WriteError(w, http.StatusNotFound, "not_found", "dev mode is off: this hub never mints tokens; paste one signed by your backend")
 		return
 	}
 	if !loopbackHost(r.Host) {
 		a.log.Info("dev mode: token refused", "reason", "Host is not loopback", "host", capInput(r.Host), "remote", r.RemoteAddr)
-		sse.WriteError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for a loopback Host: open the demo page at http://localhost:<port>/ or http://127.0.0.1:<port>/")
+		ssekit.WriteError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for a loopback Host: open the demo page at http://localhost:<port>/ or http://127.0.0.1:<port>/")
 		return
 	}
 	if why := crossSite(r); why != "" {
 		a.log.Info("dev mode: token refused", "reason", why, "remote", r.RemoteAddr)
-		sse.WriteError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for the demo page itself: "+why)
+		ssekit.WriteError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for the demo page itself: "+why)
 		return
 	}
 	var req struct {
 		User string `json:"user"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		sse.WriteError(w, http.StatusBadRequest, "bad_request", "malformed JSON body: "+err.Error())
+		ssekit.WriteError(w, http.StatusBadRequest, "bad_request", "malformed JSON body: "+err.Error())
 		return
 	}
 	user := uuid.New()
 	if req.User != "" {
 		u, err := uuid.Parse(req.User)
 		if err != nil || u == uuid.Nil {
-			sse.WriteError(w, http.StatusBadRequest, "bad_request", "user must be a uuid")
+			ssekit.WriteError(w, http.StatusBadRequest, "bad_request", "user must be a uuid")
 			return
 		}
 		user = u
@@ -151,7 +151,7 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query().Get("ttl"); q != "" {
 		d, err := time.ParseDuration(q)
 		if err != nil || d < minDemoTTL || d > a.cfg.DevTokenTTL {
-			sse.WriteError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("ttl %s: want a duration from %s to %s (--dev-token-ttl), such as 5s",
+			ssekit.WriteError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("ttl %s: want a duration from %s to %s (--dev-token-ttl), such as 5s",
 				quoteInput(q), shortDuration(minDemoTTL), shortDuration(a.cfg.DevTokenTTL)))
 			return
 		}
@@ -159,7 +159,7 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	}
 	token, exp, err := a.verify.mint(user.String(), demoTenant, demoAllowedTopics, ttl)
 	if err != nil {
-		sse.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+		ssekit.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
 	path := a.cfg.Prefix

@@ -10,7 +10,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestStreamEndsWhenItsTokenExpires follows a stream whose token expires
@@ -54,9 +54,9 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 	for range 100 {
 		ev, err := s1.next()
 		if err != nil {
-			t.Fatalf("stream ended without a %s event: %v", sse.TypeSessionEnded, err)
+			t.Fatalf("stream ended without a %s event: %v", ssekit.TypeSessionEnded, err)
 		}
-		if ev.Type == sse.TypeSessionEnded {
+		if ev.Type == ssekit.TypeSessionEnded {
 			ended = ev
 			break
 		}
@@ -70,29 +70,29 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 		LastEventID string `json:"last_event_id"`
 	}
 	if err := jsonUnmarshal(ended.Data, &end); err != nil {
-		t.Fatalf("%s data %q: %v", sse.TypeSessionEnded, ended.Data, err)
+		t.Fatalf("%s data %q: %v", ssekit.TypeSessionEnded, ended.Data, err)
 	}
 	// Its id, and the one its data gives, are the stream's position: that
 	// of the last event it got.
-	if end.Reason != sse.ReasonExpired || end.LastEventID != ended.ID || ended.ID != last {
-		t.Fatalf("%s: id %q, data %s; want reason %q and the id of the last event, %q, as both", sse.TypeSessionEnded, ended.ID, ended.Data, sse.ReasonExpired, last)
+	if end.Reason != ssekit.ReasonExpired || end.LastEventID != ended.ID || ended.ID != last {
+		t.Fatalf("%s: id %q, data %s; want reason %q and the id of the last event, %q, as both", ssekit.TypeSessionEnded, ended.ID, ended.Data, ssekit.ReasonExpired, last)
 	}
 	if len(got) == 1 && positionIn(t, ended.ID, "u") != beforeID {
-		t.Errorf("%s at %q: position in the user's channel is not the last event's, %s", sse.TypeSessionEnded, ended.ID, beforeID)
+		t.Errorf("%s at %q: position in the user's channel is not the last event's, %s", ssekit.TypeSessionEnded, ended.ID, beforeID)
 	}
 
 	// Published after the end: on the next stream, never on this one.
 	send("meanwhile 1")
 	send("meanwhile 2")
 	if ev, err := s1.next(); err != io.EOF {
-		t.Fatalf("after %s: got %+v, %v; want the stream's end", sse.TypeSessionEnded, ev, err)
+		t.Fatalf("after %s: got %+v, %v; want the stream's end", ssekit.TypeSessionEnded, ev, err)
 	}
 	waitMetric(t, ta.srv.URL, `ssekit_disconnects_total{reason="expired"}`, 1)
 
 	// The old token: expired, which says "get a new one". One with the
 	// same claims but a bad signature is not.
 	for _, tc := range []struct{ name, tok, want string }{
-		{"the expired token", short, sse.CodeCredentialsExpired},
+		{"the expired token", short, ssekit.CodeCredentialsExpired},
 		{"the expired token, signed with another secret", signHS(t, jwt.SigningMethodHS256, testSecret+"-other", jwt.MapClaims{"sub": user, "exp": exp}), "unauthorized"},
 		{"a fresh token with a bad signature", signHS(t, jwt.SigningMethodHS256, testSecret+"-other", jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()}), "unauthorized"},
 	} {

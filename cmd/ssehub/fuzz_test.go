@@ -18,7 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // fuzzSub is the subject of the seed tokens.
@@ -130,11 +130,11 @@ func FuzzRequestToken(f *testing.F) {
 			return
 		}
 		user := who.User
-		if who.Tenant != "" && sse.ValidName(who.Tenant) != "" {
+		if who.Tenant != "" && ssekit.ValidName(who.Tenant) != "" {
 			t.Fatalf("accepted tenant %q, not a valid name", who.Tenant)
 		}
 		for _, topic := range who.Topics {
-			if sse.ValidName(topic) != "" {
+			if ssekit.ValidName(topic) != "" {
 				t.Fatalf("accepted topic %q, not a valid name", topic)
 			}
 		}
@@ -158,8 +158,8 @@ func FuzzPublishBody(f *testing.F) {
 	// inputs: the fuzzer minimizes every new input, and big ones slow it.
 	// The hub allows fewer recipients than the handler, so that both
 	// refusals are reached.
-	rec := &recordingBroker{MemoryBroker: sse.NewMemoryBroker(4, 0)}
-	hub := sse.NewHub(sse.Config{Broker: rec, MaxEventSize: 512, MaxRecipients: 3})
+	rec := &recordingBroker{MemoryBroker: ssekit.NewMemoryBroker(4, 0)}
+	hub := ssekit.NewHub(ssekit.Config{Broker: rec, MaxEventSize: 512, MaxRecipients: 3})
 	f.Cleanup(func() { _ = hub.Close(); _ = rec.Close() })
 	metrics := newServerMetrics(hub)
 	h := &publishHandler{hub: hub, key: newKeyChecker(testKey), maxBody: 1 << 10, maxRecipients: 4, log: slog.New(slog.DiscardHandler), metrics: metrics}
@@ -205,7 +205,7 @@ func FuzzPublishBody(f *testing.F) {
 			t.Fatalf("answer %d has Content-Type %q", w.Code, ct)
 		}
 		if w.Code != http.StatusOK {
-			var e sse.ErrorBody
+			var e ssekit.ErrorBody
 			if w.Code < 400 || w.Code > 499 || json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Error == "" || e.Message == "" {
 				t.Fatalf("refusal %d %q, want a 4xx with a JSON error", w.Code, w.Body)
 			}
@@ -215,7 +215,7 @@ func FuzzPublishBody(f *testing.F) {
 			return
 		}
 		var resp publishResponse
-		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || !sse.ValidID(resp.ID) {
+		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || !ssekit.ValidID(resp.ID) {
 			t.Fatalf("200 with body %q", w.Body)
 		}
 		if len(published) != 1 || published[0].ID != resp.ID {
@@ -227,7 +227,7 @@ func FuzzPublishBody(f *testing.F) {
 		if err := dec.Decode(&req2); err != nil {
 			t.Fatalf("published body %q that does not decode: %v", body, err)
 		}
-		if !typeRe.MatchString(m.Type) || sse.ReservedType(m.Type) != "" || m.Type != req2.Type {
+		if !typeRe.MatchString(m.Type) || ssekit.ReservedType(m.Type) != "" || m.Type != req2.Type {
 			t.Fatalf("published type %q from %q", m.Type, req2.Type)
 		}
 		// Read the body a second way: as a map, which keeps one value per
@@ -247,7 +247,7 @@ func FuzzPublishBody(f *testing.F) {
 		_, hasClients := fields["clients"]
 		_, hasTenant := fields["tenant"]
 		_, hasTopics := fields["topics"]
-		everyone := slices.Equal(m.Channels, []string{sse.BroadcastChannel})
+		everyone := slices.Equal(m.Channels, []string{ssekit.BroadcastChannel})
 		if everyone != all || (all && (hasUsers || hasClients || hasTenant || hasTopics)) {
 			t.Fatalf("published to everyone=%v from %q", everyone, body)
 		}
@@ -255,7 +255,7 @@ func FuzzPublishBody(f *testing.F) {
 		for _, ch := range m.Channels {
 			if u, ok := strings.CutPrefix(ch, "user:"); ok {
 				mUsers = append(mUsers, u)
-			} else if ch != sse.BroadcastChannel {
+			} else if ch != ssekit.BroadcastChannel {
 				mNamed = append(mNamed, ch)
 			}
 		}
@@ -270,13 +270,13 @@ func FuzzPublishBody(f *testing.F) {
 		// valid name.
 		var named []string
 		if req2.Tenant != "" {
-			named = append(named, sse.TenantChannel(req2.Tenant))
+			named = append(named, ssekit.TenantChannel(req2.Tenant))
 		}
 		for _, name := range req2.Topics {
-			if sse.ValidName(name) != "" {
+			if ssekit.ValidName(name) != "" {
 				t.Fatalf("published to topic %q, not a valid name", name)
 			}
-			named = append(named, sse.TopicChannel(name))
+			named = append(named, ssekit.TopicChannel(name))
 		}
 		slices.Sort(named)
 		if named = slices.Compact(named); !slices.Equal(mNamed, named) {
@@ -321,12 +321,12 @@ func FuzzPublishBody(f *testing.F) {
 // published, so that a test sees each publish whole: its channels and
 // clients, which no single channel's history shows.
 type recordingBroker struct {
-	*sse.MemoryBroker
+	*ssekit.MemoryBroker
 	mu  sync.Mutex
-	got []sse.Message
+	got []ssekit.Message
 }
 
-func (b *recordingBroker) Publish(ctx context.Context, m sse.Message) (string, error) {
+func (b *recordingBroker) Publish(ctx context.Context, m ssekit.Message) (string, error) {
 	id, err := b.MemoryBroker.Publish(ctx, m)
 	if err == nil {
 		m.ID = id
@@ -338,7 +338,7 @@ func (b *recordingBroker) Publish(ctx context.Context, m sse.Message) (string, e
 }
 
 // take returns and forgets what was published.
-func (b *recordingBroker) take() []sse.Message {
+func (b *recordingBroker) take() []ssekit.Message {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	got := b.got
@@ -378,7 +378,7 @@ func FuzzParseGrant(f *testing.F) {
 			}
 			return
 		}
-		if sse.ValidName(name) != "" {
+		if ssekit.ValidName(name) != "" {
 			t.Fatalf("parseGrant(%q) accepted %q, not a valid name", entry, name)
 		}
 		if whole := name + map[bool]string{true: "*"}[prefix]; whole != entry {

@@ -20,8 +20,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestClusterIdempotencyKeyNodeKilled: a publisher that gets no answer
@@ -137,7 +137,7 @@ func TestClusterIdempotencyKeyNodeKilled(t *testing.T) {
 // procsStored returns the publish ids the user's channel holds.
 func procsStored(t *testing.T, reader *redisbroker.Broker, user string) []string {
 	t.Helper()
-	ms, err := reader.Read(t.Context(), sse.UserChannel(user), "0-0", 100)
+	ms, err := reader.Read(t.Context(), ssekit.UserChannel(user), "0-0", 100)
 	if err != nil {
 		t.Fatalf("read the channel of %s: %v", user, err)
 	}

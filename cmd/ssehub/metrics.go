@@ -7,14 +7,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/redisbroker"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // hubCollector exports a hub's Stats as Prometheus metrics. It reads one
 // snapshot per scrape, so the hub pays nothing per event for metrics.
 type hubCollector struct {
-	hub *sse.Hub
+	hub *ssekit.Hub
 
 	clients, users             *prometheus.Desc
 	published, delivered       *prometheus.Desc
@@ -24,7 +24,7 @@ type hubCollector struct {
 
 var _ prometheus.Collector = (*hubCollector)(nil)
 
-func newHubCollector(hub *sse.Hub) *hubCollector {
+func newHubCollector(hub *ssekit.Hub) *hubCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("ssekit_"+name, help, labels, nil)
 	}
@@ -90,7 +90,7 @@ var targetKinds = []string{"all", "users", "clients", "tenant", "topics"}
 
 // newServerMetrics returns a registry with the hub's metrics, the
 // server's, and the Go runtime and process collectors.
-func newServerMetrics(hub *sse.Hub) *serverMetrics {
+func newServerMetrics(hub *ssekit.Hub) *serverMetrics {
 	m := &serverMetrics{
 		registry: prometheus.NewRegistry(),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -140,7 +140,7 @@ func newServerMetrics(hub *sse.Hub) *serverMetrics {
 	// mode counts the keys this node recorded instead, from which the
 	// keys Redis holds are the increase over --idempotency-window.
 	switch b := hub.Broker().(type) {
-	case *sse.MemoryBroker:
+	case *ssekit.MemoryBroker:
 		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ssekit_idempotency_keys",
 			Help: "Idempotency-Keys the in-memory broker remembers, within --idempotency-window and at most --max-idempotency-keys.",
@@ -156,7 +156,7 @@ func newServerMetrics(hub *sse.Hub) *serverMetrics {
 
 // countPublish counts an accepted publish to t under each kind of
 // addressee it names.
-func (m *serverMetrics) countPublish(t sse.Target) {
+func (m *serverMetrics) countPublish(t ssekit.Target) {
 	count := func(kind string, named bool) {
 		if named {
 			m.publishes.WithLabelValues(kind).Inc()

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestMetricsAfterTraffic checks that the Prometheus endpoint has the
@@ -66,7 +66,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	// The resync stream ended when the test closed it: wait for the hub to
 	// count it, without asserting when.
 	deadline := time.Now().Add(guard)
-	for ta.hub.Stats().Disconnects[sse.ReasonClientGone] == 0 && time.Now().Before(deadline) {
+	for ta.hub.Stats().Disconnects[ssekit.ReasonClientGone] == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	resp, err = http.Get(ta.srv.URL + "/metrics")
@@ -83,18 +83,18 @@ func TestMetricsAfterTraffic(t *testing.T) {
 // fakeCluster is a cluster on an in-memory broker whose Ping fails on
 // demand.
 type fakeCluster struct {
-	broker  *sse.MemoryBroker
+	broker  *ssekit.MemoryBroker
 	failing atomic.Bool
 	started atomic.Bool
 	closed  atomic.Bool
 }
 
 func newFakeCluster() *fakeCluster {
-	return &fakeCluster{broker: sse.NewMemoryBroker(100, time.Minute)}
+	return &fakeCluster{broker: ssekit.NewMemoryBroker(100, time.Minute)}
 }
 
-func (f *fakeCluster) Broker() sse.Broker { return f.broker }
-func (f *fakeCluster) Start(hub *sse.Hub) { f.started.Store(true) }
+func (f *fakeCluster) Broker() ssekit.Broker { return f.broker }
+func (f *fakeCluster) Start(hub *ssekit.Hub) { f.started.Store(true) }
 func (f *fakeCluster) Ping(ctx context.Context) error {
 	if f.failing.Load() {
 		return errors.New("dial tcp 127.0.0.1:6379: connection refused")

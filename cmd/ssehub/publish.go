@@ -16,7 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // publishRequest is the body of POST <prefix>/publish. Everyone is only
@@ -57,7 +57,7 @@ const (
 )
 
 // typeRe is what an event type may be. The library only refuses what
-// breaks the framing and the types it reserves (sse.ReservedType); an HTTP
+// breaks the framing and the types it reserves (ssekit.ReservedType); an HTTP
 // API for other languages is stricter, so that a type is also a safe
 // listener name and metrics label.
 var typeRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
@@ -68,7 +68,7 @@ const maxClientIDLen = 128
 // publishHandler serves POST <prefix>/publish: it checks the key and the
 // body and publishes nothing unless all of it is valid.
 type publishHandler struct {
-	hub     *sse.Hub
+	hub     *ssekit.Hub
 	key     keyChecker
 	maxBody int64
 	// maxRecipients bounds the users, clients, tenant and topics of one
@@ -94,7 +94,7 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.metrics.authFailures.WithLabelValues("publish").Inc()
 		p.log.Info("publish refused", "reason", "wrong or missing publish key", "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub publish"`)
-		sse.WriteError(w, http.StatusUnauthorized, "unauthorized", "send the publish key as Authorization: Bearer <key>")
+		ssekit.WriteError(w, http.StatusUnauthorized, "unauthorized", "send the publish key as Authorization: Bearer <key>")
 		return
 	}
 	idemKey, err := idempotencyKey(r.Header)
@@ -113,13 +113,13 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var replayed bool
-	opts := []sse.PublishOption{sse.Replayed(&replayed)}
+	opts := []ssekit.PublishOption{ssekit.Replayed(&replayed)}
 	if idemKey != "" {
-		opts = append(opts, sse.IdempotencyKey(idemKey))
+		opts = append(opts, ssekit.IdempotencyKey(idemKey))
 	}
-	id, err := p.hub.Publish(r.Context(), target, sse.Event{Type: req.Type, Data: req.Data}, opts...)
+	id, err := p.hub.Publish(r.Context(), target, ssekit.Event{Type: req.Type, Data: req.Data}, opts...)
 	switch {
-	case errors.Is(err, sse.ErrKeyConflict):
+	case errors.Is(err, ssekit.ErrKeyConflict):
 		p.metrics.keyConflicts.Inc()
 		within := ""
 		if p.keyWindow > 0 {
@@ -129,14 +129,14 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"%s %s was used%s for a different publish (other addressees, type or data): nothing was published; a retry must send the same body, a new publish a new key",
 			idempotencyHeader, quoteInput(idemKey), within))
 		return
-	case errors.Is(err, sse.ErrInvalidKey):
+	case errors.Is(err, ssekit.ErrInvalidKey):
 		// Checked above already.
 		p.refuse(w, http.StatusBadRequest, fmt.Errorf("%s: %w", idempotencyHeader, err))
 		return
-	case errors.Is(err, sse.ErrEventTooLarge):
+	case errors.Is(err, ssekit.ErrEventTooLarge):
 		p.refuse(w, http.StatusRequestEntityTooLarge, err)
 		return
-	case errors.Is(err, sse.ErrInvalidEvent), errors.Is(err, sse.ErrInvalidTarget), errors.Is(err, sse.ErrTooManyRecipients):
+	case errors.Is(err, ssekit.ErrInvalidEvent), errors.Is(err, ssekit.ErrInvalidTarget), errors.Is(err, ssekit.ErrTooManyRecipients):
 		// Checked above already; the hub checks again, and what it
 		// refuses is still the publisher's to fix, not worth a retry.
 		p.refuse(w, http.StatusBadRequest, err)
@@ -149,7 +149,7 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// left behind.
 		p.log.Warn("publish failed", "err", err, "type", req.Type)
 		w.Header().Set("Retry-After", "1")
-		sse.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		ssekit.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
 	}
 	if replayed {
@@ -177,10 +177,10 @@ func (p *publishHandler) refuse(w http.ResponseWriter, status int, err error) {
 		code = "unsupported_media_type"
 	case status == http.StatusUnprocessableEntity:
 		code = "idempotency_key_reused"
-	case errors.Is(err, sse.ErrTooManyRecipients):
+	case errors.Is(err, ssekit.ErrTooManyRecipients):
 		code = "too_many_recipients"
 	}
-	sse.WriteError(w, status, code, err.Error())
+	ssekit.WriteError(w, status, code, err.Error())
 }
 
 // idempotencyKey returns the request's Idempotency-Key, "" when it has
@@ -195,10 +195,10 @@ func idempotencyKey(h http.Header) (string, error) {
 	case len(values) > 1:
 		return "", fmt.Errorf("%d %s headers: send one", len(values), idempotencyHeader)
 	case values[0] == "":
-		return "", fmt.Errorf("%s is empty (did a variable come out empty?): send 1 to %d bytes of visible ASCII, such as a UUID, or leave the header out", idempotencyHeader, sse.MaxKeyLen)
+		return "", fmt.Errorf("%s is empty (did a variable come out empty?): send 1 to %d bytes of visible ASCII, such as a UUID, or leave the header out", idempotencyHeader, ssekit.MaxKeyLen)
 	}
-	if err := sse.CheckKey(values[0]); err != nil {
-		return "", fmt.Errorf("%s %s (%d bytes) is not a key: send 1 to %d bytes of visible ASCII without spaces, such as a UUID", idempotencyHeader, quoteInput(values[0]), len(values[0]), sse.MaxKeyLen)
+	if err := ssekit.CheckKey(values[0]); err != nil {
+		return "", fmt.Errorf("%s %s (%d bytes) is not a key: send 1 to %d bytes of visible ASCII without spaces, such as a UUID", idempotencyHeader, quoteInput(values[0]), len(values[0]), ssekit.MaxKeyLen)
 	}
 	return values[0], nil
 }
@@ -320,9 +320,9 @@ func isJSON(ct string) bool {
 // checkTarget validates the type and the addressees and returns the
 // target with user ids in canonical form. Everyone is only "all": true,
 // alone; more than maxRecipients addressees (0: no limit) wrap
-// sse.ErrTooManyRecipients.
-func checkTarget(req publishRequest, maxRecipients int) (sse.Target, error) {
-	var t sse.Target
+// ssekit.ErrTooManyRecipients.
+func checkTarget(req publishRequest, maxRecipients int) (ssekit.Target, error) {
+	var t ssekit.Target
 	if err := checkType(req.Type); err != nil {
 		return t, err
 	}
@@ -331,7 +331,7 @@ func checkTarget(req publishRequest, maxRecipients int) (sse.Target, error) {
 	case req.All && some:
 		return t, errors.New(`"all": true excludes "users", "clients", "tenant" and "topics": send one or the other`)
 	case req.All:
-		return sse.Target{All: true}, nil
+		return ssekit.Target{All: true}, nil
 	case !some:
 		return t, errors.New(`no addressee: name "users", "clients", "tenant" or "topics", or set "all": true to send to everyone`)
 	}
@@ -340,7 +340,7 @@ func checkTarget(req publishRequest, maxRecipients int) (sse.Target, error) {
 		n++
 	}
 	if maxRecipients > 0 && n > maxRecipients {
-		return t, fmt.Errorf("%w: %d users, clients, tenants and topics, over --max-recipients %d: split the publish", sse.ErrTooManyRecipients, n, maxRecipients)
+		return t, fmt.Errorf("%w: %d users, clients, tenants and topics, over --max-recipients %d: split the publish", ssekit.ErrTooManyRecipients, n, maxRecipients)
 	}
 	for i, u := range req.Users {
 		id, err := uuid.Parse(u)
@@ -356,13 +356,13 @@ func checkTarget(req publishRequest, maxRecipients int) (sse.Target, error) {
 		t.Clients = append(t.Clients, c)
 	}
 	if req.Tenant != "" {
-		if why := sse.ValidName(req.Tenant); why != "" {
+		if why := ssekit.ValidName(req.Tenant); why != "" {
 			return t, fmt.Errorf("tenant: %s %s", quoteInput(req.Tenant), why)
 		}
 		t.Tenants = []string{req.Tenant}
 	}
 	for i, name := range req.Topics {
-		if why := sse.ValidName(name); why != "" {
+		if why := ssekit.ValidName(name); why != "" {
 			return t, fmt.Errorf("topics[%d]: %s %s", i, quoteInput(name), why)
 		}
 	}
@@ -376,7 +376,7 @@ func checkType(typ string) error {
 	if !typeRe.MatchString(typ) {
 		return fmt.Errorf("type %s: want 1 to 64 of A-Z a-z 0-9 _ . : -", quoteInput(typ))
 	}
-	if why := sse.ReservedType(typ); why != "" {
+	if why := ssekit.ReservedType(typ); why != "" {
 		return fmt.Errorf("type %q is %s: choose another", typ, why)
 	}
 	return nil

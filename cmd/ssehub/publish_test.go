@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // TestPublishRefusesBadInput checks that every invalid publish gets a 4xx
@@ -286,7 +286,7 @@ func TestPublishMaxRecipients(t *testing.T) {
 	}
 
 	// The hub's own refusals are the publisher's to fix too, not a 503.
-	hub, err := sse.New(sse.Config{MaxRecipients: 1})
+	hub, err := ssekit.New(ssekit.Config{MaxRecipients: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

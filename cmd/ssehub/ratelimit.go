@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // Rate limits bound how often one client may open a stream or publish, so
@@ -22,7 +22,7 @@ import (
 //
 // A stream request over its limit is answered the way the hub answers every
 // temporary refusal — 200 text/event-stream with a jittered retry field of
-// at least the wait, a Retry-After header and no stream (sse.Hub.Refuse) —
+// at least the wait, a Retry-After header and no stream (ssekit.Hub.Refuse) —
 // and not with the 429 the HTTP specification suggests: a browser's
 // EventSource that gets any status but 200 closes for good and never
 // reconnects, which would turn a moment's throttling into a dead page. A
@@ -251,14 +251,14 @@ func (a *app) limitPublish(next http.Handler) http.Handler {
 			a.metrics.rateLimited.WithLabelValues("publish").Inc()
 			a.log.Debug("publish rate-limited", "remote", r.RemoteAddr, "wait", wait)
 			w.Header().Set("Retry-After", retryAfter(wait))
-			sse.WriteError(w, http.StatusTooManyRequests, "rate_limited", "too many publish requests from this address; retry after "+retryAfter(wait)+"s")
+			ssekit.WriteError(w, http.StatusTooManyRequests, "rate_limited", "too many publish requests from this address; retry after "+retryAfter(wait)+"s")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// streamHandler serves GET <prefix>/stream: sse.Hub.Handler's steps, with
+// streamHandler serves GET <prefix>/stream: ssekit.Hub.Handler's steps, with
 // the rate limits between them — per client address before the token is
 // checked, per user after — and a refusal with a retry hint for a stream
 // over either (see the comment at the top of this file).
@@ -266,7 +266,7 @@ func (a *app) streamHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
-			sse.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the event stream is read with GET")
+			ssekit.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the event stream is read with GET")
 			return
 		}
 		now := a.limits.now()
@@ -279,10 +279,10 @@ func (a *app) streamHandler() http.Handler {
 			// An expired token is told apart from a bad one: its holder
 			// gets a new one and resumes, as after a session_ended.
 			code := "unauthorized"
-			if errors.Is(err, sse.ErrCredentialsExpired) {
-				code = sse.CodeCredentialsExpired
+			if errors.Is(err, ssekit.ErrCredentialsExpired) {
+				code = ssekit.CodeCredentialsExpired
 			}
-			sse.WriteError(w, http.StatusUnauthorized, code, err.Error())
+			ssekit.WriteError(w, http.StatusUnauthorized, code, err.Error())
 			return
 		}
 		if ok, wait := a.limits.streamUser.allow(who.User, now); !ok {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // healthTimeout bounds the cluster check of one /healthz request.
@@ -21,7 +21,7 @@ const healthTimeout = 2 * time.Second
 type app struct {
 	cfg     config
 	log     *slog.Logger
-	hub     *sse.Hub
+	hub     *ssekit.Hub
 	cluster cluster // nil in memory mode
 	verify  *verifier
 	metrics *serverMetrics
@@ -46,7 +46,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, cl cluster) (*app
 	if cl != nil {
 		hc.Broker = cl.Broker()
 	}
-	hub, err := sse.New(hc)
+	hub, err := ssekit.New(hc)
 	if err != nil {
 		keys.Close()
 		return nil, err
@@ -74,7 +74,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, cl cluster) (*app
 // hubConfig translates the settings to the library's Config, whose zero
 // values mean "default" and negative ones "none": ssehub's flags say 0 for
 // "none", which is what a person typing a flag expects.
-func hubConfig(c config, log *slog.Logger) sse.Config {
+func hubConfig(c config, log *slog.Logger) ssekit.Config {
 	none := func(v int) int {
 		if v == 0 {
 			return -1
@@ -93,11 +93,11 @@ func hubConfig(c config, log *slog.Logger) sse.Config {
 		}
 		return d
 	}
-	overflow := sse.OverflowDisconnect
+	overflow := ssekit.OverflowDisconnect
 	if c.Overflow == "drop" {
-		overflow = sse.OverflowDrop
+		overflow = ssekit.OverflowDrop
 	}
-	return sse.Config{
+	return ssekit.Config{
 		BufferSize:        c.BufferSize,
 		ClientTimeout:     c.ClientTimeout,
 		HeartbeatInterval: noneD(c.Heartbeat),
@@ -143,7 +143,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("/healthz", only(http.MethodGet, http.HandlerFunc(a.healthz)))
 	a.demoRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		sse.WriteError(w, http.StatusNotFound, "not_found", "no route "+r.URL.Path)
+		ssekit.WriteError(w, http.StatusNotFound, "not_found", "no route "+r.URL.Path)
 	})
 	return secureHeaders(mux)
 }
@@ -155,10 +155,10 @@ func (a *app) routes() http.Handler {
 // refuse its stream (401 credentials_expired: its Identity.Expires has
 // passed); it is refused here instead, as one beyond the leeway is, so
 // that every expired token is answered, counted and logged alike.
-func (a *app) identify(r *http.Request) (sse.Identity, *grants, error) {
+func (a *app) identify(r *http.Request) (ssekit.Identity, *grants, error) {
 	token, source, err := requestToken(r)
 	if err == nil {
-		var who sse.Identity
+		var who ssekit.Identity
 		var g *grants
 		if who, g, err = a.verify.identify(token); err == nil && !time.Now().Before(who.Expires) {
 			err = &expiredError{exp: who.Expires}
@@ -170,7 +170,7 @@ func (a *app) identify(r *http.Request) (sse.Identity, *grants, error) {
 	}
 	a.metrics.authFailures.WithLabelValues("stream").Inc()
 	a.log.Info("stream refused", "err", err, "source", source, "remote", r.RemoteAddr)
-	return sse.Identity{}, nil, err
+	return ssekit.Identity{}, nil, err
 }
 
 // status serves <prefix>/status: this node's hub, or with scope=cluster
@@ -181,19 +181,19 @@ func (a *app) status(w http.ResponseWriter, r *http.Request) {
 		a.hub.StatusHandler().ServeHTTP(w, r)
 	case "cluster":
 		if a.cluster == nil {
-			sse.WriteError(w, http.StatusNotFound, "not_found", "cluster mode is off (no --redis-url or --redis-cluster)")
+			ssekit.WriteError(w, http.StatusNotFound, "not_found", "cluster mode is off (no --redis-url or --redis-cluster)")
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()
 		st, err := a.cluster.Status(ctx)
 		if err != nil {
-			sse.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			ssekit.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, st)
 	default:
-		sse.WriteError(w, http.StatusBadRequest, "bad_request", "scope must be node or cluster")
+		ssekit.WriteError(w, http.StatusBadRequest, "bad_request", "scope must be node or cluster")
 	}
 }
 
@@ -265,7 +265,7 @@ func only(method string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 			w.Header().Set("Allow", method)
-			sse.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method)
+			ssekit.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method)
 			return
 		}
 		next.ServeHTTP(w, r)

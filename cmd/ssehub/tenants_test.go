@@ -13,8 +13,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // tokenWith signs a token for user with the test secret, valid for an
@@ -517,7 +517,7 @@ func TestGrants(t *testing.T) {
 	if none.allows("news") {
 		t.Error("a nil grants allows a topic")
 	}
-	ok, err := authorizeTopic(context.Background(), sse.Identity{}, "news")
+	ok, err := authorizeTopic(context.Background(), ssekit.Identity{}, "news")
 	if ok || err != nil {
 		t.Errorf("authorizeTopic without grants = %v, %v; want false", ok, err)
 	}

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // grants are the topics a subscriber token lets its stream follow: the
@@ -26,7 +26,7 @@ type grants struct {
 func newGrants(topics, allowed []string) (*grants, error) {
 	g := &grants{names: make(map[string]bool, len(topics)+len(allowed))}
 	for i, t := range topics {
-		if why := sse.ValidName(t); why != "" {
+		if why := ssekit.ValidName(t); why != "" {
 			return nil, fmt.Errorf("claim %s[%d]: topic %s %s", topicsClaim, i, quoteInput(t), why)
 		}
 		g.names[t] = true
@@ -57,7 +57,7 @@ func parseGrant(s string) (name string, prefix bool, why string) {
 	case prefix && name == "":
 		return "", false, `has nothing before its '*': a pattern starts with a letter or a digit, as in "board:*"`
 	}
-	if why := sse.ValidName(name); why != "" {
+	if why := ssekit.ValidName(name); why != "" {
 		return "", false, why
 	}
 	return name, prefix, ""
@@ -84,10 +84,10 @@ type grantsKey struct{}
 
 // withGrants returns r carrying g, for authorizeTopic.
 //
-// The hub has one TopicAuthorizer for every stream, and sse.Identity has
+// The hub has one TopicAuthorizer for every stream, and ssekit.Identity has
 // no room for what a credential allows; but the hub calls the authorizer
 // with the request's context, before the stream starts, on the request's
-// goroutine (see sse.TopicAuthorizer). The request's context is therefore
+// goroutine (see ssekit.TopicAuthorizer). The request's context is therefore
 // exactly as wide as one token's grants: they reach the authorizer with
 // no state kept in between, and a request served without them is
 // allowed no topic.
@@ -95,10 +95,10 @@ func withGrants(r *http.Request, g *grants) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), grantsKey{}, g))
 }
 
-// authorizeTopic is ssehub's sse.TopicAuthorizer: a stream may follow a
+// authorizeTopic is ssehub's ssekit.TopicAuthorizer: a stream may follow a
 // topic iff its token's claims allow it (see grants), whatever its user
 // and tenant. It never fails: everything it needs is in the token.
-func authorizeTopic(ctx context.Context, _ sse.Identity, topic string) (bool, error) {
+func authorizeTopic(ctx context.Context, _ ssekit.Identity, topic string) (bool, error) {
 	g, _ := ctx.Value(grantsKey{}).(*grants)
 	return g.allows(topic), nil
 }

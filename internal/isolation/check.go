@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // drainAll takes what every open stream read so far, so that none holds
@@ -36,7 +36,7 @@ func (r *run) process(s *stream, evs []sseclient.Event) {
 			s.lastID = ev.ID
 		}
 		if !s.opened {
-			if ev.Type != sse.TypeConnected {
+			if ev.Type != ssekit.TypeConnected {
 				r.bad.add("form", "%s: first event %q, want connected", r.name(s), ev.Type)
 			}
 			var d struct {
@@ -63,8 +63,8 @@ func (r *run) process(s *stream, evs []sseclient.Event) {
 			s.order = append(s.order, seq)
 			s.ids = append(s.ids, ev.ID)
 			r.res.Delivered++
-		case sse.TypeHeartbeat:
-		case sse.TypeResync:
+		case ssekit.TypeHeartbeat:
+		case ssekit.TypeResync:
 			r.bad.add("resync", "%s: resync %s (nothing was trimmed)", r.name(s), ev.Data)
 		default:
 			r.bad.add("form", "%s: unexpected %q event %s", r.name(s), ev.Type, ev.Data)

@@ -42,8 +42,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // Options configure Run. The zero value of every field but Broker means
@@ -53,7 +53,7 @@ type Options struct {
 	// hubs start: the same broker for every node (hubs that share one
 	// memory broker), or one of its own per node on a shared Redis. The
 	// brokers are the caller's to close, after Run returns.
-	Broker func(t testing.TB, node int) sse.Broker
+	Broker func(t testing.TB, node int) ssekit.Broker
 
 	// Nodes is how many hubs serve the streams, each behind its own HTTP
 	// server. Defaults to 2.
@@ -81,7 +81,7 @@ type Options struct {
 	// Hub is the configuration of every hub, whose Broker, AuthorizeTopic
 	// and client limits Run sets. A zero BufferSize is 4096: the run
 	// publishes in bursts, and a connection cut for overflow is a failure.
-	Hub sse.Config
+	Hub ssekit.Config
 }
 
 // Result counts what a run did.
@@ -98,7 +98,7 @@ type Result struct {
 // pub is one publish of the run, by its seq (its index in the log, and
 // its event's data).
 type pub struct {
-	to       sse.Target
+	to       ssekit.Target
 	channels []string // the channels to addresses, sorted
 	clients  []string
 	marker   bool
@@ -125,7 +125,7 @@ type run struct {
 	t    *testing.T
 	opts Options
 	ctx  context.Context
-	hubs []*sse.Hub
+	hubs []*ssekit.Hub
 	urls []string
 	hc   *http.Client
 	rng  *rand.Rand // the run goroutine's
@@ -234,11 +234,11 @@ func (r *run) startNodes() {
 		if cfg.Logger == nil {
 			cfg.Logger = slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		}
-		hub, err := sse.New(cfg)
+		hub, err := ssekit.New(cfg)
 		if err != nil {
-			t.Fatalf("node %d: sse.New: %v", i, err)
+			t.Fatalf("node %d: ssekit.New: %v", i, err)
 		}
-		srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{Identify: func(req *http.Request) (sse.Identity, error) {
+		srv := httptest.NewServer(hub.Handler(ssekit.HandlerOptions{Identify: func(req *http.Request) (ssekit.Identity, error) {
 			return identify(req.Header.Get("X-User")), nil
 		}}))
 		r.hubs = append(r.hubs, hub)
@@ -269,7 +269,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 
 // authorize is every hub's TopicAuthorizer: the table of world.go. It
 // also checks that the hub hands it the identity that Identify found.
-func (r *run) authorize(_ context.Context, who sse.Identity, topic string) (bool, error) {
+func (r *run) authorize(_ context.Context, who ssekit.Identity, topic string) (bool, error) {
 	key := who.User
 	if key == "" && who.Tenant != "" {
 		key = "kiosk@" + who.Tenant
@@ -296,7 +296,7 @@ func (r *run) publisher(stream uint64) {
 }
 
 // publish logs a publish and makes it on node; it returns its seq.
-func (r *run) publish(node int, to sse.Target, marker bool) int {
+func (r *run) publish(node int, to ssekit.Target, marker bool) int {
 	p := pub{to: to, channels: targetChannels(to), clients: to.Clients, marker: marker}
 	r.logMu.Lock()
 	seq := len(r.log)
@@ -307,7 +307,7 @@ func (r *run) publish(node int, to sse.Target, marker bool) int {
 		r.res.Publishes++
 	}
 	r.logMu.Unlock()
-	if _, err := r.hubs[node].Publish(r.ctx, to, sse.Event{Type: "p", Data: seq}); err != nil {
+	if _, err := r.hubs[node].Publish(r.ctx, to, ssekit.Event{Type: "p", Data: seq}); err != nil {
 		r.logMu.Lock()
 		r.log[seq].failed = true
 		r.logMu.Unlock()
@@ -439,7 +439,7 @@ func (r *run) barrier(channels, clients []string) map[string]int {
 		out[ch] = r.publish(r.rng.IntN(len(r.hubs)), markerTarget(ch), true)
 	}
 	if len(clients) > 0 {
-		out[""] = r.publish(r.rng.IntN(len(r.hubs)), sse.Target{Clients: clients}, true)
+		out[""] = r.publish(r.rng.IntN(len(r.hubs)), ssekit.Target{Clients: clients}, true)
 	}
 	return out
 }
@@ -489,14 +489,14 @@ func (r *run) refuse() {
 	ok, forbidden := allowedTopics(identify(id.key))
 	node := r.rng.IntN(len(r.hubs))
 	asked := pickTopics(r.rng, forbidden, 1+r.rng.IntN(2))
-	want, code := http.StatusForbidden, sse.CodeTopicForbidden
+	want, code := http.StatusForbidden, ssekit.CodeTopicForbidden
 	wantTopics := slices.Sorted(slices.Values(asked))
 	if r.rng.IntN(6) == 0 {
 		asked = []string{"bad topic"}
-		want, code, wantTopics = http.StatusBadRequest, sse.CodeInvalidTopic, asked
+		want, code, wantTopics = http.StatusBadRequest, ssekit.CodeInvalidTopic, asked
 	}
 	asked = append(asked, pickTopics(r.rng, ok, r.rng.IntN(2))...)
-	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.urls[node]+"?"+url.Values{sse.TopicParam: asked}.Encode(), nil)
+	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.urls[node]+"?"+url.Values{ssekit.TopicParam: asked}.Encode(), nil)
 	if err != nil {
 		r.bad.add("refusal", "request for %q: %v", asked, err)
 		return
@@ -508,7 +508,7 @@ func (r *run) refuse() {
 		return
 	}
 	defer resp.Body.Close()
-	var body sse.ErrorBody
+	var body ssekit.ErrorBody
 	derr := json.NewDecoder(resp.Body).Decode(&body)
 	if resp.StatusCode != want || derr != nil || body.Error != code || !slices.Equal(body.Topics, wantTopics) {
 		r.bad.add("refusal", "request for %q as %q: %d %+v (%v), want %d %s naming %q", asked, id.key, resp.StatusCode, body, derr, want, code, wantTopics)

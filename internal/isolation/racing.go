@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // RacingNode is one node of a Racing run: a hub and the URL of its stream
 // handler, which identifies a stream by the X-User header and follows the
 // topics of its ?topic= parameters (AuthorizeTopic must allow them).
 type RacingNode struct {
-	Hub *sse.Hub
+	Hub *ssekit.Hub
 	URL string
 }
 
@@ -35,7 +35,7 @@ type RacingNode struct {
 func Racing(t *testing.T, nodes []RacingNode, publishes, reconnects int) {
 	t.Helper()
 	const user, topic = "racer", "race"
-	targets := []sse.Target{
+	targets := []ssekit.Target{
 		{Users: []string{user}},
 		{Topics: []string{topic}},
 		{Users: []string{user}, Topics: []string{topic}},
@@ -43,12 +43,12 @@ func Racing(t *testing.T, nodes []RacingNode, publishes, reconnects int) {
 		{Users: []string{"other"}, Topics: []string{"elsewhere"}},
 		{Users: []string{"other"}},
 	}
-	forUs := func(to sse.Target) bool {
+	forUs := func(to ssekit.Target) bool {
 		return len(to.Users) > 0 && to.Users[0] == user || len(to.Topics) > 0 && to.Topics[0] == topic
 	}
 
 	dial := func(n RacingNode, lastID string) (*ssetest.Conn, string) {
-		c := ssetest.DialOK(t, n.URL+"?"+sse.TopicParam+"="+topic, user, lastID)
+		c := ssetest.DialOK(t, n.URL+"?"+ssekit.TopicParam+"="+topic, user, lastID)
 		return c, c.Connected().ID
 	}
 	c, last := dial(nodes[0], "")
@@ -68,7 +68,7 @@ func Racing(t *testing.T, nodes []RacingNode, publishes, reconnects int) {
 				mu.Lock()
 				due[seq] = forUs(to)
 				mu.Unlock()
-				if _, err := nodes[p%len(nodes)].Hub.Publish(ctx, to, sse.Event{Type: "n", Data: seq}); err != nil {
+				if _, err := nodes[p%len(nodes)].Hub.Publish(ctx, to, ssekit.Event{Type: "n", Data: seq}); err != nil {
 					errs <- fmt.Errorf("publish %d: %w", seq, err)
 					return
 				}
@@ -122,8 +122,8 @@ func Racing(t *testing.T, nodes []RacingNode, publishes, reconnects int) {
 	}
 	// The end marker, to the user's channel: everything before it in that
 	// channel has come by then, and the topic's through its own marker.
-	nodes[0].Hub.Publish(context.Background(), sse.Target{Users: []string{user}}, sse.Event{Type: "end-user"})
-	nodes[0].Hub.Publish(context.Background(), sse.Target{Topics: []string{topic}}, sse.Event{Type: "end-topic"})
+	nodes[0].Hub.Publish(context.Background(), ssekit.Target{Users: []string{user}}, ssekit.Event{Type: "end-user"})
+	nodes[0].Hub.Publish(context.Background(), ssekit.Target{Topics: []string{topic}}, ssekit.Event{Type: "end-topic"})
 	ends := 0
 	for ends < 2 {
 		ev := c.NextOf()
@@ -170,6 +170,6 @@ func count(due map[int]bool) int {
 }
 
 // RacingHandler is the stream handler a Racing node serves.
-func RacingHandler(h *sse.Hub) http.Handler {
-	return h.Handler(sse.HandlerOptions{Authenticate: func(r *http.Request) (string, error) { return r.Header.Get("X-User"), nil }})
+func RacingHandler(h *ssekit.Hub) http.Handler {
+	return h.Handler(ssekit.HandlerOptions{Authenticate: func(r *http.Request) (string, error) { return r.Header.Get("X-User"), nil }})
 }

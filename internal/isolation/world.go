@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // The world of every run: three tenants of three users each, a kiosk (a
@@ -38,8 +38,8 @@ func identities() []identity {
 // identify is the run's HandlerOptions.Identify: X-User names the
 // identity; the tenant is the user's own; users "-u1" follow their
 // tenant's document without asking, as a credential's topics.
-func identify(key string) sse.Identity {
-	who := sse.Identity{}
+func identify(key string) ssekit.Identity {
+	who := ssekit.Identity{}
 	switch {
 	case key == "":
 	case strings.HasPrefix(key, "kiosk@"):
@@ -53,7 +53,7 @@ func identify(key string) sse.Identity {
 }
 
 // granted returns the topics who follows without asking.
-func granted(who sse.Identity) []string {
+func granted(who ssekit.Identity) []string {
 	if strings.HasSuffix(who.User, "-u1") {
 		return []string{"doc:" + who.Tenant + "/1"}
 	}
@@ -63,21 +63,21 @@ func granted(who sse.Identity) []string {
 // topic is one topic of the world and who may follow it.
 type topic struct {
 	name string
-	may  func(who sse.Identity) bool
+	may  func(who ssekit.Identity) bool
 }
 
-func tenantIn(ts ...string) func(sse.Identity) bool {
-	return func(who sse.Identity) bool { return slices.Contains(ts, who.Tenant) }
+func tenantIn(ts ...string) func(ssekit.Identity) bool {
+	return func(who ssekit.Identity) bool { return slices.Contains(ts, who.Tenant) }
 }
 
-func userIs(u string) func(sse.Identity) bool {
-	return func(who sse.Identity) bool { return who.User == u }
+func userIs(u string) func(ssekit.Identity) bool {
+	return func(who ssekit.Identity) bool { return who.User == u }
 }
 
 // topics is the authorization table of the run.
 var topics = []topic{
-	{"public:news", func(sse.Identity) bool { return true }},
-	{"board:shared", func(who sse.Identity) bool { return who.Tenant != "" }},
+	{"public:news", func(ssekit.Identity) bool { return true }},
+	{"board:shared", func(who ssekit.Identity) bool { return who.Tenant != "" }},
 	{"board:acme-globex", tenantIn("acme", "globex")},
 	{"doc:acme/1", tenantIn("acme")},
 	{"doc:globex/1", tenantIn("globex")},
@@ -86,12 +86,12 @@ var topics = []topic{
 	{"dm:globex-u1", userIs("globex-u1")},
 	{"dm:initech-u2", userIs("initech-u2")},
 	// Admins of every tenant: one topic across tenants, by user.
-	{"ops:alerts", func(who sse.Identity) bool { return strings.HasSuffix(who.User, "-u2") }},
-	{"vault", func(sse.Identity) bool { return false }},
+	{"ops:alerts", func(who ssekit.Identity) bool { return strings.HasSuffix(who.User, "-u2") }},
+	{"vault", func(ssekit.Identity) bool { return false }},
 }
 
 // allowed reports whether who may follow name.
-func allowed(who sse.Identity, name string) bool {
+func allowed(who ssekit.Identity, name string) bool {
 	for _, t := range topics {
 		if t.name == name {
 			return t.may(who)
@@ -102,7 +102,7 @@ func allowed(who sse.Identity, name string) bool {
 
 // allowedTopics returns the topics who may follow, and forbidden the
 // others.
-func allowedTopics(who sse.Identity) (ok, forbidden []string) {
+func allowedTopics(who ssekit.Identity) (ok, forbidden []string) {
 	for _, t := range topics {
 		if t.may(who) {
 			ok = append(ok, t.name)
@@ -115,16 +115,16 @@ func allowedTopics(who sse.Identity) (ok, forbidden []string) {
 
 // channelsOf returns the channels a stream of who that asked for asked
 // follows, sorted.
-func channelsOf(who sse.Identity, asked []string) []string {
-	chs := []string{sse.BroadcastChannel}
+func channelsOf(who ssekit.Identity, asked []string) []string {
+	chs := []string{ssekit.BroadcastChannel}
 	if who.User != "" {
-		chs = append(chs, sse.UserChannel(who.User))
+		chs = append(chs, ssekit.UserChannel(who.User))
 	}
 	if who.Tenant != "" {
-		chs = append(chs, sse.TenantChannel(who.Tenant))
+		chs = append(chs, ssekit.TenantChannel(who.Tenant))
 	}
 	for _, t := range append(slices.Clone(asked), who.Topics...) {
-		chs = append(chs, sse.TopicChannel(t))
+		chs = append(chs, ssekit.TopicChannel(t))
 	}
 	slices.Sort(chs)
 	return slices.Compact(chs)
@@ -155,7 +155,7 @@ func publishTopics() []string {
 // randomTarget returns a target of a random kind: everyone, users,
 // tenants, topics, connections, or a combination. clients are the ids
 // of the open streams; stale is a closed one's, or "".
-func randomTarget(rng *rand.Rand, clients []string, stale string) sse.Target {
+func randomTarget(rng *rand.Rand, clients []string, stale string) ssekit.Target {
 	some := func(pool []string, most int) []string {
 		out := make([]string, 1+rng.IntN(most))
 		for i := range out {
@@ -174,7 +174,7 @@ func randomTarget(rng *rand.Rand, clients []string, stale string) sse.Target {
 		return some(pool, 2)
 	}
 	tops := publishTopics()
-	var to sse.Target
+	var to ssekit.Target
 	switch k := rng.IntN(100); {
 	case k < 4:
 		to.All = true
@@ -204,33 +204,33 @@ func randomTarget(rng *rand.Rand, clients []string, stale string) sse.Target {
 }
 
 // targetChannels returns the channels to addresses.
-func targetChannels(to sse.Target) []string {
+func targetChannels(to ssekit.Target) []string {
 	if to.All {
-		return []string{sse.BroadcastChannel}
+		return []string{ssekit.BroadcastChannel}
 	}
 	var out []string
 	for _, u := range to.Users {
-		out = append(out, sse.UserChannel(u))
+		out = append(out, ssekit.UserChannel(u))
 	}
 	for _, t := range to.Tenants {
-		out = append(out, sse.TenantChannel(t))
+		out = append(out, ssekit.TenantChannel(t))
 	}
 	for _, t := range to.Topics {
-		out = append(out, sse.TopicChannel(t))
+		out = append(out, ssekit.TopicChannel(t))
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }
 
 // markerTarget returns the target of one channel: a barrier's marker.
-func markerTarget(ch string) sse.Target {
+func markerTarget(ch string) ssekit.Target {
 	switch {
-	case ch == sse.BroadcastChannel:
-		return sse.Target{All: true}
+	case ch == ssekit.BroadcastChannel:
+		return ssekit.Target{All: true}
 	case strings.HasPrefix(ch, "user:"):
-		return sse.Target{Users: []string{strings.TrimPrefix(ch, "user:")}}
+		return ssekit.Target{Users: []string{strings.TrimPrefix(ch, "user:")}}
 	case strings.HasPrefix(ch, "tenant:"):
-		return sse.Target{Tenants: []string{strings.TrimPrefix(ch, "tenant:")}}
+		return ssekit.Target{Tenants: []string{strings.TrimPrefix(ch, "tenant:")}}
 	}
-	return sse.Target{Topics: []string{strings.TrimPrefix(ch, "topic:")}}
+	return ssekit.Target{Topics: []string{strings.TrimPrefix(ch, "topic:")}}
 }

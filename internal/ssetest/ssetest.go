@@ -5,13 +5,16 @@ package ssetest
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
-	sse "github.com/ssekit/sse"
 	"github.com/ssekit/sse/sseclient"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // Patience bounds every wait: a net for a hang on a loaded machine, never
@@ -226,7 +229,7 @@ func Positions(id string) (pos map[string]string, cursor string, ok bool) {
 			continue
 		}
 		j := strings.IndexFunc(comp, func(r rune) bool { return r < 'a' || r > 'z' })
-		if j <= 0 || !sse.ValidID(comp[j:]) {
+		if j <= 0 || !ssekit.ValidID(comp[j:]) {
 			return nil, "", false
 		}
 		if _, dup := pos[comp[:j]]; dup {
@@ -252,11 +255,59 @@ func Moved(prev, next string) bool {
 		switch {
 		case !ok:
 			moved = true
-		case sse.CompareIDs(p, q) < 0:
+		case ssekit.CompareIDs(p, q) < 0:
 			return false
-		case sse.CompareIDs(p, q) > 0:
+		case ssekit.CompareIDs(p, q) > 0:
 			moved = true
 		}
 	}
 	return moved
+}
+
+// Get requests url as user (the X-User header, when not ""), failing the
+// test if the request fails.
+func Get(t testing.TB, url, user string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.Header.Set("X-User", user)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// ExpectNext fails unless each connection's next events are of the types
+// want, in order.
+func ExpectNext(t testing.TB, conns map[string]*Conn, want ...string) {
+	t.Helper()
+	for who, c := range conns {
+		for _, w := range want {
+			if ev := c.NextOf(); ev.Type != w {
+				t.Fatalf("%s got %q (%s), want %q", who, ev.Type, ev.Data, w)
+			}
+		}
+	}
+}
+
+// Detach is whether the suites run every stream detached from net/http
+// (Config.DetachStreams): SSEKIT_TEST_DETACH=1, which make test sets for a
+// second run of the hub's packages.
+var Detach = os.Getenv("SSEKIT_TEST_DETACH") == "1"
+
+// Serve serves h on a real loopback server until the test ends, closing
+// hub first: httptest.Server.Close waits for open streams.
+func Serve(t testing.TB, hub io.Closer, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		hub.Close()
+		srv.Close()
+	})
+	return srv
 }

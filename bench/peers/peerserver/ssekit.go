@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"net/http"
 
-	sse "github.com/ssekit/sse"
+	"github.com/ssekit/sse/ssekit"
 )
 
 // ssekitAdapter is ssekit's Hub, used directly.
-type ssekitAdapter struct{ hub *sse.Hub }
+type ssekitAdapter struct{ hub *ssekit.Hub }
 
 func newSSEKit(p params) (adapter, error) {
-	cfg := sse.Config{
+	cfg := ssekit.Config{
 		MaxClients:        -1,
 		MaxClientsPerUser: -1,
 		BufferSize:        p.buffer,
@@ -21,9 +21,9 @@ func newSSEKit(p params) (adapter, error) {
 		DetachStreams:     p.detach,
 	}
 	if p.drop {
-		cfg.Overflow = sse.OverflowDrop
+		cfg.Overflow = ssekit.OverflowDrop
 	}
-	hub, err := sse.New(cfg)
+	hub, err := ssekit.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -35,11 +35,11 @@ func (a *ssekitAdapter) stream(w http.ResponseWriter, r *http.Request, user stri
 }
 
 func (a *ssekitAdapter) publish(ctx context.Context, user string, data []byte) error {
-	to := sse.Target{All: true}
+	to := ssekit.Target{All: true}
 	if user != "" {
-		to = sse.Target{Users: []string{user}}
+		to = ssekit.Target{Users: []string{user}}
 	}
-	_, err := a.hub.Publish(ctx, to, sse.Event{Type: "bench", Data: json.RawMessage(data)})
+	_, err := a.hub.Publish(ctx, to, ssekit.Event{Type: "bench", Data: json.RawMessage(data)})
 	return err
 }
 

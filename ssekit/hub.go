@@ -1,0 +1,514 @@
+package ssekit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Hub routes events to the connections it serves: to one user (all of that
+// user's connections), several users, one connection, or everyone. Sends go
+// through the Broker, which appends each to the channels it is addressed
+// to and keeps their histories; the hub hears every message of the
+// channels its connections follow back from its broker subscription and
+// enqueues the frame, encoded once, to each of their connections.
+//
+// The goroutines a hub owns, its locks and their order are described in
+// the package documentation (Concurrency). Close or Shutdown ends every
+// stream and goroutine. All methods are safe for concurrent use.
+type Hub struct {
+	cfg        Config
+	broker     Broker
+	ownsBroker bool
+	sub        Subscription
+	cursors    CursorStore // the broker's, or the hub's own
+	reg        *registry
+	stats      stats
+	waker      *waker // nil: every enqueue wakes its stream at once
+	// wakeLists recycles deliver's lists of streams to wake.
+	wakeLists sync.Pool
+
+	cancelSub context.CancelFunc
+	mu        sync.Mutex // orders streams.Add against Shutdown's Wait
+	streams   sync.WaitGroup
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Target addresses a Publish. Everyone is only ever what the caller says
+// explicitly, with All: a Target with no addressee, or with a list that is
+// present but empty (a non-nil empty slice), is refused with
+// ErrInvalidTarget, so that an empty query result or a forgotten field is
+// never a broadcast. The lists may be combined: the event reaches each
+// connection that any of them addresses, once.
+type Target struct {
+	// All sends to every connection, with or without a user, in every
+	// tenant. It excludes the other fields.
+	All bool
+	// Users are user ids: every connection of each of them.
+	Users []string
+	// Tenants are tenant ids: every connection that belongs to one of
+	// them (see Identity), and no other. This, not All, is the broadcast
+	// of a multi-tenant app.
+	Tenants []string
+	// Topics are topic names (see ValidName): every connection that
+	// follows one of them.
+	Topics []string
+	// Clients are connection ids, from the client_id of a connected
+	// event. An event addressed to a user and to one of that user's
+	// connections reaches that connection once.
+	Clients []string
+}
+
+// check refuses a Target that addresses nobody, or everyone by accident,
+// or more than maxRecipients ids (0 or negative: no limit).
+func (t Target) check(maxRecipients int) error {
+	lists := []struct {
+		name  string
+		ids   []string
+		named bool // ids are tenant ids or topic names: ValidName applies
+	}{{"Users", t.Users, false}, {"Tenants", t.Tenants, true}, {"Topics", t.Topics, true}, {"Clients", t.Clients, false}}
+	n, some := 0, false
+	for _, l := range lists {
+		n += len(l.ids)
+		some = some || l.ids != nil
+	}
+	switch {
+	case t.All && some:
+		return fmt.Errorf("%w: All excludes Users, Tenants, Topics and Clients", ErrInvalidTarget)
+	case t.All:
+		return nil
+	case !some:
+		return fmt.Errorf("%w: no addressee (set All to send to everyone)", ErrInvalidTarget)
+	}
+	for _, l := range lists {
+		if l.ids != nil && len(l.ids) == 0 {
+			return fmt.Errorf("%w: %s is empty (set All to send to everyone)", ErrInvalidTarget, l.name)
+		}
+		for _, id := range l.ids {
+			if id == "" {
+				return fmt.Errorf("%w: an empty id in %s", ErrInvalidTarget, l.name)
+			}
+			if why := ValidName(id); l.named && why != "" {
+				return fmt.Errorf("%w: %s: %q %s", ErrInvalidTarget, l.name, id, why)
+			}
+		}
+	}
+	if maxRecipients > 0 && n > maxRecipients {
+		return fmt.Errorf("%w: %d addressees, limit %d (Config.MaxRecipients)", ErrTooManyRecipients, n, maxRecipients)
+	}
+	return nil
+}
+
+// New returns a running hub, or an error wrapping ErrInvalidConfig, or the
+// broker's error if the subscription cannot start.
+func New(cfg Config) (*Hub, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, broker: cfg.Broker, reg: newRegistry(), closed: make(chan struct{})}
+	if h.broker == nil {
+		h.broker = NewMemoryBrokerLimits(MemoryLimits{
+			PerChannel: cfg.HistorySize, MaxAge: cfg.HistoryAge, MaxBytes: max(cfg.HistoryBytes, 0),
+			KeyWindow: cfg.IdempotencyWindow, MaxKeys: cfg.MaxIdempotencyKeys,
+		})
+		h.ownsBroker = true
+	}
+	h.cursors, _ = h.broker.(CursorStore)
+	if h.cursors == nil {
+		h.cursors = newCursorStore(cfg.HistoryAge)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sub, err := h.broker.Subscribe(ctx, h.deliver)
+	if err == nil {
+		// Every connection follows the broadcast channel: the hub follows
+		// it once, for its whole life.
+		fctx, fcancel := context.WithTimeout(ctx, followTimeout)
+		err = sub.Follow(fctx, BroadcastChannel)
+		fcancel()
+	}
+	if err != nil {
+		cancel()
+		if h.ownsBroker {
+			h.broker.(*MemoryBroker).Close()
+		}
+		return nil, fmt.Errorf("sse: subscribe: %w", err)
+	}
+	h.sub, h.cancelSub = sub, cancel
+	if cfg.WriteDelay > 0 {
+		h.waker = newWaker(cfg.WriteDelay)
+		go h.waker.run(h.closed)
+	}
+	return h, nil
+}
+
+// followTimeout bounds a Follow: the broadcast channel's in New, and a
+// stream's own channels' when it opens (past it, the stream is sent away
+// with a retry hint, as when the broker cannot give its position).
+const followTimeout = 10 * time.Second
+
+// NewHub is New for configurations known to be valid, as in the Quick
+// Start; it panics on an invalid Config, like regexp.MustCompile.
+func NewHub(cfg Config) *Hub {
+	h, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// Broker returns the hub's broker.
+func (h *Hub) Broker() Broker { return h.broker }
+
+// Publish validates and encodes ev once, hands it to the broker and
+// returns the id the broker gave it. It fails with ErrInvalidEvent or
+// ErrEventTooLarge (nothing is sent), ErrHubClosed, or the broker's error
+// (nothing is sent either: a publish is never silently lost), or
+// ErrInvalidTarget for a Target that names nobody (see Target), or
+// ErrTooManyRecipients.
+//
+// A publisher that retries names the publish with IdempotencyKey: a
+// repeat within the broker's window returns the first's id and sends
+// nothing (Replayed tells), one with a different target or event fails
+// with ErrKeyConflict, and a malformed key with ErrInvalidKey.
+func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishOption) (string, error) {
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.replayed != nil {
+		*o.replayed = false
+	}
+	if h.closing.Load() {
+		return "", ErrHubClosed
+	}
+	if err := to.check(h.cfg.MaxRecipients); err != nil {
+		return "", err
+	}
+	if o.key != "" {
+		if err := CheckKey(o.key); err != nil {
+			return "", err
+		}
+	}
+	p, err := encode(ev, h.cfg.MaxEventSize)
+	if err != nil {
+		return "", err
+	}
+	m := Message{Channels: to.channels(), Clients: sortedSet(to.Clients), Key: o.key, Type: p.typ, Data: p.data}
+	id, err := h.broker.Publish(ctx, m)
+	switch {
+	case errors.Is(err, ErrReplayed) && id != "":
+		if o.replayed != nil {
+			*o.replayed = true
+		}
+		return id, nil
+	case errors.Is(err, ErrBrokerClosed):
+		return "", ErrHubClosed
+	case errors.Is(err, ErrKeyConflict):
+		return "", err
+	case err != nil:
+		return "", fmt.Errorf("sse: publish: %w", err)
+	}
+	h.stats.published(p.typ)
+	return id, nil
+}
+
+// channels returns the channels t addresses, sorted, without repeats.
+func (t Target) channels() []string {
+	if t.All {
+		return []string{BroadcastChannel}
+	}
+	n := len(t.Users) + len(t.Tenants) + len(t.Topics)
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, 0, n)
+	for _, u := range t.Users {
+		out = append(out, UserChannel(u))
+	}
+	for _, id := range t.Tenants {
+		out = append(out, TenantChannel(id))
+	}
+	for _, name := range t.Topics {
+		out = append(out, TopicChannel(name))
+	}
+	return sortedSet(out)
+}
+
+// sortedSet returns ss sorted and without repeats.
+func sortedSet(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// SendToUser sends ev to every connection of the user.
+func (h *Hub) SendToUser(userID uuid.UUID, ev Event) error {
+	_, err := h.Publish(context.Background(), Target{Users: []string{userID.String()}}, ev)
+	return err
+}
+
+// SendToUsers sends ev to every connection of each of the users, once per
+// connection. An empty list sends nothing.
+func (h *Hub) SendToUsers(userIDs []uuid.UUID, ev Event) error {
+	if len(userIDs) == 0 {
+		return nil
+	}
+	users := make([]string, len(userIDs))
+	for i, u := range userIDs {
+		users[i] = u.String()
+	}
+	_, err := h.Publish(context.Background(), Target{Users: users}, ev)
+	return err
+}
+
+// SendToAll sends ev to every connection, with or without a user, in
+// every tenant: the seed's broadcast. A multi-tenant app broadcasts to one
+// organisation with SendToTenant instead.
+func (h *Hub) SendToAll(ev Event) error {
+	_, err := h.Publish(context.Background(), Target{All: true}, ev)
+	return err
+}
+
+// SendToTenant sends ev to every connection of the tenant, and to no
+// other: the broadcast of a multi-tenant app, where SendToAll would reach
+// every tenant.
+func (h *Hub) SendToTenant(tenantID string, ev Event) error {
+	_, err := h.Publish(context.Background(), Target{Tenants: []string{tenantID}}, ev)
+	return err
+}
+
+// SendToTopic sends ev to every connection that follows the topic.
+func (h *Hub) SendToTopic(topic string, ev Event) error {
+	_, err := h.Publish(context.Background(), Target{Topics: []string{topic}}, ev)
+	return err
+}
+
+// RecheckSessions has every node run Config.CheckSession now for each
+// open stream of the user, ending those it revokes: "log out everywhere".
+// Make the session invalid in the app first, so that the check refuses it
+// (and so does the next connection's). It fails with ErrInvalidConfig when
+// CheckSession is nil, or with the broker's error.
+func (h *Hub) RecheckSessions(ctx context.Context, userID string) error {
+	if h.cfg.CheckSession == nil {
+		return fmt.Errorf("%w: RecheckSessions needs Config.CheckSession", ErrInvalidConfig)
+	}
+	if userID == "" {
+		return fmt.Errorf("%w: an empty user id", ErrInvalidTarget)
+	}
+	// To every node, live only (as events to client ids go, so that it
+	// takes no place in any history), naming the user's channel.
+	_, err := h.broker.Publish(ctx, Message{Clients: []string{UserChannel(userID)}, Type: typeSessionCheck, Data: []byte("{}")})
+	if err != nil {
+		return fmt.Errorf("sse: recheck sessions: %w", err)
+	}
+	return nil
+}
+
+// SendToClient sends ev to one connection, by the client_id of its
+// connected event. A new connection of the same browser is a new client:
+// client-addressed events are not replayed to it.
+func (h *Hub) SendToClient(clientID string, ev Event) error {
+	_, err := h.Publish(context.Background(), Target{Clients: []string{clientID}}, ev)
+	return err
+}
+
+// deliver is the broker subscription: it frames m once and offers the same
+// bytes to every connection that follows one of m's channels (or that m
+// names by client id) without blocking. A message of TypeResync can only
+// come from the broker itself (sends of that type are refused), telling
+// the followers of its channels that their history broke. Brokers may call
+// it from several goroutines at once (one per channel shard).
+func (h *Hub) deliver(m Message) {
+	if m.Type == typeSessionCheck {
+		for _, ch := range m.Clients { // the users' channels: see RecheckSessions
+			h.reg.eachFollower(ch, (*client).requestCheck)
+		}
+		return
+	}
+	var e *entry // made at the first recipient: none, no framing
+	n := 0
+	resync := m.Type == TypeResync
+	var wake *[]*client
+	if h.waker != nil {
+		wake, _ = h.wakeLists.Get().(*[]*client)
+		if wake == nil {
+			wake = new([]*client)
+		}
+	}
+	h.reg.each(&m, func(c *client, via, k int) {
+		if e == nil {
+			e = &entry{resync: resync}
+			if len(m.Positions) > 0 {
+				e.msg = &m
+			}
+			if !resync {
+				e.frame = appendFrame(make([]byte, 0, frameSize("", m.Type, m.Data)), "", m.Type, m.Data)
+			}
+		}
+		pos := ""
+		if via >= 0 {
+			pos = m.Positions[via]
+		}
+		res, woken := c.enqueue(e, k, pos, h.cfg.Overflow)
+		switch {
+		case woken && wake != nil:
+			*wake = append(*wake, c)
+		case woken:
+			c.signal()
+		}
+		switch res {
+		case queued:
+			n++
+		case dropped:
+			h.stats.dropped.Add(1)
+		case disconnected:
+			h.stats.disconnect(ReasonOverflow)
+		}
+	})
+	if wake != nil {
+		h.waker.add(*wake)
+		clear(*wake)
+		*wake = (*wake)[:0]
+		h.wakeLists.Put(wake)
+	}
+	h.stats.delivered(m.Type, n)
+}
+
+// GetConnectedUsers returns the users with at least one connection whose
+// id is a UUID; ConnectedUserIDs returns them all.
+func (h *Hub) GetConnectedUsers() []uuid.UUID {
+	ids := h.reg.userIDs()
+	out := make([]uuid.UUID, 0, len(ids))
+	for _, id := range ids {
+		if u, err := uuid.Parse(id); err == nil {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// ConnectedUserIDs returns the ids of the users with at least one
+// connection.
+func (h *Hub) ConnectedUserIDs() []string { return h.reg.userIDs() }
+
+// GetUserClientCount returns how many connections the user has.
+func (h *Hub) GetUserClientCount(userID uuid.UUID) int { return h.reg.userCount(userID.String()) }
+
+// UserClientCount returns how many connections the user id has.
+func (h *Hub) UserClientCount(userID string) int { return h.reg.userCount(userID) }
+
+// GetTotalClientCount returns how many connections the hub serves.
+func (h *Hub) GetTotalClientCount() int {
+	n, _ := h.reg.counts()
+	return n
+}
+
+// Run blocks until ctx is done, then closes the hub. The hub works without
+// it; it is there for code written against the seed module, which had to
+// start its hub loop.
+func (h *Hub) Run(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		h.Close()
+	case <-h.closed:
+	}
+}
+
+// Close ends every stream at once and waits for them; see Shutdown.
+func (h *Hub) Close() error {
+	return h.Shutdown(context.Background())
+}
+
+// Shutdown stops the hub the way http.Server.Shutdown stops a server: new
+// streams are turned away with a retry hint and sends fail with
+// ErrHubClosed; every open stream is ended cleanly (its client reconnects,
+// elsewhere or later, and resumes); then Shutdown waits for the streams'
+// goroutines to return. Given a ctx with a deadline, it spreads the closes
+// over the first half of the time left, so that a fleet of clients does not
+// reconnect at once. It returns ctx.Err() if ctx is done first; the streams
+// still end. The subscription stops, and a broker the hub made is closed.
+//
+// An SSE stream is never idle, so http.Server.Shutdown waits for ever
+// unless the hub ends its streams: register srv.RegisterOnShutdown(func()
+// { hub.Close() }), as the Echo module does.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closing.Store(true)
+	h.mu.Unlock()
+	clients := h.reg.snapshot()
+	var spread time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		spread = time.Until(dl) / 2
+	}
+	if spread > 0 && len(clients) > 1 {
+		step := spread / time.Duration(len(clients))
+		t := time.NewTimer(step)
+		defer t.Stop()
+		for i, c := range clients {
+			h.endStream(c, ReasonShutdown)
+			if i == len(clients)-1 {
+				break
+			}
+			select {
+			case <-t.C:
+				t.Reset(step)
+			case <-ctx.Done():
+				// Out of time: end the rest at once.
+				for _, c := range clients[i+1:] {
+					h.endStream(c, ReasonShutdown)
+				}
+				clients = nil
+			}
+			if clients == nil {
+				break
+			}
+		}
+	} else {
+		for _, c := range clients {
+			h.endStream(c, ReasonShutdown)
+		}
+	}
+	h.closeOnce.Do(func() {
+		h.cancelSub()
+		close(h.closed)
+	})
+	if h.waker != nil {
+		<-h.waker.done
+	}
+	waited := make(chan struct{})
+	go func() {
+		h.streams.Wait()
+		close(waited)
+	}()
+	var err error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if h.ownsBroker {
+		// After the streams, which replay from it; Close is idempotent.
+		h.broker.(*MemoryBroker).Close()
+	}
+	return err
+}
+
+// endStream ends c's stream for reason and unregisters it at once.
+func (h *Hub) endStream(c *client, reason string) {
+	if c.end(reason) {
+		h.stats.disconnect(reason)
+	}
+	h.reg.remove(c)
+}
