@@ -6,20 +6,25 @@ GO ?= go
 # staticcheck, pinned: make lint runs this version whatever is installed.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test test-go test-e2e lint bench bench-peers fuzz
+.PHONY: run test test-go test-js test-e2e lint bench bench-peers fuzz
 
 ## run: the standalone hub in dev mode (generated secrets, in memory) with the demo page on 127.0.0.1:8080
 run:
 	$(GO) run ./cmd/ssehub --dev
 
-## test: every test — Go (race detector on) then the browser and Node clients
-test: test-go test-e2e
+## test: every test — Go (race detector on), the browser client's package (js/), then the browser and Node clients
+test: test-go test-js test-e2e
 
 # The hub packages run twice: the second time every test hub serves its
 # streams detached from net/http (Config.DetachStreams).
 test-go:
 	$(GO) test -race -count=1 ./...
-	SSEKIT_TEST_DETACH=1 $(GO) test -race -count=1 . ./ssekit
+	SSEKIT_TEST_DETACH=1 $(GO) test -race -count=1 . ./echo5/... ./ssekit
+
+# The browser client's own tests (node --test: logic, build, size, npm pack,
+# React hook), with the npm packages pinned in js/package-lock.json.
+test-js:
+	cd js && npm ci --no-audit --no-fund --loglevel=error && npm test
 
 test-e2e:
 	bash e2e/run.sh

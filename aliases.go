@@ -4,11 +4,25 @@ package sse
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/ssekit/sse/ssekit"
 )
+
+// MaxBatch bounds PublishBatch: the publications one call may carry.
+const MaxBatch = ssekit.MaxBatch
+
+// ErrBatchTooLarge is PublishBatch's answer to more than MaxBatch
+// publications: nothing was sent.
+var ErrBatchTooLarge = ssekit.ErrBatchTooLarge
+
+// Publication is one event of a PublishBatch: whom it is for, the event,
+// and optionally its IdempotencyKey.
+type Publication = ssekit.Publication
+
+// PublishResult is what became of one Publication: the id Publish would
+// have returned and whether it was a replay (see Replayed), or its error.
+type PublishResult = ssekit.PublishResult
 
 // Message is one published event as brokers carry it: the encoded event,
 // the channels it is appended to and the connections it is addressed to.
@@ -88,17 +102,6 @@ func ValidName(name string) string { return ssekit.ValidName(name) }
 // the channels. Nil when the publish has one channel.
 func AlsoFollowed(channels []string, ch string) []string { return ssekit.AlsoFollowed(channels, ch) }
 
-// Reasons a stream ends, as counted in Stats.Disconnects.
-const (
-	ReasonClientGone = ssekit.ReasonClientGone
-	ReasonOverflow   = ssekit.ReasonOverflow
-	ReasonWriteError = ssekit.ReasonWriteError
-	ReasonEvicted    = ssekit.ReasonEvicted
-	ReasonRotated    = ssekit.ReasonRotated
-	ReasonShutdown   = ssekit.ReasonShutdown
-	ReasonBroker     = ssekit.ReasonBroker
-)
-
 // OverflowPolicy says what the hub does when a connection's buffer is full.
 type OverflowPolicy = ssekit.OverflowPolicy
 
@@ -114,6 +117,12 @@ const (
 
 // Config tunes a Hub. The zero value of every field means its default;
 // DefaultConfig spells the defaults out.
+//
+// The History fields size the in-memory broker the hub makes when Broker
+// is nil, which is what a single-node app runs: one Config tunes the whole
+// hub, replay window included, as the seed's users expect. A broker given
+// in Broker has its own options (redisbroker.Options), and they are
+// ignored.
 type Config = ssekit.Config
 
 // DefaultConfig returns the defaults: BufferSize 10, ClientTimeout 5m,
@@ -174,19 +183,36 @@ const (
 // reopened. Types are case-sensitive, as EventSource's are.
 func ReservedType(typ string) string { return ssekit.ReservedType(typ) }
 
+// Reasons a stream ends, as counted in Stats.Disconnects.
+const (
+	ReasonClientGone = ssekit.ReasonClientGone
+	ReasonOverflow   = ssekit.ReasonOverflow
+	ReasonWriteError = ssekit.ReasonWriteError
+	ReasonEvicted    = ssekit.ReasonEvicted
+	ReasonRotated    = ssekit.ReasonRotated
+	ReasonShutdown   = ssekit.ReasonShutdown
+	ReasonBroker     = ssekit.ReasonBroker
+)
+
 // HandlerOptions configures Hub.Handler.
 type HandlerOptions = ssekit.HandlerOptions
+
+// TryLater is the error for HandlerOptions.Identify or Authenticate to
+// return when a request is not to be served now but its client should
+// come back: over a rate limit, or while the app's auth backend is down.
+// The hub answers it as Refuse does — 200, a retry field of at least
+// After, no stream — where any other error is a 401, which a browser's
+// EventSource takes as final.
+type TryLater = ssekit.TryLater
 
 // Status is the body of the status endpoint.
 type Status = ssekit.Status
 
-// ErrorBody is the JSON body of every error response.
+// ErrorBody is the JSON body of every refusal of a stream: a code a client
+// can act on (credentials_expired, topic_forbidden, …) and a message for
+// people. It stays exported for the clients and apps that read why a
+// stream was refused (see ExampleConfig_authorizeTopic).
 type ErrorBody = ssekit.ErrorBody
-
-// WriteError writes status with an ErrorBody.
-func WriteError(w http.ResponseWriter, status int, code, message string) {
-	ssekit.WriteError(w, status, code, message)
-}
 
 // NotificationEvent returns a "notification" event with the notification's
 // kind (as "type"), title, message and timestamp, and extra merged into the
@@ -410,8 +436,52 @@ func NewMemoryBrokerLimits(lim ssekit.MemoryLimits) *ssekit.MemoryBroker {
 	return ssekit.NewMemoryBrokerLimits(lim)
 }
 
+// ConnInfo describes one stream to Config.OnConnect and Config.OnDisconnect.
+type ConnInfo = ssekit.ConnInfo
+
+// PresenceChange is a user's coming online or going offline, as
+// Config.OnPresence is told it.
+type PresenceChange = ssekit.PresenceChange
+
+// PresenceStore is an optional interface of a Broker: it knows which
+// users have a stream on any node of the cluster, so that Hub.IsOnline
+// and Hub.OnlineUserCount answer for the cluster, and it decides the
+// cluster's presence changes (Config.OnPresence), each on exactly one
+// node. A hub whose broker lacks it (the in-memory broker, one node)
+// answers from its own registry and decides the changes itself.
+//
+// The store learns this node's users from the hub: UserChanged on every
+// change, and the PresenceNode it was started with (redisbroker's
+// StartPresence). Implementations must be safe for concurrent use.
+type PresenceStore = ssekit.PresenceStore
+
+// PresenceNode is what a PresenceStore asks of the hub whose users it
+// keeps present; *Hub implements it.
+type PresenceNode = ssekit.PresenceNode
+
+// Recipients is what a Publish with CountRecipients reports about whom
+// its event was for: "was anyone there?", to push or e-mail the users
+// who were not.
+type Recipients = ssekit.Recipients
+
+// CountRecipients has Publish fill *r once the event is published (see
+// Recipients). It costs a walk over the addressed streams of this node
+// and, for each addressed user without a stream here, one presence
+// query of the broker; a Publish without it pays nothing.
+func CountRecipients(r *ssekit.Recipients) ssekit.PublishOption { return ssekit.CountRecipients(r) }
+
 // Stats is a snapshot of a hub's counters since it started.
 type Stats = ssekit.Stats
 
 // TypeStats counts one event type.
 type TypeStats = ssekit.TypeStats
+
+// CodeStreamUnsupported is the error of a stream request whose response
+// writer cannot carry an event stream, answered 500: middleware on the
+// stream route wraps the writer in one that cannot flush (such as
+// http.TimeoutHandler's, which Echo v4's middleware.Timeout uses) or
+// that keeps a copy of the body in memory (Echo's middleware.BodyDump).
+// It is the server's configuration, not the client's request, so a
+// browser's EventSource is right to stop for good instead of coming back
+// every few seconds into the same refusal.
+const CodeStreamUnsupported = ssekit.CodeStreamUnsupported

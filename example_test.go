@@ -1,13 +1,16 @@
 package sse_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/ssekit/sse"
 	"github.com/ssekit/sse/core"
@@ -53,4 +56,43 @@ func ExampleNewModule() {
 	// Output:
 	// 401
 	// operational 0
+}
+
+// Middleware that cannot carry a stream skips the stream route with a
+// Skipper: Timeout's writer cannot flush, ContextTimeout would cut the
+// stream at the deadline, BodyDump would keep a copy of it in memory.
+// Gzip streams as it is.
+func Example_skipStreamRoute() {
+	hub := sse.NewHub(sse.DefaultConfig())
+	app := core.NewKit(nil, core.KitConfig{})
+	e := app.Echo()
+	skipStream := func(c echo.Context) bool { return c.Path() == "/api/sse/stream" }
+	//lint:ignore SA1019 apps still have it: this is how they keep it off the stream route
+	e.Use(middleware.TimeoutWithConfig(middleware.TimeoutConfig{Skipper: skipStream, Timeout: 30 * time.Second}))
+	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Skipper: skipStream, Timeout: 30 * time.Second}))
+	e.Use(middleware.BodyDumpWithConfig(middleware.BodyDumpConfig{Skipper: skipStream,
+		Handler: func(c echo.Context, reqBody, resBody []byte) { /* log them */ }}))
+	e.Use(middleware.Gzip())
+	app.Register(sse.NewModule(sse.ModuleConfig{Hub: hub, RoutePrefix: "/api/sse"}))
+	app.Mount()
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	defer hub.Close() // first: it ends the open stream, which srv.Close waits for
+
+	resp, err := http.Get(srv.URL + "/api/sse/stream")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"))
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		if lines.Text() == "event: connected" {
+			fmt.Println(lines.Text())
+			break
+		}
+	}
+	// Output:
+	// 200 text/event-stream
+	// event: connected
 }

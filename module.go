@@ -55,13 +55,13 @@ func NewModule(cfg ModuleConfig) *Module {
 		cfg.Hub = NewHub(DefaultConfig())
 	}
 	if cfg.RoutePrefix == "" {
-		cfg.RoutePrefix = "/sse"
+		cfg.RoutePrefix = appctx.DefaultRoutePrefix
 	}
 	if cfg.UserID == nil {
 		cfg.UserID = ContextUserID
 	}
 	if cfg.TenantKey == "" {
-		cfg.TenantKey = "tenant_id"
+		cfg.TenantKey = appctx.DefaultTenantKey
 	}
 	return &Module{cfg: cfg}
 }
@@ -99,16 +99,8 @@ func (m *Module) GetHub() *Hub { return m.cfg.Hub }
 func (m *Module) Close() error { return m.cfg.Hub.Close() }
 
 func (m *Module) stream(c echo.Context) error {
-	m.cfg.Hub.Handler(HandlerOptions{
-		Identify: func(*http.Request) (Identity, error) {
-			user, err := m.cfg.UserID(c)
-			if err != nil {
-				return Identity{}, err
-			}
-			return appctx.Identity(c.Get, user, m.cfg.TenantKey)
-		},
-		RequireAuth: m.cfg.RequireAuth,
-	}).ServeHTTP(c.Response(), c.Request())
+	user := func() (string, error) { return m.cfg.UserID(c) }
+	appctx.Serve(m.cfg.Hub, c.Response(), c.Request(), m.cfg.RequireAuth, user, c.Get, m.cfg.TenantKey)
 	return nil
 }
 

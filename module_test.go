@@ -2,222 +2,100 @@ package sse_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"testing"
+	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"go.uber.org/goleak"
 
 	"github.com/ssekit/sse"
 	"github.com/ssekit/sse/core"
-	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/internal/moduletest"
 )
 
-// demoAuth stands in for the app's auth middleware: it trusts the X-User
-// header and puts the user in the Echo context, as a real one would after
-// checking a session or token.
-func demoAuth(key string) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if id, err := uuid.Parse(c.Request().Header.Get("X-User")); err == nil {
-				c.Set(key, id)
-			}
-			return next(c)
-		}
-	}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestModule runs the Echo modules' table (internal/moduletest) against
+// the Echo v4 module and kit; package echo5 runs it against Echo v5's.
+func TestModule(t *testing.T) {
+	t.Parallel()
+	moduletest.Run(t, moduletest.Framework{New: newApp})
 }
 
-// quickStart is the Quick Start of DESIGN.md, as written, plus the demo
-// auth middleware.
-func quickStart(t *testing.T, authKey string, kitCfg core.KitConfig) (*sse.Hub, *httptest.Server, *echo.Echo) {
+// newApp is moduletest.Framework.New on Echo v4.
+func newApp(t *testing.T, cfg moduletest.Config) moduletest.App {
 	t.Helper()
-	cfg := sse.DefaultConfig()
-	cfg.DetachStreams = ssetest.Detach // through echo.Response's Hijack
-	hub := sse.NewHub(cfg)
-	mod := sse.NewModule(sse.ModuleConfig{Hub: hub, RoutePrefix: "/api/sse", RequireAuth: true})
-	app := core.NewKit(nil, kitCfg)
-	app.Echo().Use(demoAuth(authKey))
-	if err := app.Register(mod); err != nil {
+	skip := func(c echo.Context) bool { return c.Path() == cfg.StreamPath() }
+	mcfg := sse.ModuleConfig{Hub: cfg.Hub, RoutePrefix: cfg.RoutePrefix, RequireAuth: cfg.RequireAuth, TenantKey: cfg.TenantKey, Middleware: echoMiddleware(cfg.Route, skip)}
+	if cfg.UserID != nil {
+		mcfg.UserID = func(c echo.Context) (string, error) { return cfg.UserID(c.Request()) }
+	}
+	app := core.NewKit(nil, core.KitConfig{RoutePrefix: cfg.KitPrefix})
+	e := app.Echo()
+	if cfg.Auth != nil {
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				for k, v := range cfg.Auth(c.Request()) {
+					c.Set(k, v)
+				}
+				return next(c)
+			}
+		})
+	}
+	e.Use(echoMiddleware(cfg.Global, skip)...)
+	if err := app.Register(sse.NewModule(mcfg)); err != nil {
 		t.Fatal(err)
 	}
 	if err := app.Mount(); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(app.Echo())
-	t.Cleanup(func() {
-		hub.Close()
-		srv.Close()
-	})
-	return hub, srv, app.Echo()
-}
-
-func TestQuickStartServesStreamAndStatus(t *testing.T) {
-	t.Parallel()
-	hub, srv, _ := quickStart(t, "user_id", core.KitConfig{})
-	user, other := uuid.New(), uuid.New()
-	c := dialURLUser(t, srv.URL+"/api/sse/stream", user)
-	c.Connected()
-	if c.Resp.Close != ssetest.Detach {
-		t.Fatalf("body delimited by the close: %v, want %v (detached)", c.Resp.Close, ssetest.Detach)
-	}
-	o := dialURLUser(t, srv.URL+"/api/sse/stream", other)
-	o.Connected()
-
-	hub.SendToUser(user, sse.Event{Type: "notification", Data: map[string]any{"title": "New follower!"}})
-	hub.SendToUsers([]uuid.UUID{user, other}, sse.Event{Type: "update", Data: 1})
-	hub.SendToAll(sse.Event{Type: "announcement", Data: "hi"})
-	hub.SendToUser(user, sse.NotificationEvent("follow", "New follower!", "Jo follows you", map[string]any{"by": "jo"}))
-	hub.SendToUser(user, sse.BadgeUpdateEvent(5))
-	hub.SendToUser(user, sse.NewItemEvent("dish", "d1", map[string]any{"name": "pizza"}))
-	for _, want := range []string{"notification", "update", "announcement", "notification", "badge_update", "new_item"} {
-		if got := c.NextOf().Type; got != want {
-			t.Fatalf("user got %q, want %q", got, want)
-		}
-	}
-	for _, want := range []string{"update", "announcement"} {
-		if got := o.NextOf().Type; got != want {
-			t.Fatalf("other got %q, want %q", got, want)
-		}
-	}
-
-	resp, err := http.Get(srv.URL + "/api/sse/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	if st["status"] != "operational" || st["connected_users"] != 2.0 || st["total_clients"] != 2.0 {
-		t.Fatalf("status %v, want operational, 2 users, 2 clients", st)
-	}
-	if got := hub.GetUserClientCount(user); got != 1 {
-		t.Fatalf("GetUserClientCount = %d", got)
-	}
-}
-
-func dialURLUser(t *testing.T, url string, user uuid.UUID) *ssetest.Conn {
-	t.Helper()
-	c := ssetest.Dial(t, url, user.String(), "")
-	if c.Resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d", c.Resp.StatusCode)
-	}
-	return c
-}
-
-func TestModuleAuth(t *testing.T) {
-	t.Parallel()
-	t.Run("no user is 401 JSON and no stream", func(t *testing.T) {
-		hub, srv, _ := quickStart(t, "user_id", core.KitConfig{})
-		resp, err := http.Get(srv.URL + "/api/sse/stream")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body sse.ErrorBody
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusUnauthorized || body.Error != "unauthorized" || resp.Header.Get("Content-Type") != "application/json" {
-			t.Fatalf("%d %q %+v, want 401 JSON", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-		}
-		if hub.GetTotalClientCount() != 0 {
-			t.Fatal("a refused request was registered")
-		}
-	})
-	t.Run("account_id", func(t *testing.T) {
-		hub, srv, _ := quickStart(t, "account_id", core.KitConfig{})
-		u := uuid.New()
-		dialURLUser(t, srv.URL+"/api/sse/stream", u).Connected()
-		if hub.GetUserClientCount(u) != 1 {
-			t.Fatal("account_id not used as the user")
-		}
-	})
-	t.Run("custom UserID with string ids", func(t *testing.T) {
-		hub := sse.NewHub(sse.Config{})
-		mod := sse.NewModule(sse.ModuleConfig{Hub: hub, RequireAuth: true, UserID: func(c echo.Context) (string, error) {
-			switch tok := c.QueryParam("token"); tok {
-			case "":
-				return "", nil
-			case "expired":
-				return "", errors.New("token expired")
-			default:
-				return "user-" + tok, nil
+	return moduletest.App{Handler: e, Serve: func(ln net.Listener) func(context.Context) error {
+		e.Listener = ln
+		served := make(chan error, 1)
+		go func() { served <- e.Start("") }()
+		return func(ctx context.Context) error {
+			if err := e.Shutdown(ctx); err != nil {
+				return fmt.Errorf("echo Shutdown: %w", err)
 			}
-		}})
-		app := core.NewKit(nil, core.KitConfig{RoutePrefix: "/v1"})
-		app.Register(mod)
-		app.Mount()
-		srv := httptest.NewServer(app.Echo())
-		t.Cleanup(func() { hub.Close(); srv.Close() })
-		c := ssetest.Dial(t, srv.URL+"/v1/sse/stream?token=42", "", "")
-		c.Connected()
-		if hub.UserClientCount("user-42") != 1 {
-			t.Fatalf("users %v, want user-42", hub.ConnectedUserIDs())
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("Start returned %v", err)
+			}
+			return nil
 		}
-		resp, err := http.Get(srv.URL + "/v1/sse/stream?token=expired")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized || !json.Valid(body) {
-			t.Fatalf("%d %s, want 401 JSON", resp.StatusCode, body)
-		}
-	})
-	t.Run("RequireAuth false accepts anonymous", func(t *testing.T) {
-		hub := sse.NewHub(sse.Config{})
-		app := core.NewKit(nil, core.KitConfig{})
-		app.Register(sse.NewModule(sse.ModuleConfig{Hub: hub}))
-		app.Mount()
-		srv := httptest.NewServer(app.Echo())
-		t.Cleanup(func() { hub.Close(); srv.Close() })
-		c := ssetest.Dial(t, srv.URL+"/sse/stream", "", "") // default prefix
-		c.Connected()
-		hub.SendToAll(sse.Event{Type: "all"})
-		if got := c.NextOf().Type; got != "all" {
-			t.Fatalf("got %q", got)
-		}
-	})
+	}}
 }
 
-func TestEchoShutdownWithOpenStreamsReturns(t *testing.T) {
-	t.Parallel()
-	hub := sse.NewHub(sse.Config{})
-	app := core.NewKit(nil, core.KitConfig{})
-	app.Register(sse.NewModule(sse.ModuleConfig{Hub: hub}))
-	app.Mount()
-	e := app.Echo()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// echoMiddleware is ms on Echo v4, set up as docs/echo.md shows;
+// SkippedOnStream skips the stream route with skip.
+func echoMiddleware(ms []moduletest.Middleware, skip middleware.Skipper) []echo.MiddlewareFunc {
+	var out []echo.MiddlewareFunc
+	dump := func(echo.Context, []byte, []byte) {}
+	for _, m := range ms {
+		switch m {
+		case moduletest.Timeout:
+			//lint:ignore SA1019 apps still have it: the hub must refuse it cleanly
+			out = append(out, middleware.TimeoutWithConfig(middleware.TimeoutConfig{Timeout: time.Minute}))
+		case moduletest.ContextTimeout:
+			out = append(out, middleware.ContextTimeout(time.Hour))
+		case moduletest.BodyDump:
+			out = append(out, middleware.BodyDump(dump))
+		case moduletest.Gzip:
+			out = append(out, middleware.Gzip())
+		case moduletest.SkippedOnStream:
+			out = append(out,
+				//lint:ignore SA1019 apps still have it: skipped on the stream route, as documented
+				middleware.TimeoutWithConfig(middleware.TimeoutConfig{Skipper: skip, Timeout: time.Minute}),
+				middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Skipper: skip, Timeout: time.Hour}),
+				middleware.BodyDumpWithConfig(middleware.BodyDumpConfig{Skipper: skip, Handler: dump}),
+			)
+		default:
+			panic(fmt.Sprintf("moduletest middleware %d", m))
+		}
 	}
-	e.Listener = ln
-	served := make(chan error, 1)
-	go func() { served <- e.Start("") }()
-	url := "http://" + ln.Addr().String() + "/sse/stream"
-	cs := []*ssetest.Conn{ssetest.Dial(t, url, "", ""), ssetest.Dial(t, url, "", ""), ssetest.Dial(t, url, "", "")}
-	for _, c := range cs {
-		c.Connected()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), ssetest.Patience)
-	defer cancel()
-	if err := e.Shutdown(ctx); err != nil {
-		t.Fatalf("echo Shutdown: %v (open streams held it)", err)
-	}
-	for _, c := range cs {
-		c.Ended()
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		t.Fatalf("Start returned %v", err)
-	}
-	if _, err := hub.Publish(ctx, sse.Target{All: true}, sse.Event{Type: "late"}); !errors.Is(err, sse.ErrHubClosed) {
-		t.Fatalf("publish after shutdown: %v, want ErrHubClosed", err)
-	}
+	return out
 }

@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/ssekit"
 )
 
@@ -46,10 +47,6 @@ const MinHistory = 10
 // channel's history once MaxHistory messages have been published to it,
 // or its trimming case fails.
 const MaxHistory = 5000
-
-// wait bounds every wait for an asynchronous delivery. It is a failure
-// bound for a broken broker, not a performance expectation.
-const wait = 15 * time.Second
 
 // page is the limit the suite reads with.
 const page = 1000
@@ -203,10 +200,10 @@ func (c *collector) snapshot() []delivery {
 }
 
 // waitFor waits until the collector holds at least n deliveries and
-// returns them; it fails the test after wait.
+// returns them; it fails the test after ssetest.Patience.
 func (c *collector) waitFor(t *testing.T, n int) []delivery {
 	t.Helper()
-	timer := time.NewTimer(wait)
+	timer := time.NewTimer(ssetest.Patience)
 	defer timer.Stop()
 	for {
 		if got := c.snapshot(); len(got) >= n {
@@ -222,7 +219,7 @@ func (c *collector) waitFor(t *testing.T, n int) []delivery {
 		case <-c.notify:
 		case <-timer.C:
 			got := c.snapshot()
-			t.Fatalf("subscription received %d deliveries within %v, want %d: %s", len(got), wait, n, brief(positions(got)))
+			t.Fatalf("subscription received %d deliveries within %v, want %d: %s", len(got), ssetest.Patience, n, brief(positions(got)))
 		}
 	}
 }

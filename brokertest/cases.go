@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/ssekit"
 )
 
@@ -621,7 +622,7 @@ func testStop(t *testing.T, b ssekit.Broker) {
 func drainAfterStop(t *testing.T, b ssekit.Broker, stopped, witness *collector, mayLag bool) {
 	t.Helper()
 	n := len(witness.snapshot())
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(ssetest.Patience)
 	for {
 		id := publish(t, b, msg("marker", "x"))
 		n++
@@ -633,7 +634,7 @@ func drainAfterStop(t *testing.T, b ssekit.Broker, stopped, witness *collector, 
 			t.Fatal("a subscription whose ctx was done before Subscribe received a message")
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the subscription still received messages %v after its ctx was done", wait)
+			t.Fatalf("the subscription still received messages %v after its ctx was done", ssetest.Patience)
 		}
 	}
 	before := len(stopped.snapshot())

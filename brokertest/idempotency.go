@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/ssekit"
 )
 
@@ -192,7 +193,7 @@ func testKeyExpires(t *testing.T, newBroker func(*testing.T, time.Duration) ssek
 	start := head(t, b, ch)
 	m := ssekit.Message{Channels: []string{ch}, Key: "expiring", Type: "x", Data: []byte(`{}`)}
 	first := publish(t, b, m)
-	deadline := time.Now().Add(keyWindow + wait)
+	deadline := time.Now().Add(keyWindow + ssetest.Patience)
 	var second string
 	for second == "" {
 		time.Sleep(keyWindow / 4)
@@ -203,7 +204,7 @@ func testKeyExpires(t *testing.T, newBroker func(*testing.T, time.Duration) ssek
 				t.Fatalf("a repeat within the window answered %q, want the first's id %q", id, first)
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("the key is still remembered %v after its publish, whose window is %v", keyWindow+wait, keyWindow)
+				t.Fatalf("the key is still remembered %v after its publish, whose window is %v", keyWindow+ssetest.Patience, keyWindow)
 			}
 		case err != nil:
 			t.Fatalf("Publish after the window: %v", err)

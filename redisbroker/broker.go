@@ -48,7 +48,8 @@
 // The broker uses a client the caller opened (a *redis.Client for one
 // server, a *redis.ClusterClient for a Redis Cluster) and never dials by
 // itself; the caller closes the client after the broker. Presence
-// (StartPresence, ClusterStatus) lets the nodes see each other.
+// (StartPresence, UsersOnline, ClusterStatus) tells who is online on any
+// node and lets the nodes see each other (presence.go).
 //
 // Keys; a channel's share its hash slot ("{Prefix:channel}"):
 //
@@ -59,7 +60,11 @@
 //	{Prefix}:clients             shard Pub/Sub channel of events to clients
 //	{Prefix:cursor:<key>}        a connection's position (ssekit.CursorStore)
 //	{Prefix:key:<sha256>}:idem   a keyed publish's id and digest, for KeyWindow
-//	{Prefix}:nodes, :node:<name>, :users:<name>   presence (one slot)
+//	{Prefix:user:<id>}:on         who holds the user online: node → lease expiry (presence.go)
+//	{Prefix:user:<id>}:st         the user's reported presence: online, left, tenant
+//	{Prefix:node:<name>}:users    the users a node answers for (:sweeping while a survivor finishes them)
+//	{Prefix:node:<name>}:status   the node's counts, for ClusterStatus
+//	{Prefix}:nodes, {Prefix}:online   node → lease expiry; users reported online
 package redisbroker
 
 import (
@@ -74,6 +79,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -150,13 +156,16 @@ type Options struct {
 	// "<hostname>-<pid>-<random>".
 	Node string
 
-	// PresenceInterval is how often StartPresence refreshes this node's
-	// counts. Defaults to 5s.
+	// PresenceInterval is how often StartPresence renews the presence of
+	// this node's users and its counts, and looks for dead nodes whose
+	// users to finish. Defaults to 5s.
 	PresenceInterval time.Duration
 
-	// PresenceTTL is how long a node's counts outlive its last refresh: a
-	// node that died drops out of ClusterStatus after it. Defaults to three
-	// PresenceIntervals.
+	// PresenceTTL is how long a node's leases on its users, and its
+	// counts, outlive its last refresh: a node that died has its users
+	// offline after it, reported offline (and the node out of
+	// ClusterStatus) within PresenceTTL + PresenceInterval. Defaults to
+	// three PresenceIntervals.
 	PresenceTTL time.Duration
 
 	// Logger receives the broker's warnings: a subscription that lost
@@ -244,7 +253,9 @@ type Broker struct {
 	mu   sync.Mutex // orders wg.Add against Close's Wait
 	wg   sync.WaitGroup
 
-	presence bool // StartPresence was called; guarded by mu
+	// presence is StartPresence's reporter once it was called (set under
+	// mu, read by UserChanged without it); nil before.
+	presence atomic.Pointer[presence]
 
 	// ops counts the Redis commands the broker sent, by kind, for the
 	// measurements of docs/cluster.md.

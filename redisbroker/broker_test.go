@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/ssekit"
 )
@@ -88,7 +89,7 @@ func TestQuietChannelOutlivesItsStream(t *testing.T) {
 	b := newBroker(t, rdb, redisbroker.Options{MaxAge: 200 * time.Millisecond, PositionTTL: time.Hour})
 	const ch = "user:quiet"
 	ids := publishTo(t, b, ch, 2)
-	waitUntil(t, "the stream to expire", func() bool { return rdb.Exists(t.Context(), b.StreamKey(ch)).Val() == 0 })
+	ssetest.Eventually(t, "the stream to expire", func() bool { return rdb.Exists(t.Context(), b.StreamKey(ch)).Val() == 0 })
 	if got, err := readPositions(b, ch, ids[1]); err != nil || len(got) != 0 {
 		t.Fatalf("Read(last position) after the stream expired = %v, %v; want nothing, no error", got, err)
 	}
@@ -131,7 +132,7 @@ func TestPublishRetryStoredOnce(t *testing.T) {
 	if _, err := b.Publish(t.Context(), ssekit.Message{Channels: []string{"a"}, Type: "marker"}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "marker delivered", func() bool {
+	ssetest.Eventually(t, "marker delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Contains(got, "marker@a")
@@ -144,19 +145,6 @@ func TestPublishRetryStoredOnce(t *testing.T) {
 	}
 	if n := rdb.XLen(t.Context(), b.StreamKey("a")).Val(); n != 2 {
 		t.Fatalf("channel a holds %d entries, want 2", n)
-	}
-}
-
-// waitUntil polls cond for up to 15s, then fails: a bound for a broken
-// implementation, never a timing assertion.
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -202,12 +190,12 @@ func TestPresence(t *testing.T) {
 		return st
 	}
 	// Three nodes, four distinct users (u2 is on two), six clients.
-	waitUntil(t, "three nodes", func() bool { return len(status().Nodes) == 3 })
+	ssetest.Eventually(t, "three nodes", func() bool { return len(status().Nodes) == 3 })
 	if st.Users != 4 || st.Clients != 6 {
 		t.Fatalf("cluster of three: users=%d clients=%d, want 4 distinct users, 6 clients: %+v", st.Users, st.Clients, st)
 	}
 	// The dead node stopped refreshing: it expires.
-	waitUntil(t, "the dead node to expire", func() bool { return len(status().Nodes) == 2 })
+	ssetest.Eventually(t, "the dead node to expire", func() bool { return len(status().Nodes) == 2 })
 	if st.Users != 3 || st.Clients != 5 {
 		t.Fatalf("after the dead node expired: users=%d clients=%d, want 3, 5", st.Users, st.Clients)
 	}
@@ -216,7 +204,7 @@ func TestPresence(t *testing.T) {
 	}
 	// b stops cleanly: its keys go at once (well before they would expire).
 	stopB()
-	waitUntil(t, "b to leave", func() bool { return len(status().Nodes) == 1 })
+	ssetest.Eventually(t, "b to leave", func() bool { return len(status().Nodes) == 1 })
 	if st.Nodes[0].Node != "a" || st.Users != 2 || st.Clients != 3 {
 		t.Fatalf("after b left: %+v", st)
 	}

@@ -65,7 +65,7 @@ func TestUserAndTopicOnce(t *testing.T) {
 			checkReceived(t, "live on A", got, due)
 			last := got[len(got)-1].ID
 			live.Close()
-			waitUntil(t, "the stream gone from A", func() bool { return a.hub.GetTotalClientCount() == 0 })
+			ssetest.Eventually(t, "the stream gone from A", func() bool { return a.hub.GetTotalClientCount() == 0 })
 
 			// Published while the stream is away, on both nodes.
 			missed := append(round(a, 100), round(b, 200)...)

@@ -177,7 +177,7 @@ func TestClusterExactlyOnce(t *testing.T) {
 				conns[who] = c.c
 			}
 			endMarker(t, &log, nodes[2], conns)
-			waitUntil(t, "the cluster status to count every node", func() bool {
+			ssetest.Eventually(t, "the cluster status to count every node", func() bool {
 				st, err := nodes[0].broker.ClusterStatus(t.Context())
 				return err == nil && len(st.Nodes) == 3 && st.Users == len(users) && st.Clients == len(clients)
 			})
@@ -252,7 +252,7 @@ func TestClusterResumeWindowIsPerUser(t *testing.T) {
 			c := a.dial(t, "alice", "")
 			last := c.Connected().ID
 			c.Close()
-			waitUntil(t, "alice gone", func() bool { return a.hub.GetTotalClientCount() == 0 })
+			ssetest.Eventually(t, "alice gone", func() bool { return a.hub.GetTotalClientCount() == 0 })
 			var log pubLog
 			log.publish(t, a, ssekit.Target{Users: []string{"alice"}}, 1)
 			const others, events = 1000, 5000 // 5× what one channel keeps

@@ -83,7 +83,7 @@ func TestFreshStreamBetweenTwoCopiesOnRedis(t *testing.T) {
 	rdb := sharedRedis(t)
 	prefix := uniquePrefix(t, rdb)
 	be := backend{name: "redis", client: func(t testing.TB) redis.UniversalClient {
-		c := redis.NewClient(&redis.Options{Addr: redisAddr()})
+		c := redis.NewClient(&redis.Options{Addr: ssetest.RedisAddr()})
 		t.Cleanup(func() { c.Close() })
 		return c
 	}}
@@ -92,7 +92,7 @@ func TestFreshStreamBetweenTwoCopiesOnRedis(t *testing.T) {
 
 	// The publisher: another node's broker, on a gated connection.
 	g := &gate{firstSent: make(chan struct{}), hold: make(chan struct{})}
-	prdb := redis.NewClient(&redis.Options{Addr: redisAddr(), Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	prdb := redis.NewClient(&redis.Options{Addr: ssetest.RedisAddr(), Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err

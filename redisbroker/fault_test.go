@@ -93,7 +93,7 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 
 	srv.start()
 	for _, n := range []*node{a, b} {
-		waitUntil(t, "the broker to reach Redis again", func() bool { return n.broker.Ping(t.Context()) == nil })
+		ssetest.Eventually(t, "the broker to reach Redis again", func() bool { return n.broker.Ping(t.Context()) == nil })
 	}
 	var after pubLog
 	for k := range 6 {

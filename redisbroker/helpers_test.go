@@ -5,44 +5,25 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
 )
-
-// redisAddr is the shared Redis the tests use: SSEKIT_REDIS_ADDR, or the
-// local default.
-func redisAddr() string {
-	if a := os.Getenv("SSEKIT_REDIS_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-// unavailable skips the test, loudly, when a service it needs is not
-// there, or fails it when SSEKIT_REQUIRE_SERVICES=1 says it must be.
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("SSEKIT_REQUIRE_SERVICES") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf("SKIPPED, SERVICE MISSING: "+format, args...)
-}
 
 // sharedRedis returns a client of the shared Redis, closed at cleanup, or
 // skips the test when it does not answer.
 func sharedRedis(t testing.TB) *redis.Client {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), MaxRetries: 1, DialTimeout: 2 * time.Second})
+	rdb := redis.NewClient(&redis.Options{Addr: ssetest.RedisAddr(), MaxRetries: 1, DialTimeout: 2 * time.Second})
 	t.Cleanup(func() { rdb.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		unavailable(t, "Redis at %s (SSEKIT_REDIS_ADDR) does not answer: %v", redisAddr(), err)
+		ssetest.RedisDown(t, err)
 	}
 	return rdb
 }
@@ -112,7 +93,7 @@ func backends(t *testing.T) []backend {
 	t.Helper()
 	rdb := sharedRedis(t) // skips without the shared Redis
 	out := []backend{{name: "redis", client: func(t testing.TB) redis.UniversalClient {
-		c := redis.NewClient(&redis.Options{Addr: redisAddr(), DialTimeout: time.Second, ReadTimeout: time.Second})
+		c := redis.NewClient(&redis.Options{Addr: ssetest.RedisAddr(), DialTimeout: time.Second, ReadTimeout: time.Second})
 		t.Cleanup(func() { c.Close() })
 		return c
 	}}}

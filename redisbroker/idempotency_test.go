@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/ssekit"
 )
@@ -114,7 +115,7 @@ func TestKeyedRetryCompletesAPartialPublish(t *testing.T) {
 				t.Fatal(err)
 			}
 			want = append(want, marker)
-			waitUntil(t, "the markers", func() bool {
+			ssetest.Eventually(t, "the markers", func() bool {
 				for _, ch := range chans {
 					if got := h.in(ch); len(got) == 0 || got[len(got)-1] != marker {
 						return false
@@ -229,7 +230,7 @@ func (f *failFirstSPublish) ProcessPipelineHook(next redis.ProcessPipelineHook) 
 func TestKeyedPublishToClientsRetriedAfterAFailedAnnouncement(t *testing.T) {
 	rdb := sharedRedis(t)
 	prefix := uniquePrefix(t, rdb)
-	failing := redis.NewClient(&redis.Options{Addr: redisAddr(), MaxRetries: -1})
+	failing := redis.NewClient(&redis.Options{Addr: ssetest.RedisAddr(), MaxRetries: -1})
 	t.Cleanup(func() { failing.Close() })
 	failing.AddHook(&failFirstSPublish{})
 	first := newBroker(t, failing, redisbroker.Options{Prefix: prefix})
@@ -257,7 +258,7 @@ func TestKeyedPublishToClientsRetriedAfterAFailedAnnouncement(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the subscription hears announcements", func() bool { probe(); return probes.Load() > 0 })
+	ssetest.Eventually(t, "the subscription hears announcements", func() bool { probe(); return probes.Load() > 0 })
 
 	m := ssekit.Message{Clients: []string{"c1"}, Key: "k1", Type: "keyed", Data: []byte("{}")}
 	if _, err := first.Publish(t.Context(), m); err == nil {
@@ -267,7 +268,7 @@ func TestKeyedPublishToClientsRetriedAfterAFailedAnnouncement(t *testing.T) {
 	if err != nil || id == "" {
 		t.Fatalf("the retry: %q, %v; want a new publish (the failed one's record released)", id, err)
 	}
-	waitUntil(t, "the retry announced", func() bool { return heard.Load() == 1 })
+	ssetest.Eventually(t, "the retry announced", func() bool { return heard.Load() == 1 })
 	if _, err := retrier.Publish(t.Context(), m); !errors.Is(err, ssekit.ErrReplayed) {
 		t.Fatalf("a repeat of the retry: %v, want ErrReplayed", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/ssekit"
 )
@@ -32,7 +33,7 @@ func TestLingerAfterTheLastUnfollow(t *testing.T) {
 		t.Fatalf("following a lingering channel sent %d SSUBSCRIBEs, want none", got-subscribed)
 	}
 	sub.Unfollow("user:a")
-	waitUntil(t, "the channel to be let go after Linger", func() bool {
+	ssetest.Eventually(t, "the channel to be let go after Linger", func() bool {
 		return !slices.Contains(redisbroker.Followed(sub), "user:a")
 	})
 	if err := sub.Follow(t.Context(), "user:a"); err != nil {
@@ -75,7 +76,7 @@ func TestSilentResubscribeReadsWhatWasMissed(t *testing.T) {
 	if err := redisbroker.Resubscribe(t.Context(), sub, "user:a"); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the missed event", func() bool {
+	ssetest.Eventually(t, "the missed event", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Contains(got, "missed")
@@ -83,7 +84,7 @@ func TestSilentResubscribeReadsWhatWasMissed(t *testing.T) {
 	if _, err := b.Publish(t.Context(), ssekit.Message{Channels: []string{"user:a"}, Type: "last"}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the last event", func() bool {
+	ssetest.Eventually(t, "the last event", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Contains(got, "last")

@@ -4,15 +4,17 @@ import "sync/atomic"
 
 // Kinds of Redis commands the broker counts.
 const (
-	opPublish     = iota // a publish script, or SPUBLISH to clients
-	opHead               // a channel's head
-	opRead               // a page of a channel's history (a resume)
-	opFill               // a page a subscription read to fill a gap
-	opSubscribe          // an SSUBSCRIBE
-	opLive               // an announcement a subscription heard
-	opCursor             // a cursor saved or loaded
-	opKey                // an idempotency key claimed
-	opKeyRecorded        // a claim that recorded a new key
+	opPublish       = iota // a publish script, or SPUBLISH to clients
+	opHead                 // a channel's head
+	opRead                 // a page of a channel's history (a resume)
+	opFill                 // a page a subscription read to fill a gap
+	opSubscribe            // an SSUBSCRIBE
+	opLive                 // an announcement a subscription heard
+	opCursor               // a cursor saved or loaded
+	opKey                  // an idempotency key claimed
+	opKeyRecorded          // a claim that recorded a new key
+	opPresence             // a presence write: a lease, a leave, a check, a node's record
+	opPresenceQuery        // a presence read: one user asked about, or the count
 	nOps
 )
 
@@ -37,6 +39,14 @@ type Ops struct {
 	// record that Redis keeps for KeyWindow (about 200 bytes, and about
 	// 150 more per channel of the publish).
 	KeysRecorded int64 `json:"keys_recorded"`
+	// Presence counts the commands that keep this node's users present
+	// (StartPresence): per refresh one per user of this node, plus a
+	// few for the node itself, and one or two per user that comes or
+	// goes; never per user of another node.
+	Presence int64 `json:"presence"`
+	// PresenceQueries counts presence reads: one per user asked about
+	// (UsersOnline), one per OnlineUsers.
+	PresenceQueries int64 `json:"presence_queries"`
 }
 
 // Ops returns the broker's counts.
@@ -51,6 +61,8 @@ func (b *Broker) Ops() Ops {
 		Cursors:    b.ops[opCursor].Load(),
 		Keys:       b.ops[opKey].Load(),
 
-		KeysRecorded: b.ops[opKeyRecorded].Load(),
+		KeysRecorded:    b.ops[opKeyRecorded].Load(),
+		Presence:        b.ops[opPresence].Load(),
+		PresenceQueries: b.ops[opPresenceQuery].Load(),
 	}
 }

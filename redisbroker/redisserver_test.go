@@ -32,7 +32,7 @@ type redisServer struct {
 func startRedisServer(t testing.TB) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		unavailable(t, "no redis-server binary in PATH: %v", err)
+		ssetest.ServiceMissing(t, "no redis-server binary in PATH: %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ssekit/sse/internal/rediscluster"
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 // The package's Redis Cluster: three masters on loopback ports, started
@@ -40,7 +41,7 @@ func sharedCluster(t testing.TB) *rediscluster.Cluster {
 		cluster, clusterErr = rediscluster.Start(ctx, rediscluster.Options{Dir: clusterDir, Masters: 3})
 	})
 	if clusterErr != nil {
-		unavailable(t, "a Redis Cluster of local redis-servers: %v", clusterErr)
+		ssetest.ServiceMissing(t, "a Redis Cluster of local redis-servers: %v", clusterErr)
 	}
 	return cluster
 }

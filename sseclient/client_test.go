@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/sseclient"
 )
 
@@ -33,7 +34,7 @@ func streamHeader(w http.ResponseWriter) {
 // what Subscribe returned.
 func subscribeOnce(t *testing.T, c *sseclient.Client, url string) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), ssetest.Patience)
 	defer cancel()
 	c.OnStateChange = func(sc sseclient.StateChange) {
 		if sc.State == sseclient.StateReconnecting {

@@ -176,7 +176,7 @@ func TestHubResumeAfterRotation(t *testing.T) {
 	sent := 0
 	r.subscribe(t, userClient(srv, "u1"), srv.URL, func() {
 		// Publish until the client has come back at least 3 times, bounded.
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(ssetest.Patience)
 		for reconnects := 0; reconnects < 4 && sent < 5000 && time.Now().Before(deadline); {
 			publishN(t, hub, "u1", sent, 5)
 			sent += 5
@@ -229,9 +229,11 @@ func TestHubResumeAfterOverflow(t *testing.T) {
 // the client to the head, and live events follow.
 func TestHubResync(t *testing.T) {
 	t.Parallel()
-	hub, srv := startHub(t, ssekit.Config{})
+	broker := ssekit.NewMemoryBroker(1000, 10*time.Minute) // the hub's default history
+	t.Cleanup(func() { broker.Close() })
+	hub, srv := startHub(t, ssekit.Config{Broker: broker})
 	publishN(t, hub, "u1", -1, 3) // history the client will not see
-	pos, err := hub.Broker().Head(t.Context(), ssekit.BroadcastChannel)
+	pos, err := broker.Head(t.Context(), ssekit.BroadcastChannel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,9 +255,11 @@ func TestHubResync(t *testing.T) {
 // and its data says why.
 func TestHubResyncEvent(t *testing.T) {
 	t.Parallel()
-	hub, srv := startHub(t, ssekit.Config{})
+	broker := ssekit.NewMemoryBroker(1000, 10*time.Minute) // the hub's default history
+	t.Cleanup(func() { broker.Close() })
+	hub, srv := startHub(t, ssekit.Config{Broker: broker})
 	publishN(t, hub, "u1", 0, 2)
-	pos, _ := hub.Broker().Head(t.Context(), ssekit.BroadcastChannel)
+	pos, _ := broker.Head(t.Context(), ssekit.BroadcastChannel)
 	head := "a" + pos + ".u" + pos
 	c := userClient(srv, "u1")
 	c.LastEventID = "1-1" // well-formed, but from no history of this hub
@@ -347,7 +351,9 @@ func FuzzHubFrames(f *testing.F) {
 	f.Add("connected", []byte(`  "x"  `), true)
 	f.Add("é\u2028", []byte("\xEF\xBB\xBF\xff"), false)
 	f.Fuzz(func(t *testing.T, typ string, data []byte, raw bool) {
-		hub, err := ssekit.New(ssekit.Config{HeartbeatInterval: -1, MaxStreamAge: -1, Logger: slog.New(slog.DiscardHandler)})
+		broker := ssekit.NewMemoryBroker(1000, 10*time.Minute) // the hub's default history
+		defer broker.Close()
+		hub, err := ssekit.New(ssekit.Config{Broker: broker, HeartbeatInterval: -1, MaxStreamAge: -1, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,7 +372,7 @@ func FuzzHubFrames(f *testing.F) {
 			ev = ssekit.Event{Type: typ, Data: string(data)}
 			want, _ = json.Marshal(string(data))
 		}
-		pos, _ := hub.Broker().Head(t.Context(), ssekit.BroadcastChannel)
+		pos, _ := broker.Head(t.Context(), ssekit.BroadcastChannel)
 		head := "a" + pos // an anonymous stream follows the broadcast channel only
 		id, err := hub.Publish(t.Context(), ssekit.Target{All: true}, ev)
 		if err != nil {

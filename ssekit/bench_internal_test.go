@@ -32,19 +32,20 @@ func benchHub(b *testing.B, n, users int) (*Hub, func()) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for i := range n {
-		c, _ := newClient(strconv.Itoa(i), "user"+strconv.Itoa(i%users), nil, benchBuffer, nil)
+		c, _ := newFollower(strconv.Itoa(i), "user"+strconv.Itoa(i%users), nil, benchBuffer, nil)
 		c.catchingUp = false
 		if _, ok := h.reg.add(c, -1, -1); !ok {
 			b.Fatal("add")
 		}
+		wake := c.parkChannel()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var spare []*entry
+			var spare []*queuedEvent
 			for {
 				select {
-				case <-c.wake:
-					q, _, _ := c.take(spare)
+				case <-wake:
+					q, _, _ := c.take(spare, monotonic())
 					clear(q)
 					spare = q[:0]
 				case <-stop:

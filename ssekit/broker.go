@@ -1,6 +1,7 @@
 package ssekit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -198,8 +199,8 @@ func CompareIDs(a, b string) int {
 		fa, ra, _ := strings.Cut(a, "-")
 		fb, rb, _ := strings.Cut(b, "-")
 		fa, fb = strings.TrimLeft(fa, "0"), strings.TrimLeft(fb, "0")
-		if c := len(fa) - len(fb); c != 0 {
-			return sign(c)
+		if c := cmp.Compare(len(fa), len(fb)); c != 0 {
+			return c
 		}
 		if c := strings.Compare(fa, fb); c != 0 {
 			return c
@@ -214,16 +215,6 @@ func CompareIDs(a, b string) int {
 			return 1
 		}
 	}
-}
-
-func sign(n int) int {
-	switch {
-	case n < 0:
-		return -1
-	case n > 0:
-		return 1
-	}
-	return 0
 }
 
 // maxIDLen bounds an event id, so that a Last-Event-ID stays a cheap

@@ -104,7 +104,7 @@ func TestHistoryBytesBoundsTheHistoryAndEvictionIsAnnounced(t *testing.T) {
 	t.Parallel()
 	const bound = 1 << 20
 	h := newTestHub(t, ssekit.Config{HistoryBytes: bound})
-	mb := h.Broker().(*ssekit.MemoryBroker)
+	mb := h.Broker().(*ssekit.MemoryBroker) // the hub's own, sized by Config
 	last := missOne(t, h, "alice")
 	// 300 publishes to 1000 users each: the addressee lists and a
 	// position per channel are counted, not only the data.

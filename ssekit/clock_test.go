@@ -158,13 +158,14 @@ func TestHistoryAgeExpiresEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hub := ssekit.NewHub(ssekit.Config{HistoryAge: time.Minute, HeartbeatInterval: -1, MaxStreamAge: -1})
 		defer hub.Close()
+		broker := hub.Broker() // the hub's own, sized by Config
 		first, _ := hub.Publish(t.Context(), ssekit.Target{All: true}, ssekit.Event{Type: "n", Data: 1})
 		hub.Publish(t.Context(), ssekit.Target{All: true}, ssekit.Event{Type: "n", Data: 2})
-		if _, err := hub.Broker().Read(t.Context(), ssekit.BroadcastChannel, first, 10); err != nil {
+		if _, err := broker.Read(t.Context(), ssekit.BroadcastChannel, first, 10); err != nil {
 			t.Fatalf("read within HistoryAge: %v", err)
 		}
 		time.Sleep(time.Minute + time.Second)
-		_, err := hub.Broker().Read(t.Context(), ssekit.BroadcastChannel, first, 10)
+		_, err := broker.Read(t.Context(), ssekit.BroadcastChannel, first, 10)
 		if !errors.Is(err, ssekit.ErrUnknownID) {
 			t.Fatalf("replay of an expired id: %v, want ErrUnknownID", err)
 		}

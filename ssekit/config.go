@@ -21,6 +21,12 @@ const (
 
 // Config tunes a Hub. The zero value of every field means its default;
 // DefaultConfig spells the defaults out.
+//
+// The History fields size the in-memory broker the hub makes when Broker
+// is nil, which is what a single-node app runs: one Config tunes the whole
+// hub, replay window included, as the seed's users expect. A broker given
+// in Broker has its own options (redisbroker.Options), and they are
+// ignored.
 type Config struct {
 	// BufferSize is how many events may wait for one connection's writer
 	// before the OverflowPolicy applies. Defaults to 10.
@@ -121,27 +127,32 @@ type Config struct {
 	// Negative disables.
 	MaxStreamAge time.Duration
 
-	// WriteDelay bounds how long a queued event may wait for its stream
-	// to be woken while the hub is busy. Streams are woken in rounds at
-	// most WriteDelay apart, so that a busy stream gathers what arrived
-	// since its last round into one write — the write system call is most
-	// of what a delivery costs — and a publish only appends to queues.
-	// The first round after a quiet spell runs at once, and a stream whose
-	// queue is half full is woken at once. Defaults to 25ms. Negative
-	// disables: every event wakes its stream at once.
+	// WriteDelay bounds how long a queued event may wait for a busy
+	// stream to be woken. A stream is busy when it wrote twice within
+	// about WriteDelay, the last time less than WriteDelay ago: its events
+	// wait until its last write is WriteDelay old, so that it gathers what
+	// arrives meanwhile into one write — the write system call is most of
+	// what a delivery costs — and a publish only appends to queues. An
+	// event for any other stream (one event to one user now and then)
+	// wakes it at once, however busy the hub is, and so does a queue half
+	// full. Defaults to 25ms. Negative disables: every event wakes its
+	// stream at once.
 	WriteDelay time.Duration
 
 	// DetachStreams takes each HTTP/1.x stream over from net/http: the
 	// hub hijacks the connection, writes the response head itself (the
 	// body then ends with the connection, as HTTP/1.x allows, instead of
-	// being chunked) and serves the stream on a goroutine of its own, so
-	// that ServeStream returns at once. What net/http keeps per request —
-	// its read and write buffers, the handler's stack — is freed: an idle
-	// stream costs about half the memory. Middleware then sees the handler
-	// return at once, and http.Server.Shutdown no longer waits for the
-	// streams: close the hub, which ends and waits for them. HTTP/2
-	// streams and ResponseWriters that cannot be hijacked are served as
-	// usual. Off by default; cmd/ssehub turns it on.
+	// being chunked) and serves the stream itself, so that ServeStream
+	// returns at once. What net/http keeps per request — its read and
+	// write buffers, the handler's stack — is freed, and on Linux an idle
+	// stream holds no goroutine either (the hub watches the sockets for
+	// hang-ups with one epoll set, and a stream's writes run on a
+	// goroutine started when it has something to do): an idle stream
+	// costs a few KiB instead of tens (docs/PERFORMANCE.md). Middleware
+	// then sees the handler return at once, and http.Server.Shutdown no
+	// longer waits for the streams: close the hub, which ends and waits
+	// for them. HTTP/2 streams and ResponseWriters that cannot be hijacked
+	// are served as usual. Off by default; cmd/ssehub turns it on.
 	DetachStreams bool
 
 	// RetryInterval is the reconnection delay the hub asks browsers for (the
@@ -154,6 +165,38 @@ type Config struct {
 	// HistoryAge, which the hub closes with itself; a Broker given here is
 	// the caller's to close, after the hub.
 	Broker Broker
+
+	// OnConnect is called once for each stream the hub registers, on the
+	// request's goroutine before the stream's first event is written (and
+	// before a detached stream is handed over), under no lock of the hub:
+	// a slow hook delays only its own stream, and a panic in it is
+	// logged, not fatal. A stream refused before it was registered (over
+	// MaxClients, a bad topic, shutting down) calls neither hook. Nil:
+	// none.
+	OnConnect func(ConnInfo)
+
+	// OnDisconnect is called once for each stream OnConnect was called
+	// for, after it ended, whatever ended it (ConnInfo.Reason), on the
+	// goroutine that served it (the request's, or the hub's for a
+	// detached stream), under the same terms. Shutdown waits for it.
+	// Nil: none.
+	OnDisconnect func(ConnInfo)
+
+	// OnPresence is told when a user comes online (its first stream on
+	// any node) and goes offline (no stream on any node for
+	// PresenceDebounce), once per change across the cluster: with a
+	// PresenceStore broker, on the one node that saw the change (see
+	// redisbroker.Broker.StartPresence), else on this hub. It must not
+	// block (hand the change to a queue): a user's changes are reported
+	// in order, one at a time. Changes pending when the hub shuts down
+	// are not reported. Nil: none.
+	OnPresence func(PresenceChange)
+
+	// PresenceDebounce is how long a user whose last stream ended must
+	// stay without one before OnPresence reports it offline, so that a
+	// page reload or a reconnect is no change. Defaults to 5s. Negative
+	// means none.
+	PresenceDebounce time.Duration
 
 	// Logger receives the hub's rare warnings (a failing broker, a replay
 	// error). Defaults to slog.Default().
@@ -181,6 +224,7 @@ func DefaultConfig() Config {
 		MaxStreamAge:       time.Hour,
 		WriteDelay:         25 * time.Millisecond,
 		RetryInterval:      3 * time.Second,
+		PresenceDebounce:   defaultPresenceDebounce,
 	}
 }
 
@@ -203,6 +247,7 @@ func (c Config) withDefaults() (Config, error) {
 	orDefault(&c.MaxStreamAge, d.MaxStreamAge)
 	orDefault(&c.RetryInterval, d.RetryInterval)
 	orDefault(&c.WriteDelay, d.WriteDelay)
+	orDefault(&c.PresenceDebounce, d.PresenceDebounce)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

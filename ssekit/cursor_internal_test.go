@@ -138,10 +138,10 @@ func TestChannelTagsAreUniquePerStream(t *testing.T) {
 	if channelTag(a) != channelTag(b) {
 		t.Fatalf("%s and %s no longer share a tag: find another pair", a, b)
 	}
-	if _, err := newClient("c", "u", []string{a, b}, 10, nil); err == nil || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) {
+	if _, err := newFollower("c", "u", []string{a, b}, 10, nil); err == nil || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) {
 		t.Fatalf("channels %q and %q share tag %q: newClient said %v, want a refusal naming both", a, b, channelTag(a), err)
 	}
-	if _, err := newClient("c", "u", []string{a, a}, 10, nil); err == nil {
+	if _, err := newFollower("c", "u", []string{a, a}, 10, nil); err == nil {
 		t.Fatalf("a channel followed twice was taken")
 	}
 	for _, tag := range []string{channelTag(a), channelTag(BroadcastChannel), channelTag(UserChannel("u")), channelTag(TenantChannel("t"))} {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,4 +65,204 @@ func watch(conn net.Conn) (ctx context.Context, done <-chan struct{}) {
 		_, _ = conn.Read(b[:])
 	}()
 	return ctx, d
+}
+
+// detached serves s, a stream whose connection detach took over, on the
+// hub's goroutines, and returns at once. On Linux, when the hub can watch
+// the socket for the client's hang-up (hangups), the stream has no
+// goroutine while it idles: see eventStream. Otherwise (another system, a
+// TLS connection, whose own buffers could hold what the client sent) a
+// goroutine writes it, as ServeStream's does, and a second one watches
+// the connection. Either way, whatever ends the stream, OnDisconnect
+// follows on the goroutine that ended it, after the connection is closed.
+// The caller has counted the stream in the hub's WaitGroup; it is done
+// once OnDisconnect has returned.
+func (s *stream) detached(conn net.Conn, lastID string, info ConnInfo) {
+	h, c := s.hub, s.c
+	es := &eventStream{s: s, conn: conn, info: info}
+	es.ctx, es.cancel = context.WithCancel(context.Background())
+	if h.hangups.watch(es, &h.streams) {
+		go es.begin(lastID)
+		return
+	}
+	es.cancel()
+	go func() {
+		defer h.streams.Done()
+		ctx, watched := watch(conn)
+		h.endStream(c, s.run(ctx, lastID))
+		conn.Close()
+		<-watched
+		h.disconnected(c, info)
+	}()
+}
+
+// eventStream is a detached stream driven by wake-ups instead of a
+// goroutine parked on them for its life. Its opening and replay run on a
+// goroutine (begin), which returns once the stream is live; from then on,
+// a wake-up of its follower (an enqueue, the waker's round, its timer, the
+// hub ending it, a session recheck, the client's hang-up) starts a
+// goroutine that runs stream.step (steps). An idle stream holds a timer
+// and its entry in the hub's hang-up watch (hangups), no goroutine.
+//
+// A busy stream keeps its goroutine between steps, parked on a channel of
+// its own as a stream on the request's goroutine is (stepParked): one
+// that wrote events in steps less than stepBusy apart, as a stream woken
+// in the waker's rounds does. Starting a goroutine for each of its steps
+// would cost a busy hub more than waking a parked one: each would start
+// on a small stack and grow it, copying it, on its way to the write, and
+// a wake-up that finds the queue taken already would end one and start
+// the next. The goroutine returns after the first step more than
+// stepBusy after the stream's last events (its timer's, at the latest
+// HeartbeatInterval after them): the stream is idle again. A stream with
+// no timer (no heartbeat, rotation or session check) never parks, since
+// nothing would let its goroutine go. Steps are not run by a pool of
+// workers either: a step blocks in
+// the socket's write for as long as its client does not read (up to
+// ClientTimeout), and one stalled client must not hold up the others.
+type eventStream struct {
+	s      *stream
+	conn   net.Conn
+	ctx    context.Context // cancelled when the client hangs up
+	cancel context.CancelFunc
+	info   ConnInfo
+	// key and fd are the stream's entry in the hub's hang-up watch.
+	key uint64
+	fd  int
+	// state is stepIdle (no goroutine), stepRunning (its goroutine runs
+	// steps), stepAgain (a wake-up came meanwhile: one more step, so that
+	// none is lost between the step's take and the goroutine's return),
+	// stepParked (its goroutine waits on park) or stepDone (the stream
+	// ended: wake-ups are ignored).
+	state atomic.Uint32
+	// park is what a parked goroutine waits on (capacity 1), made when it
+	// first parks and dropped when it returns; busyAt is when the stream
+	// last wrote events (monotonic). Only the stream's goroutine touches
+	// them, but for wake, which sends on park once it has seen stepParked.
+	park   chan struct{}
+	busyAt int64
+}
+
+const (
+	stepIdle uint32 = iota
+	stepRunning
+	stepAgain
+	stepParked
+	stepDone
+)
+
+// stepBusy is how long after writing events a stream keeps its goroutine
+// parked for the next step: many WriteDelay rounds, since under load a
+// stream is woken less often than every round (at 10,000 streams in
+// saturation, every ~100 ms), and a stream that is not woken within it
+// is about to be idle anyway.
+const stepBusy = time.Second
+
+// begin writes the stream's opening and replay, then hands it over to
+// wake-ups; it runs on a goroutine of its own, which returns then.
+func (es *eventStream) begin(lastID string) {
+	s := es.s
+	if reason := s.begin(es.ctx, lastID); reason != "" {
+		es.end(reason)
+		return
+	}
+	s.startLive()
+	es.busyAt = monotonic() - int64(stepBusy) // its first event finds it quiet
+	// Published after startLive's writes (the step goroutines read them).
+	// A wake-up until now reached nobody: step now if one was owed, or if
+	// the client hung up meanwhile (hungUp cancels, then signals).
+	s.c.steps.Store(es)
+	if s.c.owed() || es.ctx.Err() != nil {
+		es.wake()
+	}
+}
+
+// wake has the stream step: on a new goroutine, or on its parked one, or
+// once more on the one running; it never blocks (deliver calls it,
+// through signal).
+func (es *eventStream) wake() {
+	for {
+		switch es.state.Load() {
+		case stepIdle:
+			if es.state.CompareAndSwap(stepIdle, stepRunning) {
+				go es.steps()
+				return
+			}
+		case stepRunning:
+			if es.state.CompareAndSwap(stepRunning, stepAgain) {
+				return
+			}
+		case stepParked:
+			if es.state.CompareAndSwap(stepParked, stepRunning) {
+				es.park <- struct{}{} // capacity 1, and only this send
+				return
+			}
+		default: // it will step again, or it ended
+			return
+		}
+	}
+}
+
+// steps runs steps until no wake-up is left, parking between them while
+// the stream is busy, or until the stream ends, which it then finishes.
+func (es *eventStream) steps() {
+	for {
+		reason, wrote := ReasonClientGone, false
+		if es.ctx.Err() == nil {
+			reason, wrote = es.s.step(es.ctx)
+		}
+		if reason != "" {
+			es.state.Store(stepDone)
+			es.s.stopLive()
+			es.end(reason)
+			return
+		}
+		// Busy: events now and less than stepBusy before, or a step with
+		// nothing to write (a wake-up the previous step took care of)
+		// within stepBusy of events. A parked goroutine returns at the
+		// first step past that: its timer's, at the latest (no timer, no
+		// parking: nothing would ever let it go).
+		now := monotonic()
+		busy := now-es.busyAt < int64(stepBusy) && es.s.timer != nil
+		if wrote {
+			es.busyAt = now
+		}
+		if busy {
+			if es.park == nil {
+				es.park = make(chan struct{}, 1)
+			}
+			if es.state.CompareAndSwap(stepRunning, stepParked) {
+				<-es.park // wake set stepRunning
+				continue
+			}
+		} else {
+			es.park = nil // before stepIdle: a next goroutine may make its own
+			if es.state.CompareAndSwap(stepRunning, stepIdle) {
+				return
+			}
+		}
+		es.state.Store(stepRunning) // it was stepAgain
+	}
+}
+
+// hungUp is the hang-up watch's news that the client left (or sent
+// something, which a client of an event stream does not).
+func (es *eventStream) hungUp() {
+	es.cancel()
+	es.s.c.signal()
+}
+
+// end finishes the stream for reason, once, as the goroutine of a
+// detached stream does: the hub unregisters it, the connection is
+// closed — after it left the hang-up watch, whose descriptor could
+// otherwise be another connection's by then — and OnDisconnect is called.
+func (es *eventStream) end(reason string) {
+	s := es.s
+	h := s.hub
+	s.unfollow()
+	h.endStream(s.c, reason)
+	h.hangups.forget(es)
+	es.conn.Close()
+	es.cancel()
+	h.disconnected(s.c, es.info)
+	h.streams.Done()
 }

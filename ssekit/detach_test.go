@@ -33,8 +33,9 @@ func detachedHub(t *testing.T) (*ssekit.Hub, *httptest.Server, chan struct{}) {
 	return hub, srv, returned
 }
 
-// rawGET opens a connection to srv and sends a stream request of user u
-// on it, for reading the answer off the socket; it is closed at cleanup.
+// rawGET opens a connection to srv and sends a stream request on it, as
+// the user "u" (its X-User header), for reading the answer off the
+// socket; the connection is closed at cleanup.
 func rawGET(t *testing.T, srv *httptest.Server) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", srv.Listener.Addr().String())

@@ -50,13 +50,39 @@
 //   - The waker (waker.go), when WriteDelay > 0: it wakes streams with
 //     queued events in rounds.
 //   - Each stream's writer: the request's goroutine (ServeStream returns
-//     when the stream ends), or with DetachStreams, for HTTP/1.x, a
-//     goroutine of the hub that writes to the hijacked connection, plus a
-//     second one blocked in Read on it (watch, detach.go), which notices
-//     the client leaving. Both are counted in the hub's WaitGroup.
+//     when the stream ends), parked on its follower's wake channel between
+//     writes (stream.live). With DetachStreams, for HTTP/1.x, the hub
+//     takes the connection over (detach.go). On Linux a detached stream
+//     has no goroutine while it idles (eventStream): a goroutine writes
+//     its opening and replay and returns; then a wake-up of the stream
+//     (signal: an enqueue, the waker's round, its timer, the hub ending
+//     it, a session recheck, the client's hang-up) starts a goroutine that
+//     runs steps (stream.step: take the queue, write it, heartbeat,
+//     rotate) and returns — never two at once, and a wake-up that comes
+//     while one runs makes it step again. While the stream is busy (it
+//     wrote events less than stepBusy ago) that goroutine stays, parked on
+//     a channel of the stream's between steps, until a step comes later
+//     than that (its timer's at the latest). One goroutine per hub, while it
+//     has detached streams, waits in epoll_wait for their clients to hang
+//     up (hangups, eventloop_linux.go). Elsewhere, or for a connection
+//     with no socket of its own (TLS), a detached stream has a goroutine
+//     that writes it as the request's would, plus a second one blocked in
+//     Read on it (watch, detach.go), which notices the client leaving. All
+//     are counted in the hub's WaitGroup: a stream's count is held from
+//     its registration until its OnDisconnect returns, and covers its
+//     steps.
 //   - Transient ones: the function timer of each stream's heartbeat and
-//     rotation (it only marks the client and signals it), and Shutdown's
-//     wait for the streams.
+//     rotation (it only marks the follower and signals it), Shutdown's
+//     wait for the streams, and, without a PresenceStore broker and with
+//     Config.OnPresence, the function timer of each user's pending offline
+//     report (presence.go), which Shutdown stops and waits for.
+//
+// The app's hooks run on these goroutines, under no lock of the hub:
+// OnConnect and OnDisconnect on the stream's (a stream served by
+// wake-ups has its OnDisconnect on the goroutine that ended it, its last
+// step's or its opening's); OnPresence under the
+// presence's own lock (presence.mu, taken with no other lock held) or on
+// the broker's presence goroutine.
 //
 // The broker's subscription calls the hub's deliver. The MemoryBroker
 // starts no goroutine: deliver runs on the publisher's goroutine, inside
@@ -69,13 +95,19 @@
 // Locks, and what each guards:
 //
 //   - Hub.mu orders a stream's streams.Add against Shutdown's Wait.
-//   - registry.mu (read-write) guards the indexes of clients: all, by id,
-//     by channel, the user count and each client's slot. deliver holds it
+//   - registry.mu (read-write) guards the indexes of followers (the
+//     registered streams): all, by id, by channel, the user count and each
+//     follower's slot. deliver holds it
 //     for reading while it offers an event to the followers of its
 //     channels.
-//   - client.mu guards one stream's queue and state: what the hub
+//   - follower.mu guards one stream's queue and state: what the hub
 //     enqueues (from deliver) and the writer takes; see the fields.
 //   - waker.mu guards the waker's pending list.
+//   - hangups.mu guards the hang-up watch's epoll set and its entries;
+//     taken with no other lock held, and not held while a stream hears of
+//     its client's hang-up. A detached stream's step state is atomic
+//     (eventStream.state): waking it takes no lock, so signal may run
+//     under registry.mu or a follower.mu, as it always has.
 //   - MemoryBroker.mu guards its histories and subscribers (its cursors
 //     have a lock of their own, as the hub's own cursor store does); it is
 //     held while the subscribers (deliver) run, which is what keeps their
@@ -85,9 +117,9 @@
 //
 // The order: a broker's lock (MemoryBroker.mu, or a redisbroker channel's
 // deliveryMu, then its subscription lock), then registry.mu, then a
-// client.mu, then waker.mu. Nothing takes them the other way: a stream's
+// follower.mu, then waker.mu. Nothing takes them the other way: a stream's
 // writer calls the broker (Follow, Head, Read) holding none of them, and
-// ending a stream takes its client.mu, then registry.mu, one after the
+// ending a stream takes its follower.mu, then registry.mu, one after the
 // other, not nested. No lock is held across a write to a socket, and
 // deliver never blocks.
 package ssekit

@@ -1,16 +1,19 @@
 package ssekit
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/ssekit/sse/internal/httpjson"
 )
 
 // HandlerOptions configures Hub.Handler.
 type HandlerOptions struct {
 	// Authenticate returns the user id of r: "" for an anonymous client,
-	// or an error to refuse the request with 401. Nil treats every request
+	// or an error to refuse the request with 401 (a *TryLater to send the
+	// client away for a while instead). Nil treats every request
 	// as anonymous.
 	Authenticate func(r *http.Request) (userID string, err error)
 
@@ -33,7 +36,7 @@ func (h *Hub) Handler(opts HandlerOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
-			WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the event stream is read with GET")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the event stream is read with GET")
 			return
 		}
 		var who Identity
@@ -48,21 +51,44 @@ func (h *Hub) Handler(opts HandlerOptions) http.Handler {
 	})
 }
 
+// TryLater is the error for HandlerOptions.Identify or Authenticate to
+// return when a request is not to be served now but its client should
+// come back: over a rate limit, or while the app's auth backend is down.
+// The hub answers it as Refuse does — 200, a retry field of at least
+// After, no stream — where any other error is a 401, which a browser's
+// EventSource takes as final.
+type TryLater struct {
+	After time.Duration
+	Err   error // why, for logs; may be nil
+}
+
+func (e *TryLater) Error() string {
+	if e.Err == nil {
+		return "sse: try again later"
+	}
+	return "sse: try again later: " + e.Err.Error()
+}
+
+func (e *TryLater) Unwrap() error { return e.Err }
+
 // serveAuthenticated serves the stream of an authenticated request, or
 // refuses it with 401 and a JSON error: when authentication failed, or
 // found no user where one is required. Handler and the Echo module both
 // answer through it.
 func (h *Hub) serveAuthenticated(w http.ResponseWriter, r *http.Request, who Identity, authErr error, requireAuth bool) {
+	var later *TryLater
 	switch {
+	case errors.As(authErr, &later):
+		h.Refuse(w, later.After)
 	case errors.Is(authErr, ErrInvalidTenant):
 		h.cfg.Logger.Error(authErr.Error())
-		WriteError(w, http.StatusInternalServerError, CodeInvalidTenant, strings.TrimPrefix(authErr.Error(), ErrInvalidTenant.Error()+": "))
+		writeError(w, http.StatusInternalServerError, CodeInvalidTenant, strings.TrimPrefix(authErr.Error(), ErrInvalidTenant.Error()+": "))
 	case errors.Is(authErr, ErrCredentialsExpired):
-		WriteError(w, http.StatusUnauthorized, CodeCredentialsExpired, authErr.Error())
+		writeError(w, http.StatusUnauthorized, CodeCredentialsExpired, authErr.Error())
 	case authErr != nil:
-		WriteError(w, http.StatusUnauthorized, "unauthorized", authErr.Error())
+		writeError(w, http.StatusUnauthorized, "unauthorized", authErr.Error())
 	case who.User == "" && requireAuth:
-		WriteError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
+		writeError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
 	default:
 		h.ServeIdentity(w, r, who)
 	}
@@ -88,11 +114,14 @@ func (h *Hub) Status() Status {
 // StatusHandler serves Status as JSON.
 func (h *Hub) StatusHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, h.Status())
+		httpjson.Write(w, http.StatusOK, h.Status())
 	})
 }
 
-// ErrorBody is the JSON body of every error response.
+// ErrorBody is the JSON body of every refusal of a stream: a code a client
+// can act on (credentials_expired, topic_forbidden, …) and a message for
+// people. It stays exported for the clients and apps that read why a
+// stream was refused (see ExampleConfig_authorizeTopic).
 type ErrorBody struct {
 	Error   string `json:"error"`
 	Message string `json:"message"`
@@ -100,14 +129,7 @@ type ErrorBody struct {
 	Topics []string `json:"topics,omitempty"`
 }
 
-// WriteError writes status with an ErrorBody.
-func WriteError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, ErrorBody{Error: code, Message: message})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+// writeError writes status with an ErrorBody.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	httpjson.Write(w, status, ErrorBody{Error: code, Message: message})
 }

@@ -68,7 +68,7 @@ func dialURL(t *testing.T, url, user, lastID string) *conn {
 	return ssetest.Dial(t, url, user, lastID)
 }
 
-// rawStream reads the raw bytes of a stream up to and including the first
+// rawUntil reads the raw bytes of a stream up to and including the first
 // blank line after want appears, for wire-format assertions.
 func rawUntil(t *testing.T, body io.Reader, want string) string {
 	t.Helper()

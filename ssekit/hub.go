@@ -31,8 +31,13 @@ type Hub struct {
 	reg        *registry
 	stats      stats
 	waker      *waker // nil: every enqueue wakes its stream at once
-	// wakeLists recycles deliver's lists of streams to wake.
-	wakeLists sync.Pool
+	// deadlineWarned is set once a stream request with a deadline has
+	// been logged (warnDeadline).
+	deadlineWarned atomic.Bool
+	presence       *presence
+	// hangups watches detached streams' connections for their clients'
+	// hang-up (Linux; see eventStream).
+	hangups hangups
 
 	cancelSub context.CancelFunc
 	mu        sync.Mutex // orders streams.Add against Shutdown's Wait
@@ -122,6 +127,7 @@ func New(cfg Config) (*Hub, error) {
 		})
 		h.ownsBroker = true
 	}
+	h.presence = newPresence(h)
 	h.cursors, _ = h.broker.(CursorStore)
 	if h.cursors == nil {
 		h.cursors = newCursorStore(cfg.HistoryAge)
@@ -165,7 +171,10 @@ func NewHub(cfg Config) *Hub {
 	return h
 }
 
-// Broker returns the hub's broker.
+// Broker returns the hub's broker: the one Config.Broker gave, or the
+// in-memory one the hub made from Config. It is there for what reports on
+// the broker beside the hub, such as ssehub's metrics of the keys the
+// in-memory broker remembers; publish through the hub, not through it.
 func (h *Hub) Broker() Broker { return h.broker }
 
 // Publish validates and encodes ev once, hands it to the broker and
@@ -174,6 +183,10 @@ func (h *Hub) Broker() Broker { return h.broker }
 // (nothing is sent either: a publish is never silently lost), or
 // ErrInvalidTarget for a Target that names nobody (see Target), or
 // ErrTooManyRecipients.
+//
+// CountRecipients has it also tell how many streams of this node the
+// event was addressed to and whether each addressed user is online
+// anywhere in the cluster (see Recipients).
 //
 // A publisher that retries names the publish with IdempotencyKey: a
 // repeat within the broker's window returns the first's id and sends
@@ -209,6 +222,9 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishO
 		if o.replayed != nil {
 			*o.replayed = true
 		}
+		if o.recipients != nil {
+			h.countRecipients(ctx, o.recipients, to, false)
+		}
 		return id, nil
 	case errors.Is(err, ErrBrokerClosed):
 		return "", ErrHubClosed
@@ -218,6 +234,9 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishO
 		return "", fmt.Errorf("sse: publish: %w", err)
 	}
 	h.stats.published(p.typ)
+	if o.recipients != nil {
+		h.countRecipients(ctx, o.recipients, to, true)
+	}
 	return id, nil
 }
 
@@ -333,40 +352,25 @@ func (h *Hub) SendToClient(clientID string, ev Event) error {
 func (h *Hub) deliver(m Message) {
 	if m.Type == typeSessionCheck {
 		for _, ch := range m.Clients { // the users' channels: see RecheckSessions
-			h.reg.eachFollower(ch, (*client).requestCheck)
+			h.reg.eachFollower(ch, (*follower).requestCheck)
 		}
 		return
 	}
-	var e *entry // made at the first recipient: none, no framing
+	var e *queuedEvent // framed at the first recipient: none, no framing
 	n := 0
-	resync := m.Type == TypeResync
-	var wake *[]*client
-	if h.waker != nil {
-		wake, _ = h.wakeLists.Get().(*[]*client)
-		if wake == nil {
-			wake = new([]*client)
-		}
-	}
-	h.reg.each(&m, func(c *client, via, k int) {
+	wakes := h.waker.batch()
+	busySince := monotonic() - int64(h.cfg.WriteDelay) // see follower.enqueue
+	h.reg.each(&m, func(c *follower, via, k int) {
 		if e == nil {
-			e = &entry{resync: resync}
-			if len(m.Positions) > 0 {
-				e.msg = &m
-			}
-			if !resync {
-				e.frame = appendFrame(make([]byte, 0, frameSize("", m.Type, m.Data)), "", m.Type, m.Data)
-			}
+			e = newQueuedEvent(&m)
 		}
 		pos := ""
 		if via >= 0 {
 			pos = m.Positions[via]
 		}
-		res, woken := c.enqueue(e, k, pos, h.cfg.Overflow)
-		switch {
-		case woken && wake != nil:
-			*wake = append(*wake, c)
-		case woken:
-			c.signal()
+		res, owed := c.enqueue(e, k, pos, h.cfg.Overflow, busySince, int64(h.cfg.WriteDelay))
+		if owed {
+			wakes.add(c)
 		}
 		switch res {
 		case queued:
@@ -377,17 +381,19 @@ func (h *Hub) deliver(m Message) {
 			h.stats.disconnect(ReasonOverflow)
 		}
 	})
-	if wake != nil {
-		h.waker.add(*wake)
-		clear(*wake)
-		*wake = (*wake)[:0]
-		h.wakeLists.Put(wake)
-	}
+	wakes.schedule()
 	h.stats.delivered(m.Type, n)
 }
 
 // GetConnectedUsers returns the users with at least one connection whose
-// id is a UUID; ConnectedUserIDs returns them all.
+// id is a UUID (the seed's call); ConnectedUserIDs returns them all.
+//
+// Counting connections: Stats is the primary read, one snapshot of the
+// connections and users open now beside the hub's counters since it
+// started (ssehub's /metrics reads it). The Get… calls are the seed's
+// single numbers for uuid.UUID users; UserClientCount and
+// ConnectedUserIDs are the same for any user id; Status is the status
+// endpoint's JSON body. All of them count this hub's connections only.
 func (h *Hub) GetConnectedUsers() []uuid.UUID {
 	ids := h.reg.userIDs()
 	out := make([]uuid.UUID, 0, len(ids))
@@ -403,27 +409,18 @@ func (h *Hub) GetConnectedUsers() []uuid.UUID {
 // connection.
 func (h *Hub) ConnectedUserIDs() []string { return h.reg.userIDs() }
 
-// GetUserClientCount returns how many connections the user has.
+// GetUserClientCount returns how many connections the user has (the seed's
+// call; UserClientCount takes any user id).
 func (h *Hub) GetUserClientCount(userID uuid.UUID) int { return h.reg.userCount(userID.String()) }
 
 // UserClientCount returns how many connections the user id has.
 func (h *Hub) UserClientCount(userID string) int { return h.reg.userCount(userID) }
 
-// GetTotalClientCount returns how many connections the hub serves.
+// GetTotalClientCount returns how many connections the hub serves: the
+// seed's call for Stats().Clients.
 func (h *Hub) GetTotalClientCount() int {
 	n, _ := h.reg.counts()
 	return n
-}
-
-// Run blocks until ctx is done, then closes the hub. The hub works without
-// it; it is there for code written against the seed module, which had to
-// start its hub loop.
-func (h *Hub) Run(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-		h.Close()
-	case <-h.closed:
-	}
 }
 
 // Close ends every stream at once and waits for them; see Shutdown.
@@ -447,39 +444,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing.Store(true)
 	h.mu.Unlock()
-	clients := h.reg.snapshot()
-	var spread time.Duration
-	if dl, ok := ctx.Deadline(); ok {
-		spread = time.Until(dl) / 2
-	}
-	if spread > 0 && len(clients) > 1 {
-		step := spread / time.Duration(len(clients))
-		t := time.NewTimer(step)
-		defer t.Stop()
-		for i, c := range clients {
-			h.endStream(c, ReasonShutdown)
-			if i == len(clients)-1 {
-				break
-			}
-			select {
-			case <-t.C:
-				t.Reset(step)
-			case <-ctx.Done():
-				// Out of time: end the rest at once.
-				for _, c := range clients[i+1:] {
-					h.endStream(c, ReasonShutdown)
-				}
-				clients = nil
-			}
-			if clients == nil {
-				break
-			}
-		}
-	} else {
-		for _, c := range clients {
-			h.endStream(c, ReasonShutdown)
-		}
-	}
+	h.endAll(ctx, h.reg.snapshot())
 	h.closeOnce.Do(func() {
 		h.cancelSub()
 		close(h.closed)
@@ -498,6 +463,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
+	// After the streams, whose ends may have started offline timers.
+	h.presence.stop()
 	if h.ownsBroker {
 		// After the streams, which replay from it; Close is idempotent.
 		h.broker.(*MemoryBroker).Close()
@@ -505,10 +472,39 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// endAll ends the streams fs for Shutdown, one every step over the first
+// half of the time ctx leaves (all at once without a deadline), and the
+// rest at once when ctx is done.
+func (h *Hub) endAll(ctx context.Context, fs []*follower) {
+	var step time.Duration
+	if dl, ok := ctx.Deadline(); ok && len(fs) > 1 {
+		step = time.Until(dl) / 2 / time.Duration(len(fs))
+	}
+	var tick <-chan time.Time
+	if step > 0 {
+		t := time.NewTicker(step)
+		defer t.Stop()
+		tick = t.C
+	}
+	for i, c := range fs {
+		h.endStream(c, ReasonShutdown)
+		if tick == nil || i == len(fs)-1 {
+			continue
+		}
+		select {
+		case <-tick:
+		case <-ctx.Done():
+			tick = nil // out of time: end the rest at once
+		}
+	}
+}
+
 // endStream ends c's stream for reason and unregisters it at once.
-func (h *Hub) endStream(c *client, reason string) {
+func (h *Hub) endStream(c *follower, reason string) {
 	if c.end(reason) {
 		h.stats.disconnect(reason)
 	}
-	h.reg.remove(c)
+	if h.reg.remove(c) {
+		h.presence.changed(c)
+	}
 }

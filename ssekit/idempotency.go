@@ -86,8 +86,9 @@ func writeField(h hash.Hash, n int, b []byte) {
 type PublishOption func(*publishOptions)
 
 type publishOptions struct {
-	key      string
-	replayed *bool
+	key        string
+	replayed   *bool
+	recipients *Recipients // see CountRecipients
 }
 
 // IdempotencyKey names a publish, so that a retry of it is delivered

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ssekit/sse/internal/httpjson"
 )
 
 // Identity is whom a stream is for, as the app's authentication found.
@@ -124,12 +126,19 @@ const (
 // browser's EventSource takes any status but 200 as final: it fires an
 // error event and does not reconnect; a page that wants to say why can
 // fetch the same URL and read the body (see the demo page of cmd/ssehub).
+// A response writer that cannot stream — one that cannot flush, such as
+// http.TimeoutHandler's (Echo's middleware.Timeout), or one that copies
+// the body into memory (middleware.BodyDump) — is refused first, with 500
+// CodeStreamUnsupported naming it and one log line (see docs/echo.md).
 func (h *Hub) ServeIdentity(w http.ResponseWriter, r *http.Request, who Identity) {
+	if !h.streamable(w, r) {
+		return
+	}
 	if status, body := h.checkSession(r, who); status != 0 {
 		if status == retryLater {
 			h.Refuse(w, 0)
 		} else {
-			writeJSON(w, status, body)
+			httpjson.Write(w, status, body)
 		}
 		return
 	}
@@ -139,7 +148,7 @@ func (h *Hub) ServeIdentity(w http.ResponseWriter, r *http.Request, who Identity
 		h.Refuse(w, 0)
 		return
 	case status != 0:
-		writeJSON(w, status, body)
+		httpjson.Write(w, status, body)
 		return
 	}
 	h.serve(w, r, who, extra)
@@ -173,7 +182,7 @@ func (h *Hub) checkSession(r *http.Request, who Identity) (int, ErrorBody) {
 
 // identity returns whom c's stream is for, from its channels, as
 // CheckSession is given it (Expires left zero).
-func (c *client) identity() Identity {
+func (c *follower) identity() Identity {
 	who := Identity{User: c.user}
 	for _, ch := range c.channels {
 		if t, ok := strings.CutPrefix(ch, tenantPrefix); ok {

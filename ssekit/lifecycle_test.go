@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -19,8 +18,6 @@ import (
 	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/ssekit"
 )
-
-func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 func TestCloseEndsEveryStreamAndRefusesNewOnes(t *testing.T) {
 	t.Parallel()

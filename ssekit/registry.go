@@ -13,20 +13,20 @@ import (
 // user's connections, not the hub's. It also finds clients by id.
 type registry struct {
 	mu        sync.RWMutex
-	all       []*client
-	byID      map[string]*client
-	byChannel map[string][]*client
+	all       []*follower
+	byID      map[string]*follower
+	byChannel map[string][]*follower
 	users     int // user channels with a follower
 }
 
 func newRegistry() *registry {
-	return &registry{byID: make(map[string]*client), byChannel: make(map[string][]*client)}
+	return &registry{byID: make(map[string]*follower), byChannel: make(map[string][]*follower)}
 }
 
 // add registers c unless the hub is full (maxClients < 0: no limit). When
 // c's user is at maxPerUser, the user's oldest client is unregistered, which
 // makes room, and returned so that the caller can end its stream.
-func (r *registry) add(c *client, maxClients, maxPerUser int) (evicted *client, ok bool) {
+func (r *registry) add(c *follower, maxClients, maxPerUser int) (evicted *follower, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if uc := r.byChannel[UserChannel(c.user)]; c.user != "" && maxPerUser > 0 && len(uc) >= maxPerUser {
@@ -48,13 +48,13 @@ func (r *registry) add(c *client, maxClients, maxPerUser int) (evicted *client, 
 }
 
 // remove unregisters c; it reports false if c was not registered.
-func (r *registry) remove(c *client) bool {
+func (r *registry) remove(c *follower) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.removeLocked(c)
 }
 
-func (r *registry) removeLocked(c *client) bool {
+func (r *registry) removeLocked(c *follower) bool {
 	if r.byID[c.id] != c {
 		return false
 	}
@@ -88,7 +88,7 @@ func (r *registry) removeLocked(c *client) bool {
 // channels is reached through the first of them only, and one addressed by
 // id too through that channel. A delivery for m's clients only (Channels
 // without Positions) reaches none by channel.
-func (r *registry) each(m *Message, fn func(c *client, via, k int)) {
+func (r *registry) each(m *Message, fn func(c *follower, via, k int)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for i, ch := range m.Channels {
@@ -120,10 +120,10 @@ func (r *registry) each(m *Message, fn func(c *client, via, k int)) {
 }
 
 // snapshot returns every client; for shutdown.
-func (r *registry) snapshot() []*client {
+func (r *registry) snapshot() []*follower {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return append([]*client(nil), r.all...)
+	return append([]*follower(nil), r.all...)
 }
 
 // counts returns the number of clients and of users.
@@ -148,7 +148,7 @@ func (r *registry) userIDs() []string {
 
 // eachFollower calls fn for each client that follows ch, under the read
 // lock; fn must not block.
-func (r *registry) eachFollower(ch string, fn func(*client)) {
+func (r *registry) eachFollower(ch string, fn func(*follower)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for _, c := range r.byChannel[ch] {

@@ -211,8 +211,10 @@ func TestClientIDsAreNeverWrittenBack(t *testing.T) {
 	// The query parameter, unlike a header, can carry line breaks: an id
 	// the hub did not issue must not reach the wire, or a crafted link
 	// could inject events into a victim's stream.
-	h := newTestHub(t, ssekit.Config{})
-	pos, _ := h.Broker().Head(t.Context(), ssekit.BroadcastChannel)
+	broker := ssekit.NewMemoryBroker(1000, 10*time.Minute) // the hub's default history
+	t.Cleanup(func() { broker.Close() })
+	h := newTestHub(t, ssekit.Config{Broker: broker})
+	pos, _ := broker.Head(t.Context(), ssekit.BroadcastChannel)
 	head := "a" + pos + ".u" + pos
 	c := dialURL(t, h.srv.URL+"?user=u&lastEventId=x%0Aevent:%20evil%0Adata:%20pwned%0A%0A", "", "")
 	var types []string

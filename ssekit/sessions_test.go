@@ -418,7 +418,9 @@ func TestNothingAfterExpiryReachesASlowStream(t *testing.T) {
 // TestRecheckSessionsTakesNoHistory: RecheckSessions goes to the nodes
 // live only: it pushes no event out of a user's history.
 func TestRecheckSessionsTakesNoHistory(t *testing.T) {
-	hub := ssekit.NewHub(ssekit.Config{HistorySize: 2, CheckSession: func(context.Context, ssekit.Identity) error { return nil }})
+	broker := ssekit.NewMemoryBroker(2, 10*time.Minute)
+	defer broker.Close()
+	hub := ssekit.NewHub(ssekit.Config{Broker: broker, CheckSession: func(context.Context, ssekit.Identity) error { return nil }})
 	defer hub.Close()
 	id1, _ := hub.Publish(t.Context(), ssekit.Target{Users: []string{"u"}}, ssekit.Event{Type: "e1"})
 	hub.Publish(t.Context(), ssekit.Target{Users: []string{"u"}}, ssekit.Event{Type: "e2"})
@@ -427,7 +429,7 @@ func TestRecheckSessionsTakesNoHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ms, err := hub.Broker().Read(t.Context(), ssekit.UserChannel("u"), id1, 10)
+	ms, err := broker.Read(t.Context(), ssekit.UserChannel("u"), id1, 10)
 	var types []string
 	for _, m := range ms {
 		types = append(types, m.Type)

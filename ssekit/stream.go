@@ -31,7 +31,7 @@ const (
 // connection) and returns when it ends: the client went away, the hub ended
 // it (shutdown, overflow, eviction, rotation), or a write failed or stalled
 // for ClientTimeout. With Config.DetachStreams, an HTTP/1.x stream is
-// handed over to a goroutine of the hub and ServeStream returns at once.
+// handed over to the hub (see detached) and ServeStream returns at once.
 // The caller has authenticated the request; Handler and the Echo module do
 // that before they call it.
 //
@@ -60,11 +60,11 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, who Identity, extra 
 
 	rc := http.NewResponseController(w)
 	s := &stream{hub: h, w: w, rc: rc, expires: who.Expires}
-	c, err := newClient(uuid.NewString(), who.User, extra, h.cfg.BufferSize, func() {
+	c, err := newFollower(uuid.NewString(), who.User, extra, h.cfg.BufferSize, func() {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(endGrace))
 	})
 	if err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
 	evicted, ok := h.reg.add(c, h.cfg.MaxClients, h.cfg.MaxClientsPerUser)
@@ -78,6 +78,11 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, who Identity, extra 
 	if h.closing.Load() { // Shutdown's snapshot may have missed c
 		h.endStream(c, ReasonShutdown)
 	}
+	// Registered: from here on, whatever ends the stream, its
+	// OnDisconnect follows its OnConnect, both on this stream's goroutine.
+	info := ConnInfo{ClientID: c.id, Identity: who, Connected: time.Now()}
+	h.presence.changed(c)
+	h.connected(info)
 	s.c = c
 	streamHeaders(w.Header())
 	lastID := lastEventID(r)
@@ -89,13 +94,9 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, who Identity, extra 
 			s.w, s.rc, s.head = conn, rawConn{conn}, head
 			c.mu.Unlock()
 			h.streams.Add(1) // the stream's own, while this call's still counts
-			go func() {
-				defer h.streams.Done()
-				ctx, watched := watch(conn)
-				h.endStream(c, s.run(ctx, lastID))
-				conn.Close()
-				<-watched
-			}()
+			// On the hub's goroutines from here; OnDisconnect follows
+			// there, after the connection is closed (see detached).
+			s.detached(conn, lastID, info)
 			return
 		}
 	}
@@ -104,6 +105,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, who Identity, extra 
 	// The first reason to end a stream wins: when the hub ended it, run's
 	// answer only repeats it.
 	h.endStream(c, s.run(r.Context(), lastID))
+	h.disconnected(c, info)
 }
 
 // streamHeaders sets the headers of an event stream.
@@ -129,7 +131,9 @@ func (h *Hub) Refuse(w http.ResponseWriter, after time.Duration) {
 	w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(appendRetry(nil, ms))
-	_ = http.NewResponseController(w).Flush()
+	if flushes(w) { // else it is written when the handler returns
+		_ = http.NewResponseController(w).Flush()
+	}
 }
 
 // lastEventID returns where the client asks to resume, "" for a fresh
@@ -142,11 +146,11 @@ func lastEventID(r *http.Request) string {
 }
 
 // stream is one connection's writer, the only thing that touches w: it
-// runs on the request's goroutine, or on a goroutine of the hub for a
-// detached stream (see ServeStream).
+// runs on the request's goroutine, or for a detached stream on the hub's
+// goroutines, one at a time (see detached).
 type stream struct {
 	hub *Hub
-	c   *client
+	c   *follower
 	w   io.Writer // the ResponseWriter, or a detached stream's connection
 	rc  controller
 	buf []byte // frames gathered for the next write
@@ -170,6 +174,17 @@ type stream struct {
 	expires time.Time
 	// checking is set while a CheckSession of the stream runs.
 	checking atomic.Bool
+	// followed is set while the broker delivers the stream's own channels
+	// for it (begin).
+	followed bool
+
+	// The live state (startLive), which step reads and updates: when the
+	// stream last wrote, when it is to rotate and to have its session
+	// checked (zero: never), the timer that wakes it for those and for
+	// its heartbeats, and the queue's previous array, to be its next.
+	lastWrite, rotateAt, checkAt time.Time
+	timer                        *time.Timer
+	spare                        []*queuedEvent
 }
 
 // jitteredRetry returns 1–2× the larger of base and RetryInterval, in
@@ -180,24 +195,41 @@ func (h *Hub) jitteredRetry(base time.Duration) int64 {
 }
 
 // run writes the opening, the replay and then live events until the stream
-// ends; it returns why it ended. Its own frame stays on the goroutine's
-// stack under live for the stream's whole life, so the opening's work is
-// done in open, whose frames are gone by then: an idle stream's stack is
-// what the runtime sizes new goroutines' stacks by.
+// ends; it returns why it ended. live's frame stays on the goroutine's
+// stack for the stream's whole life, so the opening's work is done in
+// begin, whose frames are gone by then: an idle stream's stack is what the
+// runtime sizes new goroutines' stacks by. A detached stream on Linux runs
+// begin and then steps instead, with no goroutine between them (see
+// eventStream).
 func (s *stream) run(ctx context.Context, resumeFrom string) string {
-	// The live feed of the stream's channels must run before it reads
-	// where they are: then whatever is published after that reaches it
-	// live, and the replay covers the rest.
+	defer s.unfollow()
+	if reason := s.begin(ctx, resumeFrom); reason != "" {
+		return reason
+	}
+	return s.live(ctx)
+}
+
+// begin has the broker deliver the stream's own channels, then writes the
+// opening and the replay (open); it returns why the stream ends, or "".
+// The live feed of the stream's channels must run before it reads where
+// they are: then whatever is published after that reaches it live, and
+// the replay covers the rest.
+func (s *stream) begin(ctx context.Context, resumeFrom string) string {
 	if own := s.c.channels[1:]; len(own) > 0 {
 		if reason := s.follow(ctx, own); reason != "" {
 			return reason
 		}
-		defer s.hub.sub.Unfollow(own...)
+		s.followed = true
 	}
-	if reason := s.open(ctx, resumeFrom); reason != "" {
-		return reason
+	return s.open(ctx, resumeFrom)
+}
+
+// unfollow undoes begin's Follow, once the stream has ended.
+func (s *stream) unfollow() {
+	if s.followed {
+		s.followed = false
+		s.hub.sub.Unfollow(s.c.channels[1:]...)
 	}
-	return s.live(ctx)
 }
 
 // open writes the retry hint, the connected event and the replay, and
@@ -232,112 +264,146 @@ func (s *stream) open(ctx context.Context, resumeFrom string) string {
 	return s.endWithRetry(ReasonBroker)
 }
 
-// live writes queued events as they come, a batch per wake-up, and
-// heartbeats when the stream has been silent for HeartbeatInterval. One
-// timer serves both the heartbeat and the rotation at MaxStreamAge: it is
-// re-armed when it fires, from the last write, rather than on every write,
-// so busy streams pay nothing for it.
+// live writes queued events as they come, a batch per wake-up (step), on
+// the stream's goroutine, parked on the follower's wake channel between
+// them.
 func (s *stream) live(ctx context.Context) string {
-	h, c := s.hub, s.c
-	s.buf = nil // the opening's: most streams then idle, or get one frame at a time
-	now := time.Now()
-	lastWrite := now
-	// 80–100 % of a period, so that streams opened together do not all
-	// reconnect, or have their session checked, together.
-	jittered := func(now time.Time, period time.Duration) time.Time {
-		if period <= 0 {
-			return time.Time{} // never
-		}
-		return now.Add(period - time.Duration(rand.Int64N(int64(period)/5+1)))
-	}
-	rotateAt := jittered(now, h.cfg.MaxStreamAge)
-	var checkAt time.Time
-	if h.cfg.CheckSession != nil {
-		checkAt = jittered(now, h.cfg.SessionCheckInterval)
-	}
-	next := func(now time.Time) time.Duration {
-		d := time.Duration(-1)
-		if iv := h.cfg.HeartbeatInterval; iv > 0 {
-			d = max(lastWrite.Add(iv).Sub(now), 0)
-		}
-		for _, at := range [...]time.Time{rotateAt, checkAt, s.expires} {
-			if !at.IsZero() && (d < 0 || at.Sub(now) < d) {
-				d = max(at.Sub(now), 0)
-			}
-		}
-		return d
-	}
-	var timer *time.Timer
-	if d := next(now); d >= 0 {
-		// A function timer: no channel, and no third case to park on.
-		timer = time.AfterFunc(d, c.tick)
-		defer timer.Stop()
-	}
-	var spare []*entry
+	s.startLive()
+	defer s.stopLive()
+	wake := s.c.parkChannel()
 	for {
 		select {
-		case <-c.wake:
+		case <-wake:
 		case <-ctx.Done():
 			return ReasonClientGone
 		}
-		q, reason, ticked := c.take(spare)
-		switch reason {
-		case "":
-		case ReasonRevoked:
-			return s.endSession(reason)
-		default:
-			return s.endWithRetry(reason)
-		}
-		if s.expired(time.Now()) {
-			// Before what is queued: it may have been published after
-			// the expiry (the stream was busy writing when the timer
-			// fired). The position has not moved past it, so the resume
-			// with new credentials replays it.
-			return s.endSession(ReasonExpired)
-		}
-		if len(q) > 0 {
-			err := s.appendQueued(q)
-			if err == nil {
-				err = s.write()
-			}
-			clear(q) // let written frames be collected
-			if errors.Is(err, errCursor) {
-				h.cfg.Logger.Warn("sse: stream ended", "err", err)
-				return s.endWithRetry(ReasonBroker)
-			}
-			if err != nil {
-				return ReasonWriteError
-			}
-			lastWrite = time.Now()
-		}
-		// Even when empty: q is the queue's old array, and the queue now
-		// has spare's.
-		spare = q[:0]
-		if !ticked {
-			continue
-		}
-		now := time.Now()
-		if !rotateAt.IsZero() && !now.Before(rotateAt) {
-			return s.endWithRetry(ReasonRotated)
-		}
-		if c.takeRecheck() || (!checkAt.IsZero() && !now.Before(checkAt)) {
-			s.checkSession(ctx)
-			if !checkAt.IsZero() && !now.Before(checkAt) {
-				checkAt = jittered(now, h.cfg.SessionCheckInterval)
-			}
-		}
-		if iv := h.cfg.HeartbeatInterval; iv > 0 && now.Sub(lastWrite) >= iv {
-			s.buf = nil // an idle stream keeps nothing of its busy times
-			s.appendHeartbeat(now)
-			if err := s.write(); err != nil {
-				return ReasonWriteError
-			}
-			lastWrite = now
-		}
-		if timer != nil { // none when nothing is scheduled: a RecheckSessions woke it
-			timer.Reset(next(now))
+		if reason, _ := s.step(ctx); reason != "" {
+			return reason
 		}
 	}
+}
+
+// startLive sets the stream up for live delivery after its opening: the
+// heartbeat, rotation and session timings, and the timer that wakes it for
+// them. One timer serves the heartbeat, the rotation at MaxStreamAge, the
+// session check and the expiry: it is re-armed when it fires, from the
+// last write, rather than on every write, so busy streams pay nothing for
+// it. A function timer: no channel, and no goroutine while it waits.
+func (s *stream) startLive() {
+	h := s.hub
+	s.buf = nil // the opening's: most streams then idle, or get one frame at a time
+	now := time.Now()
+	s.lastWrite = now
+	s.rotateAt = jittered(now, h.cfg.MaxStreamAge)
+	if h.cfg.CheckSession != nil {
+		s.checkAt = jittered(now, h.cfg.SessionCheckInterval)
+	}
+	if d := s.next(now); d >= 0 {
+		s.timer = time.AfterFunc(d, s.c.tick)
+	}
+}
+
+// stopLive stops the stream's timer once it has ended.
+func (s *stream) stopLive() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
+// jittered returns 80–100 % of a period from now, so that streams opened
+// together do not all reconnect, or have their session checked, together;
+// zero (never) for a period <= 0.
+func jittered(now time.Time, period time.Duration) time.Time {
+	if period <= 0 {
+		return time.Time{}
+	}
+	return now.Add(period - time.Duration(rand.Int64N(int64(period)/5+1)))
+}
+
+// next returns how long from now the stream's timer is to fire: at the
+// next heartbeat, rotation, session check or expiry; -1 for never.
+func (s *stream) next(now time.Time) time.Duration {
+	d := time.Duration(-1)
+	if iv := s.hub.cfg.HeartbeatInterval; iv > 0 {
+		d = max(s.lastWrite.Add(iv).Sub(now), 0)
+	}
+	for _, at := range [...]time.Time{s.rotateAt, s.checkAt, s.expires} {
+		if !at.IsZero() && (d < 0 || at.Sub(now) < d) {
+			d = max(at.Sub(now), 0)
+		}
+	}
+	return d
+}
+
+// step does what one wake-up of a live stream asks: it takes the queue and
+// writes it in one write, and when its timer fired, it rotates the stream,
+// checks its session or sends a heartbeat, and re-arms the timer. It
+// returns why the stream ends, or "" for it to wait for the next wake-up,
+// and whether it wrote queued events.
+// One step runs at a time: on the stream's goroutine (live), or for a
+// detached stream on Linux, on a goroutine started for the wake-up, which
+// returns after it unless the stream is busy (eventStream).
+func (s *stream) step(ctx context.Context) (reason string, wrote bool) {
+	h, c := s.hub, s.c
+	q, reason, ticked := c.take(s.spare, monotonic())
+	switch reason {
+	case "":
+	case ReasonRevoked:
+		return s.endSession(reason), false
+	default:
+		return s.endWithRetry(reason), false
+	}
+	if s.expired(time.Now()) {
+		// Before what is queued: it may have been published after the
+		// expiry (the stream was busy writing when the timer fired). The
+		// position has not moved past it, so the resume with new
+		// credentials replays it.
+		return s.endSession(ReasonExpired), false
+	}
+	wrote = len(q) > 0
+	if wrote {
+		err := s.appendQueued(q)
+		if err == nil {
+			err = s.write()
+		}
+		clear(q) // let written frames be collected
+		if errors.Is(err, errCursor) {
+			h.cfg.Logger.Warn("sse: stream ended", "err", err)
+			return s.endWithRetry(ReasonBroker), false
+		}
+		if err != nil {
+			return ReasonWriteError, false
+		}
+		s.lastWrite = time.Now()
+	}
+	// Even when empty: q is the queue's old array, and the queue now has
+	// spare's.
+	s.spare = q[:0]
+	if !ticked {
+		return "", wrote
+	}
+	now := time.Now()
+	if !s.rotateAt.IsZero() && !now.Before(s.rotateAt) {
+		return s.endWithRetry(ReasonRotated), false
+	}
+	if c.takeRecheck() || (!s.checkAt.IsZero() && !now.Before(s.checkAt)) {
+		s.checkSession(ctx)
+		if !s.checkAt.IsZero() && !now.Before(s.checkAt) {
+			s.checkAt = jittered(now, h.cfg.SessionCheckInterval)
+		}
+	}
+	if iv := h.cfg.HeartbeatInterval; iv > 0 && now.Sub(s.lastWrite) >= iv {
+		s.buf = nil // an idle stream keeps nothing of its busy times
+		s.appendHeartbeat(now)
+		if err := s.write(); err != nil {
+			return ReasonWriteError, false
+		}
+		s.lastWrite = now
+	}
+	if s.timer != nil { // none when nothing is scheduled: a RecheckSessions woke it
+		s.timer.Reset(s.next(now))
+	}
+	return "", wrote
 }
 
 // endSession ends a stream whose credentials expired or whose session
@@ -403,7 +469,7 @@ const checkTimeout = 10 * time.Second
 // id only moves no position and carries no id (the client keeps its
 // last); a broker's resync moves its channels to where their history
 // starts again.
-func (s *stream) appendQueued(q []*entry) error {
+func (s *stream) appendQueued(q []*queuedEvent) error {
 	// Sized as what it will hold: each frame, and an id line about as long
 	// as the stream's present one (a position may gain a digit). An
 	// overestimate would cross write's keep limit sooner, and a buffer
@@ -601,7 +667,8 @@ func (s *stream) endWithRetry(reason string) string {
 	return reason
 }
 
-// heartbeatData is the heartbeat's payload prefix; the time is appended.
+// appendHeartbeat appends a heartbeat event, {"timestamp":…} in UTC
+// RFC 3339, with no id: it moves no position.
 func (s *stream) appendHeartbeat(now time.Time) {
 	s.buf = append(s.buf, "event: heartbeat\ndata: {\"timestamp\":\""...)
 	s.buf = now.UTC().AppendFormat(s.buf, time.RFC3339)

@@ -5,35 +5,81 @@ import (
 	"time"
 )
 
-// waker wakes streams with queued events in rounds at most WriteDelay
-// apart, instead of each enqueue waking its stream at once.
+// waker wakes busy streams with queued events in rounds WriteDelay apart,
+// instead of each enqueue waking its stream at once.
 //
 // Why: a stream writes everything queued when it wakes, one write and one
 // flush, and a write system call costs about the same for one event as for
 // fifty. Woken per event, a busy stream writes per event, and a broadcast
 // to 10,000 streams makes 10,000 goroutines runnable while the next
 // publish waits behind them. Woken in rounds, a busy stream gathers what
-// arrived since its last round into one write, and a publish only appends
-// to queues. A quiet hub pays no latency for it: the first round after a
-// pause runs at once; only a stream that is busy waits, at most WriteDelay.
+// arrived since its last write into one write, and a publish only appends
+// to queues. A quiet stream pays no latency for it: only a busy stream,
+// one that wrote twice within about WriteDelay (follower.busy), waits for
+// a round; an event for any other wakes it at once (follower.enqueue), so
+// one event to one user goes out as it comes however busy the hub is.
 type waker struct {
 	delay time.Duration
 	kick  chan struct{} // capacity 1: "pending is not empty"
 	done  chan struct{} // closed when run has returned
 
 	mu      sync.Mutex
-	pending []*client
+	pending []*follower
 	// spare is the previous round's slice, emptied, to be the next
 	// pending; only run's goroutine touches it.
-	spare []*client
+	spare []*follower
+
+	// lists recycles the wake batches of deliveries, which run on the
+	// broker's goroutines, several at once.
+	lists sync.Pool
 }
 
 func newWaker(delay time.Duration) *waker {
 	return &waker{delay: delay, kick: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-// add schedules the clients for the next round.
-func (w *waker) add(cs []*client) {
+// wakeBatch gathers the followers one delivery owes a wake-up, so that
+// the waker's lock is taken once per delivery, not once per recipient.
+// Without a waker (WriteDelay < 0) each is woken at once.
+type wakeBatch struct {
+	w    *waker
+	list *[]*follower
+}
+
+// batch starts a delivery's wake batch; w may be nil.
+func (w *waker) batch() wakeBatch {
+	if w == nil {
+		return wakeBatch{}
+	}
+	list, _ := w.lists.Get().(*[]*follower)
+	if list == nil {
+		list = new([]*follower)
+	}
+	return wakeBatch{w: w, list: list}
+}
+
+// add owes c a wake-up.
+func (b wakeBatch) add(c *follower) {
+	if b.list == nil {
+		c.signal()
+		return
+	}
+	*b.list = append(*b.list, c)
+}
+
+// schedule hands the batch to the next round and recycles its list.
+func (b wakeBatch) schedule() {
+	if b.list == nil {
+		return
+	}
+	b.w.add(*b.list)
+	clear(*b.list) // let ended followers be collected
+	*b.list = (*b.list)[:0]
+	b.w.lists.Put(b.list)
+}
+
+// add schedules the followers for the next round.
+func (w *waker) add(cs []*follower) {
 	if len(cs) == 0 {
 		return
 	}
@@ -46,11 +92,16 @@ func (w *waker) add(cs []*client) {
 	}
 }
 
-// run wakes rounds until stop is closed: one at once when clients are
-// scheduled after a pause, then one every delay for as long as more are.
+// run wakes rounds until stop is closed: every tick (a quarter of delay)
+// for as long as streams are scheduled. Only busy streams are scheduled
+// (a quiet one is woken by its enqueue), and a round wakes those whose
+// last write is delay old: each busy stream writes at most once per delay,
+// gathering what arrived meanwhile, and an event waits at most delay (and
+// a tick), less when its stream wrote a while ago.
 func (w *waker) run(stop <-chan struct{}) {
 	defer close(w.done)
-	t := time.NewTimer(w.delay)
+	tick := max(w.delay/4, time.Millisecond)
+	t := time.NewTimer(tick)
 	t.Stop()
 	for {
 		select {
@@ -58,27 +109,43 @@ func (w *waker) run(stop <-chan struct{}) {
 		case <-stop:
 			return
 		}
-		for w.round() {
-			t.Reset(w.delay)
+		for {
+			t.Reset(tick)
 			select {
 			case <-t.C:
 			case <-stop:
 				return
 			}
+			if !w.round(monotonic(), tick) {
+				break
+			}
 		}
 	}
 }
 
-// round wakes every scheduled client; it reports false if there was none.
-func (w *waker) round() bool {
+// round wakes every scheduled follower whose last write (lastTake) is
+// delay old, or will be within half a tick, and keeps the others for a
+// later round; it reports false if none was scheduled.
+func (w *waker) round(now int64, tick time.Duration) bool {
 	w.mu.Lock()
 	cs := w.pending
 	w.pending = w.spare[:0]
 	w.mu.Unlock()
+	due := now + int64(tick/2) - int64(w.delay)
+	var later []*follower
 	for _, c := range cs {
-		c.signal()
+		if c.lastTake.Load() <= due {
+			c.signal()
+		} else {
+			later = append(later, c)
+		}
 	}
-	clear(cs) // let ended clients be collected
+	if len(later) > 0 {
+		w.mu.Lock()
+		w.pending = append(w.pending, later...)
+		w.mu.Unlock()
+	}
+	clear(cs) // let ended followers be collected
 	w.spare = cs[:0]
 	return len(cs) > 0
 }

@@ -26,9 +26,10 @@ func bubbleStream(cfg ssekit.Config) (hub *ssekit.Hub, rec *recorder, stop func(
 }
 
 // TestWriteDelayGathersBusyStreamsWrites shows WriteDelay at work: the
-// first event after a quiet spell is written at once; events that follow
-// it within WriteDelay wait for the next round and go out in one write; with
-// WriteDelay negative, each is written as it comes.
+// first events after a quiet spell are written at once; once the stream
+// has written twice within WriteDelay it is busy, and events that follow
+// wait for its next round and go out in one write; with WriteDelay
+// negative, each is written as it comes.
 func TestWriteDelayGathersBusyStreamsWrites(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -44,11 +45,14 @@ func TestWriteDelayGathersBusyStreamsWrites(t *testing.T) {
 				defer stop()
 				opened := rec.Writes()
 
-				hub.SendToAll(ssekit.Event{Type: "first"})
-				synctest.Wait()
-				if got := rec.Writes() - opened; got != 1 {
-					t.Fatalf("%d writes after the first event, want 1 at once", got)
+				for i, typ := range []string{"first", "second"} {
+					hub.SendToAll(ssekit.Event{Type: typ})
+					synctest.Wait()
+					if got := rec.Writes() - opened; got != i+1 {
+						t.Fatalf("%d writes after the %s event, want %d: each at once", got, typ, i+1)
+					}
 				}
+				opened++ // the second's write
 				for _, typ := range []string{"a", "b", "c"} {
 					hub.SendToAll(ssekit.Event{Type: typ})
 					synctest.Wait()
@@ -70,6 +74,52 @@ func TestWriteDelayGathersBusyStreamsWrites(t *testing.T) {
 	}
 }
 
+// TestQuietStreamIsWrittenAtOnceWhileOthersAreBusy shows the targeted
+// case: while one user's stream is busy (it wrote within WriteDelay, and
+// its next events wait for the round), an event to a quiet user's stream
+// is written as it comes, not in the busy stream's round.
+func TestQuietStreamIsWrittenAtOnceWhileOthersAreBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := ssekit.NewHub(ssekit.Config{WriteDelay: time.Hour, BufferSize: 64, HeartbeatInterval: -1, MaxStreamAge: -1})
+		ctx, cancel := context.WithCancel(context.Background())
+		busy, quiet := newRecorder(), newRecorder()
+		done1, done2 := serve(hub, busy, ctx, "busy"), serve(hub, quiet, ctx, "quiet")
+		defer func() {
+			cancel()
+			<-done1
+			<-done2
+			hub.Close()
+		}()
+		synctest.Wait()
+		send := func(user, typ string) {
+			t.Helper()
+			if _, err := hub.Publish(t.Context(), ssekit.Target{Users: []string{user}}, ssekit.Event{Type: typ}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		busyOpened, quietOpened := busy.Writes(), quiet.Writes()
+		send("busy", "first")  // quiet until now: at once
+		send("busy", "second") // at once too: it wrote only once
+		send("busy", "held")   // it wrote twice within WriteDelay: busy, waits for the round
+		if got := busy.Writes() - busyOpened; got != 2 {
+			t.Fatalf("busy stream: %d writes, want 2 (its first two events; the third waits for the round)", got)
+		}
+		for i := range 3 { // a quiet stream each time: at once, every time
+			send("quiet", "ping")
+			if got := quiet.Writes() - quietOpened; got != 1 {
+				t.Fatalf("quiet stream: %d writes after its event, want 1 at once", got)
+			}
+			quietOpened = quiet.Writes()
+			time.Sleep(2 * time.Hour) // quiet again; the busy stream's round runs
+			synctest.Wait()
+			if i == 0 && !strings.Contains(busy.String(), "event: held\n") {
+				t.Fatal("the busy stream's held event was not written in its round")
+			}
+		}
+	})
+}
+
 // TestHalfFullQueueIsWrittenWithoutWaiting shows that WriteDelay never turns
 // into an overflow: a stream whose queue is half full is woken at once,
 // whatever the round.
@@ -77,8 +127,12 @@ func TestHalfFullQueueIsWrittenWithoutWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hub, rec, stop := bubbleStream(ssekit.Config{WriteDelay: time.Hour, BufferSize: 4})
 		defer stop()
-		hub.SendToAll(ssekit.Event{Type: "first"}) // the round after the quiet spell
-		synctest.Wait()
+		// Two writes within WriteDelay: the stream is busy, and what
+		// follows waits for its round.
+		for _, typ := range []string{"first", "second"} {
+			hub.SendToAll(ssekit.Event{Type: typ})
+			synctest.Wait()
+		}
 		opened := rec.Writes()
 		for range 3 { // two wait for the round; the third fills half the queue
 			hub.SendToAll(ssekit.Event{Type: "next"})

@@ -1,9 +1,12 @@
 // Command ssebench is a load generator for Server-Sent Events servers. It
 // opens many streams, publishes numbered, timestamped events through the
-// server's HTTP publish API (or a command), and reports what arrived: loss,
-// duplicates, reordering, deliveries per second, publish→receive latency,
-// and, given the server's pid, its memory per idle connection and CPU per
-// delivery.
+// server's HTTP publish API (or a command, or the server's own in-process
+// publisher), and reports what arrived: loss, duplicates, reordering,
+// deliveries per second, publish→receive latency, and, given the server's
+// pid, its memory per idle connection and CPU per delivery. Events go to
+// everyone (broadcast) or, with -targeted, each to one random connected
+// user, and then every stream also checks that it is the addressee
+// (misdelivery) of what it gets.
 //
 //	ssebench -url 'http://127.0.0.1:8080/stream?user={user}' -conns 10000 \
 //	    -publish-url http://127.0.0.1:8080/publish -rate 50 -count 200 \

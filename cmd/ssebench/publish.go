@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,44 +19,53 @@ import (
 
 // publishConfig says what to publish, where, and how fast.
 type publishConfig struct {
-	URL         string        // POST target; ignored when Cmd is set
-	Body        string        // body template; {payload} is the payload JSON
+	URL         string        // POST target, a template ({user}); ignored when Cmd is set
+	Body        string        // body template; {payload} is the payload JSON, {user} the addressee
 	Headers     []string      // "Name: value"
+	FailOn      string        // a 2xx answer whose body holds this is a failed publish
 	Cmd         string        // instead of URL: a command that publishes each line it reads (see cmdSender)
+	Control     string        // instead of URL: the server's in-process publisher (see control.go)
 	Rate        float64       // events per second over all publishers; 0: as fast as accepted
 	Count       int           // stop after this many; 0: no limit
 	Duration    time.Duration // stop after this long; 0: no limit
 	Concurrency int           // publishers, each one request at a time
 	PayloadSize int           // pad payloads to this many bytes
 	Timeout     time.Duration // per publish
+	Targeted    bool          // each event to one random connected user, not to everyone
+	Batch       int           // events per request; above 1, BatchBody wraps them
+	BatchBody   string        // batch request template; {events} is the events' bodies joined by commas
 }
 
-// pubResult is what the publishers did.
+// pubResult is what the publishers did. Counts are of events; a batch
+// request carries several.
 type pubResult struct {
 	Attempted int64
 	Accepted  int64
 	Failed    int64
+	Requests  int64
 	Errors    []string
 	Start     time.Time
 	End       time.Time
-	RoundTrip hist // publish call duration, µs
+	RoundTrip hist        // publish call duration, µs, per request
+	Expect    expectation // what each connection should receive
 }
 
 // sender publishes one body; each publisher owns one.
 type sender interface {
-	send(ctx context.Context, body []byte) error
+	send(ctx context.Context, url string, body []byte) error
 	close()
 }
 
 // httpSender POSTs to the publish API.
 type httpSender struct {
 	client  *http.Client
-	url     string
 	headers [][2]string
+	failOn  []byte
+	answer  []byte
 }
 
-func (h *httpSender) send(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+func (h *httpSender) send(ctx context.Context, url string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -66,10 +77,20 @@ func (h *httpSender) send(ctx context.Context, body []byte) error {
 	if err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	if len(h.failOn) == 0 {
+		_, _ = io.Copy(io.Discard, resp.Body)
+	} else {
+		b := bytes.NewBuffer(h.answer[:0])
+		_, _ = b.ReadFrom(io.LimitReader(resp.Body, 64<<10))
+		h.answer = b.Bytes()
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("publish: status %s", resp.Status)
+	}
+	if len(h.failOn) > 0 && bytes.Contains(h.answer, h.failOn) {
+		return fmt.Errorf("publish: %.200s", h.answer)
 	}
 	return nil
 }
@@ -96,7 +117,7 @@ func startCmdSender(command string) (*cmdSender, error) {
 }
 
 // startPiped starts cmd with a pipe to its stdin and a line scanner (lines
-// up to 16 MiB) on its stdout: the line protocol of both the publish
+// up to maxMsg) on its stdout: the line protocol of both the publish
 // command and the worker processes.
 func startPiped(cmd *exec.Cmd) (io.WriteCloser, *bufio.Scanner, error) {
 	in, err := cmd.StdinPipe()
@@ -111,11 +132,11 @@ func startPiped(cmd *exec.Cmd) (io.WriteCloser, *bufio.Scanner, error) {
 		return nil, nil, err
 	}
 	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Buffer(make([]byte, 64<<10), maxMsg)
 	return in, sc, nil
 }
 
-func (c *cmdSender) send(_ context.Context, body []byte) error {
+func (c *cmdSender) send(_ context.Context, _ string, body []byte) error {
 	if _, err := c.in.Write(append(body, '\n')); err != nil {
 		return err
 	}
@@ -149,11 +170,29 @@ func parseHeaders(hs []string) ([][2]string, error) {
 // publish runs the publishers until Count or Duration is reached or ctx
 // ends. Sequence numbers are handed out in start order; a shared schedule
 // (event g is due at start + (g-1)/Rate) keeps the total rate whatever the
-// concurrency.
-func publish(ctx context.Context, cfg publishConfig) (*pubResult, error) {
+// concurrency. connUsers are the users of the established connections,
+// the addressees of a targeted run.
+//
+// Each request carries Batch events (one unless set): a publisher claims
+// that many consecutive numbers, waits until the last is due, and sends
+// them in one body, each event stamped with its own due time, so that the
+// time an event waits for its batch counts as latency.
+func publish(ctx context.Context, cfg publishConfig, connUsers []uint64) (*pubResult, error) {
+	if cfg.Control != "" {
+		return publishInProcess(ctx, cfg, connUsers)
+	}
 	hdrs, err := parseHeaders(cfg.Headers)
 	if err != nil {
 		return nil, err
+	}
+	urlT, bodyT := parseTemplate(cfg.URL), parseTemplate(cfg.Body)
+	batchT := parseTemplate(cfg.BatchBody)
+	batch := max(cfg.Batch, 1)
+	var addr *addressing
+	if cfg.Targeted {
+		if addr = newAddressing(connUsers); len(addr.users) == 0 {
+			return nil, errors.New("targeted: no connected user to address")
+		}
 	}
 	conc := max(cfg.Concurrency, 1)
 	senders := make([]sender, conc)
@@ -172,10 +211,9 @@ func publish(ctx context.Context, cfg publishConfig) (*pubResult, error) {
 			}
 			senders[i] = cs
 		} else {
-			senders[i] = &httpSender{client: client, url: cfg.URL, headers: hdrs}
+			senders[i] = &httpSender{client: client, headers: hdrs, failOn: []byte(cfg.FailOn)}
 		}
 	}
-	prefix, suffix, _ := strings.Cut(cfg.Body, "{payload}")
 	res := &pubResult{Start: time.Now()}
 	var next atomic.Uint64
 	var mu sync.Mutex
@@ -185,16 +223,22 @@ func publish(ctx context.Context, cfg publishConfig) (*pubResult, error) {
 		go func() {
 			defer wg.Done()
 			defer senders[p].close()
-			var body []byte
+			rng := rand.New(rand.NewPCG(uint64(p), uint64(res.Start.UnixNano())))
+			var url, body, events, batchBuf []byte
+			var sent []payload
 			var s uint64
 			for {
-				g := next.Add(1)
-				if cfg.Count > 0 && g > uint64(cfg.Count) {
-					return
+				last := next.Add(uint64(batch))
+				first := last - uint64(batch) + 1
+				if cfg.Count > 0 {
+					if first > uint64(cfg.Count) {
+						return
+					}
+					last = min(last, uint64(cfg.Count))
 				}
 				var due time.Time
 				if cfg.Rate > 0 {
-					due = res.Start.Add(time.Duration(float64(g-1) / cfg.Rate * 1e9))
+					due = res.Start.Add(time.Duration(float64(last-1) / cfg.Rate * 1e9))
 					if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
 						return
 					}
@@ -202,37 +246,65 @@ func publish(ctx context.Context, cfg publishConfig) (*pubResult, error) {
 				if ctx.Err() != nil || (cfg.Duration > 0 && time.Since(res.Start) >= cfg.Duration) {
 					return
 				}
-				s++
 				now := time.Now()
-				// At a set rate the event's time is when it was due, not when
-				// a busy publisher got round to it: a server that holds up its
-				// publishers is charged for the delay (no coordinated omission).
-				sent := now
-				if !due.IsZero() {
-					sent = due
+				sent, events = sent[:0], events[:0]
+				var user []byte
+				for g := first; g <= last; g++ {
+					s++
+					pl := payload{g: g, p: uint64(p), s: s, t: now.UnixNano()}
+					// At a set rate the event's time is when it was due, not
+					// when a busy publisher got round to it: a server that
+					// holds up its publishers is charged for the delay (no
+					// coordinated omission).
+					if cfg.Rate > 0 {
+						pl.t = res.Start.Add(time.Duration(float64(g-1) / cfg.Rate * 1e9)).UnixNano()
+					}
+					if addr != nil {
+						pl.u, pl.n = addr.pick(rng)
+						user = addr.names[pl.u]
+					}
+					if g > first {
+						events = append(events, ',')
+					}
+					events = bodyT.expand(events, pl, cfg.PayloadSize, user, nil)
+					sent = append(sent, pl)
 				}
-				body = append(body[:0], prefix...)
-				body = appendPayload(body, payload{g: g, p: uint64(p), s: s, t: sent.UnixNano()}, cfg.PayloadSize)
-				body = append(body, suffix...)
-				err := senders[p].send(ctx, body)
+				body = events
+				if batch > 1 {
+					batchBuf = batchT.expand(batchBuf[:0], payload{}, 0, nil, events)
+					body = batchBuf
+				}
+				url = urlT.expand(url[:0], payload{}, 0, user, nil)
+				err := senders[p].send(ctx, string(url), body)
 				res.RoundTrip.record(uint64(time.Since(now).Microseconds()))
-				atomic.AddInt64(&res.Attempted, 1)
+				n := int64(len(sent))
+				atomic.AddInt64(&res.Requests, 1)
+				atomic.AddInt64(&res.Attempted, n)
 				if err != nil {
-					atomic.AddInt64(&res.Failed, 1)
+					atomic.AddInt64(&res.Failed, n)
+					if addr != nil {
+						for _, pl := range sent {
+							addr.fail(pl.u, pl.n)
+						}
+					}
 					mu.Lock()
-					if len(res.Errors) < 5 && !contains(res.Errors, err.Error()) {
+					if len(res.Errors) < 5 && !slices.Contains(res.Errors, err.Error()) {
 						res.Errors = append(res.Errors, err.Error())
 					}
 					mu.Unlock()
 					continue
 				}
-				atomic.AddInt64(&res.Accepted, 1)
+				atomic.AddInt64(&res.Accepted, n)
 			}
 		}()
 	}
 	wg.Wait()
 	res.End = time.Now()
 	client.CloseIdleConnections()
+	res.Expect = expectation{All: res.Accepted}
+	if addr != nil {
+		res.Expect = addr.expectation()
+	}
 	return res, nil
 }
 

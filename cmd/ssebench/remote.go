@@ -17,17 +17,22 @@ import (
 const workerEnv = "SSEBENCH_WORKER"
 
 // workerMsg is one line of the worker protocol, JSON, in either direction:
-// the master sends Op (and Cfg, Expected, Timeout); the worker answers
-// with N or Result, or Err.
+// the master sends Op (and Cfg, Expect, Timeout); the worker answers
+// with N, Users or Result, or Err. A targeted run's expectation holds a
+// count per user, so lines may be long (maxMsg).
 type workerMsg struct {
-	Op       string        `json:"op,omitempty"`
-	Cfg      *workerConfig `json:"cfg,omitempty"`
-	Expected int64         `json:"expected,omitempty"`
-	Timeout  time.Duration `json:"timeout,omitempty"`
-	N        int64         `json:"n,omitempty"`
-	Result   *workerResult `json:"result,omitempty"`
-	Err      string        `json:"err,omitempty"`
+	Op      string        `json:"op,omitempty"`
+	Cfg     *workerConfig `json:"cfg,omitempty"`
+	Expect  *expectation  `json:"expect,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"`
+	N       int64         `json:"n,omitempty"`
+	Users   []uint64      `json:"users,omitempty"`
+	Result  *workerResult `json:"result,omitempty"`
+	Err     string        `json:"err,omitempty"`
 }
+
+// maxMsg bounds one line of the worker protocol.
+const maxMsg = 64 << 20
 
 // remoteWorker runs a worker in a child process, so that one process never
 // holds more connections than its file descriptor limit allows.
@@ -78,9 +83,9 @@ func (r *remoteWorker) call(m workerMsg) (workerMsg, error) {
 	return ans, nil
 }
 
-func (r *remoteWorker) Connect(context.Context) (int, error) {
+func (r *remoteWorker) Connect(context.Context) ([]uint64, error) {
 	ans, err := r.call(workerMsg{Op: "connect", Cfg: &r.cfg})
-	return int(ans.N), err
+	return ans.Users, err
 }
 
 func (r *remoteWorker) Mark() error {
@@ -88,8 +93,8 @@ func (r *remoteWorker) Mark() error {
 	return err
 }
 
-func (r *remoteWorker) Drain(expected int64, timeout time.Duration) (int64, error) {
-	ans, err := r.call(workerMsg{Op: "drain", Expected: expected, Timeout: timeout})
+func (r *remoteWorker) Drain(exp expectation, timeout time.Duration) (int64, error) {
+	ans, err := r.call(workerMsg{Op: "drain", Expect: &exp, Timeout: timeout})
 	return ans.N, err
 }
 
@@ -117,7 +122,7 @@ func (r *remoteWorker) abort() {
 // workerMain serves the worker protocol until stdin closes.
 func workerMain(ctx context.Context, in io.Reader, out io.Writer) error {
 	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 64<<10), maxMsg)
 	enc := json.NewEncoder(out)
 	var w *worker
 	defer func() {
@@ -135,15 +140,13 @@ func workerMain(ctx context.Context, in io.Reader, out io.Writer) error {
 		switch {
 		case m.Op == "connect" && m.Cfg != nil && w == nil:
 			w = newWorker(*m.Cfg)
-			var n int
-			n, err = w.Connect(ctx)
-			ans.N = int64(n)
+			ans.Users, err = w.Connect(ctx)
 		case w == nil:
 			err = fmt.Errorf("%s before connect", m.Op)
 		case m.Op == "mark":
 			err = w.Mark()
-		case m.Op == "drain":
-			ans.N, err = w.Drain(m.Expected, m.Timeout)
+		case m.Op == "drain" && m.Expect != nil:
+			ans.N, err = w.Drain(*m.Expect, m.Timeout)
 		case m.Op == "close":
 			var res workerResult
 			res, err = w.Close()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,20 +30,26 @@ type Result struct {
 		Attempted int64    `json:"attempted"`
 		Accepted  int64    `json:"accepted"`
 		Failed    int64    `json:"failed"`
+		Requests  int64    `json:"requests"` // fewer than events with -batch
 		Errors    []string `json:"errors,omitempty"`
 		Seconds   float64  `json:"seconds"`
 		PerSec    float64  `json:"per_sec"`
-		RoundTrip Summary  `json:"round_trip"`
+		RoundTrip Summary  `json:"round_trip"` // one request (or in-process call)
 	} `json:"publish"`
 
 	Delivery struct {
-		Expected      int64   `json:"expected"` // accepted publishes × established connections
+		// Expected is the accepted events × the established connections
+		// (broadcast), or the sum over the connections of their user's
+		// accepted events (targeted).
+		Expected      int64   `json:"expected"`
 		Received      int64   `json:"received"` // every bench event, duplicates included
 		Unique        int64   `json:"unique"`
 		Lost          int64   `json:"lost"`
 		LossPct       float64 `json:"loss_pct"`
 		ConnsWithLoss int     `json:"conns_with_loss"`
 		Dups          int64   `json:"duplicates"`
+		Misdelivered  int64   `json:"misdelivered"` // targeted events received by a stream of another user
+		LateFailed    int64   `json:"late_failed"`  // events of failed publishes that arrived all the same
 		Reorders      int64   `json:"reordered"`
 		Other         int64   `json:"other_events"` // connected, heartbeat, …
 		Seconds       float64 `json:"seconds"`      // first publish → last event received
@@ -85,6 +92,8 @@ type Machine struct {
 // Params repeats the configuration that shapes the numbers.
 type Params struct {
 	URL         string  `json:"url"`
+	Mode        string  `json:"mode"` // broadcast, targeted, or targeted in-process
+	Batch       int     `json:"batch"`
 	Conns       int     `json:"conns"`
 	Users       int     `json:"users"`
 	Rate        float64 `json:"rate"`
@@ -96,8 +105,15 @@ type Params struct {
 
 func newResult(cfg Config) *Result {
 	r := &Result{Label: cfg.Label, Time: time.Now().UTC(), Machine: machine()}
+	mode := "broadcast"
+	switch {
+	case cfg.Publish.Control != "":
+		mode = "targeted in-process"
+	case cfg.Publish.Targeted:
+		mode = "targeted"
+	}
 	r.Params = Params{
-		URL: cfg.URL, Conns: cfg.Conns, Users: cfg.Users, Rate: cfg.Publish.Rate, Count: cfg.Publish.Count,
+		URL: cfg.URL, Mode: mode, Batch: max(cfg.Publish.Batch, 1), Conns: cfg.Conns, Users: cfg.Users, Rate: cfg.Publish.Rate, Count: cfg.Publish.Count,
 		Duration: cfg.Publish.Duration.String(), Concurrency: cfg.Publish.Concurrency, PayloadSize: cfg.Publish.PayloadSize,
 	}
 	r.Server.PID = cfg.PID
@@ -141,7 +157,7 @@ func (r *Result) add(cfg Config, pub *pubResult, parts []workerResult) {
 		c.Failed += p.Failed
 		c.Ended += p.Ended
 		for _, e := range p.Errors {
-			if len(c.Errors) < 5 && !contains(c.Errors, e) {
+			if len(c.Errors) < 5 && !slices.Contains(c.Errors, e) {
 				c.Errors = append(c.Errors, e)
 			}
 		}
@@ -153,6 +169,9 @@ func (r *Result) add(cfg Config, pub *pubResult, parts []workerResult) {
 		d.Dups += p.Dups
 		d.Reorders += p.Reorders
 		d.Lost += p.Lost
+		d.Misdelivered += p.Misdelivered
+		d.LateFailed += p.LateFailed
+		d.Expected += p.Expected
 		d.ConnsWithLoss += p.ConnsWithLoss
 		d.Other += p.Other
 		if p.FirstAt != 0 && (firstAt == 0 || p.FirstAt < firstAt) {
@@ -166,6 +185,7 @@ func (r *Result) add(cfg Config, pub *pubResult, parts []workerResult) {
 	}
 	r.Connect.Latency = connLat.summary()
 	r.Publish.Attempted, r.Publish.Accepted, r.Publish.Failed = pub.Attempted, pub.Accepted, pub.Failed
+	r.Publish.Requests = pub.Requests
 	r.Publish.Errors = pub.Errors
 	r.Publish.Seconds = pub.End.Sub(pub.Start).Seconds()
 	if r.Publish.Seconds > 0 {
@@ -174,7 +194,6 @@ func (r *Result) add(cfg Config, pub *pubResult, parts []workerResult) {
 	r.Publish.RoundTrip = pub.RoundTrip.summary()
 
 	d := &r.Delivery
-	d.Expected = pub.Accepted * int64(r.Connect.Established)
 	if d.Expected > 0 {
 		d.LossPct = 100 * float64(d.Lost) / float64(d.Expected)
 	}
@@ -209,13 +228,16 @@ func (r *Result) writeSummary(w io.Writer) {
 	for _, e := range c.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
-	fmt.Fprintf(w, "publish      %d accepted, %d failed in %.2fs (%.0f/s); round trip p50 %s p99 %s\n",
-		p.Accepted, p.Failed, p.Seconds, p.PerSec, us(p.RoundTrip.P50), us(p.RoundTrip.P99))
+	fmt.Fprintf(w, "publish      %s: %d accepted, %d failed in %.2fs (%.0f/s), %d requests; round trip p50 %s p99 %s\n",
+		r.Params.Mode, p.Accepted, p.Failed, p.Seconds, p.PerSec, p.Requests, us(p.RoundTrip.P50), us(p.RoundTrip.P99))
 	for _, e := range p.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
-	fmt.Fprintf(w, "delivery     %d/%d received (%d lost = %.3f%% on %d conns, %d dup, %d reordered) in %.2fs: %.0f deliveries/s\n",
-		d.Unique, d.Expected, d.Lost, d.LossPct, d.ConnsWithLoss, d.Dups, d.Reorders, d.Seconds, d.PerSec)
+	fmt.Fprintf(w, "delivery     %d/%d received (%d lost = %.3f%% on %d conns, %d dup, %d reordered, %d misdelivered) in %.2fs: %.0f deliveries/s\n",
+		d.Unique, d.Expected, d.Lost, d.LossPct, d.ConnsWithLoss, d.Dups, d.Reorders, d.Misdelivered, d.Seconds, d.PerSec)
+	if d.LateFailed > 0 {
+		fmt.Fprintf(w, "  %d events of failed publishes arrived all the same\n", d.LateFailed)
+	}
 	fmt.Fprintf(w, "latency      publish→receive p50 %s p90 %s p99 %s max %s\n",
 		us(d.Latency.P50), us(d.Latency.P90), us(d.Latency.P99), us(d.Latency.Max))
 	if s.PID > 0 {

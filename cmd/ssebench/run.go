@@ -92,7 +92,16 @@ func bench(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// Connect.
 	cpu0 := serverCPU(cfg.PID)
 	start := time.Now()
-	if err := each(workers, func(w workerAPI) error { _, err := w.Connect(ctx); return err }); err != nil {
+	var connMu sync.Mutex
+	var connUsers []uint64 // the user of every established connection
+	err = each(workers, func(w workerAPI) error {
+		users, err := w.Connect(ctx)
+		connMu.Lock()
+		connUsers = append(connUsers, users...)
+		connMu.Unlock()
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	res.Connect.Seconds = time.Since(start).Seconds()
@@ -116,7 +125,7 @@ func bench(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	writes0 := serverWrites(cfg.PID)
 	var pub *pubResult
 	if cfg.publishing() {
-		if pub, err = publish(ctx, cfg.Publish); err != nil {
+		if pub, err = publish(ctx, cfg.Publish, connUsers); err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
 	} else {
@@ -124,7 +133,7 @@ func bench(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	fmt.Fprintf(log, "ssebench: published %d/%d in %.1fs; draining\n", pub.Accepted, pub.Attempted, pub.End.Sub(pub.Start).Seconds())
 	drainStart := time.Now()
-	if err := each(workers, func(w workerAPI) error { _, err := w.Drain(pub.Accepted, cfg.Drain); return err }); err != nil {
+	if err := each(workers, func(w workerAPI) error { _, err := w.Drain(pub.Expect, cfg.Drain); return err }); err != nil {
 		return nil, err
 	}
 	res.Delivery.DrainSeconds = time.Since(drainStart).Seconds()
@@ -154,7 +163,7 @@ func bench(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 // in one process, otherwise child processes of at most PerProc each.
 func startWorkers(cfg Config) ([]workerAPI, error) {
 	wc := workerConfig{
-		URL: cfg.URL, Headers: cfg.Headers, Users: cfg.Users, Src: cfg.Src, JWTSecret: cfg.JWTSecret,
+		URL: cfg.URL, Headers: cfg.Headers, Users: cfg.Users, Src: cfg.Src, JWTSecret: cfg.JWTSecret, JWTClaims: cfg.JWTClaims,
 		DialConcurrency: cfg.DialConcurrency, ConnectTimeout: cfg.ConnectTimeout,
 	}
 	if cfg.Conns <= cfg.PerProc {

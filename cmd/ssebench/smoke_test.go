@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 }
 
 // newHubServer starts an in-process hub with the common benchmark
-// interface: GET /stream?user=, POST /publish (broadcast).
+// interface: GET /stream?user=, POST /publish (broadcast) and POST
+// /publish?user= (to one user).
 func newHubServer(t *testing.T) string {
 	t.Helper()
 	// A buffer larger than the whole run: overflow (which ends a stream by
@@ -43,8 +44,12 @@ func newHubServer(t *testing.T) string {
 	}))
 	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
+		to := ssekit.Target{All: true}
+		if u := r.URL.Query().Get("user"); u != "" {
+			to = ssekit.Target{Users: []string{u}}
+		}
 		if err == nil {
-			_, err = hub.Publish(r.Context(), ssekit.Target{All: true}, ssekit.Event{Type: "bench", Data: json.RawMessage(body)})
+			_, err = hub.Publish(r.Context(), to, ssekit.Event{Type: "bench", Data: json.RawMessage(body)})
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -97,6 +102,49 @@ func TestSmoke(t *testing.T) {
 			}
 			if got, want := d.Other, int64(conns); got != want { // one connected event each
 				t.Errorf("other events %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestSmokeTargeted runs a targeted run end to end: each event to one
+// random user of four connections each, in process and over two worker
+// processes; every connection of the addressee gets it, and no other.
+func TestSmokeTargeted(t *testing.T) {
+	for _, perProc := range []int{1000, 100} {
+		t.Run("per-proc="+strconv.Itoa(perProc), func(t *testing.T) {
+			base := newHubServer(t)
+			const conns, users, events = 200, 50, 400
+			cfg, err := parseFlags([]string{
+				"-url", base + "/stream?user={user}", "-conns", strconv.Itoa(conns), "-users", strconv.Itoa(users),
+				"-per-proc", strconv.Itoa(perProc), "-idle-wait", "0", "-targeted",
+				"-publish-url", base + "/publish?user={user}", "-count", strconv.Itoa(events), "-rate", "2000", "-concurrency", "4",
+				"-drain", "10s", "-max-duration", "1m",
+			}, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			res, err := bench(ctx, cfg, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := res.Delivery
+			if got, want := res.Publish.Accepted, int64(events); got != want {
+				t.Fatalf("accepted %d, want %d (errors %v)", got, want, res.Publish.Errors)
+			}
+			// Every user has conns/users connections: each event is
+			// expected that many times.
+			if got, want := d.Expected, int64(events*conns/users); got != want {
+				t.Errorf("expected deliveries %d, want %d", got, want)
+			}
+			if d.Unique != d.Expected || d.Lost != 0 || d.Dups != 0 || d.Misdelivered != 0 || d.Reorders != 0 {
+				t.Errorf("unique %d of %d, lost %d, dups %d, misdelivered %d, reordered %d; want all delivered once, in order",
+					d.Unique, d.Expected, d.Lost, d.Dups, d.Misdelivered, d.Reorders)
+			}
+			if got, want := res.Params.Mode, "targeted"; got != want {
+				t.Errorf("mode %q, want %q", got, want)
 			}
 		})
 	}

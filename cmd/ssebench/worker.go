@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type workerConfig struct {
 	Users           int           `json:"users"`
 	Src             []string      `json:"src,omitempty"`
 	JWTSecret       string        `json:"jwt_secret,omitempty"`
+	JWTClaims       string        `json:"jwt_claims,omitempty"`
 	DialConcurrency int           `json:"dial_concurrency"`
 	ConnectTimeout  time.Duration `json:"connect_timeout"`
 }
@@ -35,13 +37,15 @@ type workerConfig struct {
 // a child process (*remoteWorker). The master calls Connect, Mark, Drain
 // and Close once each, in that order.
 type workerAPI interface {
-	// Connect opens the connections and returns how many are established.
-	Connect(ctx context.Context) (int, error)
+	// Connect opens the connections and returns the user index of each
+	// established one.
+	Connect(ctx context.Context) ([]uint64, error)
 	// Mark starts the measured window (CPU accounting).
 	Mark() error
-	// Drain waits until every live connection has expected distinct events
-	// or timeout passes; it returns the distinct events received.
-	Drain(expected int64, timeout time.Duration) (int64, error)
+	// Drain waits until every live connection has the distinct events
+	// expected of it, or timeout passes; it returns the distinct events
+	// received. The expectation also serves Close's accounting.
+	Drain(exp expectation, timeout time.Duration) (int64, error)
 	// Close ends the connections and returns the accounting.
 	Close() (workerResult, error)
 }
@@ -59,6 +63,9 @@ type workerResult struct {
 	Dups          int64       `json:"dups"`
 	Reorders      int64       `json:"reorders"`
 	Lost          int64       `json:"lost"`
+	Misdelivered  int64       `json:"misdelivered"`
+	LateFailed    int64       `json:"late_failed"` // events of failed publishes that arrived all the same
+	Expected      int64       `json:"expected"`
 	ConnsWithLoss int         `json:"conns_with_loss"`
 	Outside       int64       `json:"outside"`
 	Other         int64       `json:"other"`
@@ -91,8 +98,8 @@ type worker struct {
 	failed  int
 	connLat hist
 
-	expected int64
-	cpuMark  float64
+	expect  expectation
+	cpuMark float64
 }
 
 func newWorker(cfg workerConfig) *worker { return &worker{cfg: cfg} }
@@ -102,29 +109,20 @@ func (w *worker) noteError(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	msg := err.Error()
-	if len(w.errors) < 5 && !contains(w.errors, msg) {
+	if len(w.errors) < 5 && !slices.Contains(w.errors, msg) {
 		w.errors = append(w.errors, msg)
 	}
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Connect dials every connection of the worker, DialConcurrency at a
 // time, so that the server's accept backlog never overflows (an overflow
 // costs the client a one-second SYN retry and skews connect latency).
-func (w *worker) Connect(ctx context.Context) (int, error) {
+func (w *worker) Connect(ctx context.Context) ([]uint64, error) {
 	srcs := make([]net.IP, 0, len(w.cfg.Src))
 	for _, s := range w.cfg.Src {
 		ip := net.ParseIP(s)
 		if ip == nil {
-			return 0, fmt.Errorf("bad source address %q", s)
+			return nil, fmt.Errorf("bad source address %q", s)
 		}
 		srcs = append(srcs, ip)
 	}
@@ -135,10 +133,10 @@ func (w *worker) Connect(ctx context.Context) (int, error) {
 	var mu sync.Mutex
 	var dials sync.WaitGroup
 	for i := w.cfg.From; i < w.cfg.To; i++ {
-		vars := templateVars(i, w.cfg.Users, w.cfg.JWTSecret)
+		vars := templateVars(i, w.cfg.Users, w.cfg.JWTSecret, w.cfg.JWTClaims)
 		t, err := buildRequest(w.cfg.URL, w.cfg.Headers, vars)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		var src net.IP
 		if len(srcs) > 0 {
@@ -148,7 +146,7 @@ func (w *worker) Connect(ctx context.Context) (int, error) {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			dials.Wait()
-			return len(w.subs), ctx.Err()
+			return w.users(), ctx.Err()
 		}
 		dials.Add(1)
 		go func() {
@@ -166,6 +164,7 @@ func (w *worker) Connect(ctx context.Context) (int, error) {
 			w.connLat.record(uint64(time.Since(start).Microseconds()))
 			mu.Lock()
 			s := &subscriber{c: c, body: body, sh: &w.shards[len(w.subs)%nShards]}
+			s.tr.user = userIndex(i, w.cfg.Users)
 			w.subs = append(w.subs, s)
 			mu.Unlock()
 			w.wg.Add(1)
@@ -173,7 +172,16 @@ func (w *worker) Connect(ctx context.Context) (int, error) {
 		}()
 	}
 	dials.Wait()
-	return len(w.subs), nil
+	return w.users(), nil
+}
+
+// users returns the user index of each established connection.
+func (w *worker) users() []uint64 {
+	out := make([]uint64, len(w.subs))
+	for i, s := range w.subs {
+		out[i] = s.tr.user
+	}
+	return out
 }
 
 // read consumes one stream until it ends or the worker closes it.
@@ -195,7 +203,7 @@ func (w *worker) read(s *subscriber) {
 			s.sh.other.Add(1)
 			continue
 		}
-		if s.tr.observe(pl, p.readAt) {
+		if !s.tr.observe(pl, p.readAt) {
 			continue
 		}
 		lat := max(p.readAt-pl.t, 0)
@@ -209,10 +217,10 @@ func (w *worker) Mark() error {
 	return nil
 }
 
-// Drain polls the connections' counts until each live one has expected
-// distinct events, or until timeout.
-func (w *worker) Drain(expected int64, timeout time.Duration) (int64, error) {
-	w.expected = expected
+// Drain polls the connections' counts until each live one has the
+// distinct events expected of it, or until timeout.
+func (w *worker) Drain(exp expectation, timeout time.Duration) (int64, error) {
+	w.expect = exp
 	deadline := time.Now().Add(timeout)
 	for {
 		var got int64
@@ -221,7 +229,7 @@ func (w *worker) Drain(expected int64, timeout time.Duration) (int64, error) {
 			n := s.tr.unique.Load()
 			got += n
 			// A stream the server ended can never catch up: do not wait for it.
-			short = short || (n < expected && !s.gone.Load())
+			short = short || (n < exp.of(s.tr.user) && !s.gone.Load())
 		}
 		if !short || time.Now().After(deadline) {
 			return got, nil
@@ -253,15 +261,20 @@ func (w *worker) Close() (workerResult, error) {
 		r.Other += w.shards[i].other.Load()
 	}
 	r.Latency = lat.sparse()
+	failed := w.expect.failedBy()
 	for _, s := range w.subs {
 		t := &s.tr
 		u := t.unique.Load()
-		r.Unique += u
+		lost, late := w.expect.lost(t, failed[t.user])
+		r.Expected += w.expect.of(t.user)
+		r.Unique += u - late
+		r.LateFailed += late
 		r.Dups += t.dups
 		r.Reorders += t.reorders
 		r.Outside += t.outside
-		r.Events += u + t.dups + t.outside
-		if lost := w.expected - u; lost > 0 {
+		r.Misdelivered += t.misdeliv
+		r.Events += u + t.dups + t.outside + t.misdeliv
+		if lost > 0 {
 			r.Lost += lost
 			r.ConnsWithLoss++
 		}
@@ -286,22 +299,29 @@ func tvSeconds(tv syscall.Timeval) float64 {
 	return float64(tv.Sec) + float64(tv.Usec)/1e6
 }
 
-// userID returns the user of connection i: users distinct ids in UUID
-// form, so that servers that insist on UUIDs (ssehub) accept them.
-func userID(i, users int) string {
+// userIndex returns the user of connection i, one of users.
+func userIndex(i, users int) uint64 {
 	if users <= 0 {
 		users = 1
 	}
-	return fmt.Sprintf("00000000-0000-4000-8000-%012d", i%users)
+	return uint64(i % users)
 }
 
+// userID returns the id of connection i's user: users distinct ids in UUID
+// form, so that servers that insist on UUIDs (ssehub) accept them.
+func userID(i, users int) string { return userName(userIndex(i, users)) }
+
+// userName returns the id of the user with index u.
+func userName(u uint64) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", u) }
+
 // templateVars returns the substitutions for connection i: {i}, {user},
-// and {token}, an HS256 JWT for the user when a secret is set.
-func templateVars(i, users int, secret string) *strings.Replacer {
+// and {token}, an HS256 JWT for the user (with the extra claims) when a
+// secret is set.
+func templateVars(i, users int, secret, claims string) *strings.Replacer {
 	u := userID(i, users)
 	tok := ""
 	if secret != "" {
-		tok = mintJWT(secret, u, time.Now())
+		tok = mintJWT(secret, u, claims, time.Now())
 	}
 	return strings.NewReplacer("{i}", strconv.Itoa(i), "{user}", u, "{token}", tok)
 }

@@ -139,7 +139,7 @@ func TestStreamTokenSources(t *testing.T) {
 				t.Fatalf("publish: %d %v", status, body)
 			}
 			ev := s.nextOf(t, "hello")
-			if got, want := positionIn(t, ev.ID, "u"), body["id"]; got != want || ev.Data != mustJSON(tc.name) {
+			if got, want := positionIn(t, ev.ID, "u"), body["id"]; got != want || string(ev.Data) != mustJSON(tc.name) {
 				t.Errorf("event %+v: position %s in the user's channel, want the publish's %v with data %q", ev, got, want, tc.name)
 			}
 		})

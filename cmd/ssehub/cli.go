@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,7 +49,7 @@ var cliEnv = map[string]bool{"url": true, "prefix": true, "publish-key": true}
 // window prints that publish's id all the same, and says on stderr that
 // nothing was sent again: stdout is the id either way, for the script
 // that reads it.
-func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ssehub publish", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
@@ -77,6 +76,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	})
 	fs.Var(&topics, "topic", "topic to send to: every stream that follows it; repeat or comma-separate for several")
 	all := fs.Bool("all", false, "send to everyone; excludes --user, --client, --tenant and --topic")
+	batch := fs.String("batch", "", "publish the events of this file (- for stdin), one JSON publish body per line (NDJSON, with an optional \"idempotency_key\"), in batches of up to 1000; prints a JSON result per line; excludes the event flags")
 	var idemKey string
 	fs.Func("idempotency-key", "a key naming this publish (Idempotency-Key), 1 to 255 bytes of visible ASCII: run again with the same key after any failure, and the hub stores the publish once", func(s string) error {
 		if s == "" {
@@ -90,7 +90,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE (--user UUID… | --client ID… | --tenant ID | --topic NAME… | --all) [--data JSON] [--idempotency-key KEY] [flags]\n\nPublishes one event through a running hub and prints the publish's id. --user, --client, --tenant\nand --topic may be combined: the event reaches each stream that any of them names, once.\nWith --idempotency-key, a run that repeats an earlier one within the hub's --idempotency-window\nprints the earlier publish's id, sends nothing, and says \"replayed\" on stderr.\n\nFlags:\n")
+			fmt.Fprint(stdout, "Usage: ssehub publish --type TYPE (--user UUID… | --client ID… | --tenant ID | --topic NAME… | --all) [--data JSON] [--idempotency-key KEY] [flags]\n       ssehub publish --batch FILE|- [flags]\n\nPublishes one event through a running hub and prints the publish's id. --user, --client, --tenant\nand --topic may be combined: the event reaches each stream that any of them names, once.\nWith --idempotency-key, a run that repeats an earlier one within the hub's --idempotency-window\nprints the earlier publish's id, sends nothing, and says \"replayed\" on stderr.\n\nWith --batch, each line of the file is one publish body, as POST <prefix>/publish takes it\n({\"users\":[…],\"type\":…,\"data\":…}, and \"idempotency_key\" for a retry-safe one); the events go\nin batches of up to 1000 per request, and stdout has one JSON result per line, in order:\n{\"line\":N,\"id\":…} or {\"line\":N,\"status\":…,\"error\":…,\"message\":…}. It fails if any failed.\n\nFlags:\n")
 			printFlags(stdout, fs, func(name string) bool { return cliEnv[name] })
 			return nil
 		}
@@ -108,7 +108,19 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		}
 	}
 	some := len(users) > 0 || len(clients) > 0 || tenant != "" || len(topics) > 0
+	if *batch != "" {
+		for _, name := range []string{"type", "data", "user", "client", "tenant", "topic", "all", "idempotency-key"} {
+			if set[name] {
+				return fmt.Errorf("publish: --batch takes the events from its file: leave out --%s", name)
+			}
+		}
+	}
 	switch {
+	case *batch != "" && *key == "":
+		return errors.New("publish: --publish-key (SSEHUB_PUBLISH_KEY) is required")
+	case *batch != "" && *timeout <= 0:
+		return errors.New("publish: --timeout must be positive")
+	case *batch != "":
 	case !*all && !some:
 		// Everyone is only ever asked for: a forgotten --user must not
 		// become a broadcast.
@@ -128,37 +140,20 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("publish: --url %q is not an http(s) URL", *hubURL)
 	}
+	pub := &publisher{
+		endpoint: strings.TrimSuffix(u.String(), "/") + strings.TrimSuffix(*prefix, "/") + "/publish",
+		key:      *key,
+		timeout:  *timeout,
+		// A client of its own, so that its connection is closed when done.
+		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+	}
+	if *batch != "" {
+		return pub.batchFile(ctx, *batch, stdin, stdout)
+	}
 	body, _ := json.Marshal(publishRequest{All: *all, Users: users, Clients: clients, Tenant: tenant, Topics: topics, Type: *typ, Data: json.RawMessage(*data)})
-	endpoint := strings.TrimSuffix(u.String(), "/") + strings.TrimSuffix(*prefix, "/") + "/publish"
-
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	raw, err := pub.post(ctx, body, idemKey)
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+*key)
-	req.Header.Set("Content-Type", "application/json")
-	if idemKey != "" {
-		req.Header.Set(idempotencyHeader, idemKey)
-	}
-	// A client of its own, so that its connection is closed when done.
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("publish: read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error, Message string }
-		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
-			return fmt.Errorf("publish: %s: %s", resp.Status, e.Message)
-		}
-		return fmt.Errorf("publish: %s", resp.Status)
+		return err
 	}
 	var ok publishResponse
 	if err := json.Unmarshal(raw, &ok); err != nil || ok.ID == "" {

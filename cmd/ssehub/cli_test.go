@@ -30,7 +30,7 @@ func TestPublishCommand(t *testing.T) {
 	}
 	id := strings.TrimSpace(out.String())
 	ev := s.nextOf(t, "notification")
-	if positionIn(t, ev.ID, "u") != id || ev.Data != `{"title":"From the CLI"}` {
+	if positionIn(t, ev.ID, "u") != id || string(ev.Data) != `{"title":"From the CLI"}` {
 		t.Errorf("got %+v, want the CLI's data at the printed id %q in the user's channel", ev, id)
 	}
 

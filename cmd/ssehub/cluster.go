@@ -40,9 +40,11 @@ type cluster interface {
 var clusterParams = map[string]string{
 	"prefix": "key prefix shared by the nodes of one cluster (default ssekit)",
 	"node":   "this node's name in the cluster status (default host-pid-random)",
-	// A node that dies drops out of the status after presence_ttl.
-	"presence_interval": "how often a node refreshes its status report (default 5s)",
-	"presence_ttl":      "how long a report outlives its node's last refresh (default 3 intervals)",
+	// A node that dies drops out of the status, and its users' presence
+	// lapses, after presence_ttl; their user.offline follows within one
+	// presence_interval more (docs/cluster.md).
+	"presence_interval": "how often a node renews its users' presence and its status report (default 5s)",
+	"presence_ttl":      "how long a node's presence and report outlive its last refresh (default 3 intervals)",
 }
 
 // openCluster opens cluster mode as cfg says: one Redis (--redis-url:
@@ -215,7 +217,9 @@ type redisCluster struct {
 
 func (c *redisCluster) Broker() ssekit.Broker { return c.broker }
 
-// Start reports hub's connections to the cluster status until Close.
+// Start keeps hub's users present in the cluster, reports its
+// connections to the cluster status and has this node report the
+// presence changes it decides (the hub's OnPresence), until Close.
 func (c *redisCluster) Start(hub *ssekit.Hub) {
 	if err := c.broker.StartPresence(c.life, hub); err != nil {
 		c.log.Error("cluster presence not started: this node will be missing from the cluster status", "err", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ssekit/sse/internal/rediscluster"
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 // Secrets of the cluster tests' processes.
@@ -32,17 +33,9 @@ const (
 // the dead one's report has expired.
 func TestClusterProcesses(t *testing.T) {
 	bin := ssehubBinary(t)
-	rdb := redis.NewClient(&redis.Options{Addr: clusterRedisAddr()})
-	// Closed after the key cleanup below, which runs after the processes
-	// are killed (cleanups run last-in first-out).
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		needService(t, "Redis at %s (SSEKIT_REDIS_ADDR) does not answer: %v", clusterRedisAddr(), err)
-	}
-	prefix := "ssekit-test-" + uuid.NewString()[:8]
-	t.Cleanup(func() { deletePrefix(t, rdb, prefix) })
+	_, prefix := sharedRedis(t)
 	url := func(node string) string {
-		return fmt.Sprintf("redis://%s/0?prefix=%s&node=%s&presence_interval=200ms&presence_ttl=2s", clusterRedisAddr(), prefix, node)
+		return fmt.Sprintf("redis://%s/0?prefix=%s&node=%s&presence_interval=200ms&presence_ttl=2s", ssetest.RedisAddr(), prefix, node)
 	}
 	n1 := startHub(t, bin, "node-1", url("node-1"))
 	n2 := startHub(t, bin, "node-2", url("node-2"))
@@ -99,7 +92,7 @@ func TestClusterProcesses(t *testing.T) {
 func TestClusterRedisDown(t *testing.T) {
 	bin := ssehubBinary(t)
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		needService(t, "no redis-server binary in PATH: %v", err)
+		ssetest.ServiceMissing(t, "no redis-server binary in PATH: %v", err)
 	}
 	port := freePort(t)
 	dir := t.TempDir()
@@ -118,13 +111,7 @@ func TestClusterRedisDown(t *testing.T) {
 		}(srv, srvDone)
 		probe := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), MaxRetries: -1})
 		defer probe.Close()
-		deadline := time.Now().Add(clusterPatience)
-		for probe.Ping(t.Context()).Err() != nil {
-			if time.Now().After(deadline) {
-				t.Fatal("redis-server does not answer")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		ssetest.Eventually(t, "redis-server to answer", func() bool { return probe.Ping(t.Context()).Err() == nil })
 	}
 	stopRedis := func() {
 		_ = srv.Process.Kill()
@@ -157,13 +144,12 @@ func TestClusterRedisDown(t *testing.T) {
 	}
 
 	startRedis()
-	deadline := time.Now().Add(clusterPatience)
-	for n.getJSON(t, "/healthz", &h) != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz still failing after Redis came back: %+v", h)
+	ssetest.EventuallyNil(t, "/healthz after Redis came back", func() error {
+		if code := n.getJSON(t, "/healthz", &h); code != http.StatusOK {
+			return fmt.Errorf("still failing: %+v", h)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	after := n.mustPublish(t, []string{user}, 3)
 	// Redis came back empty: the stream says so, then carries on.
 	if ev := s.next(false); ev.Type != "resync" {
@@ -186,7 +172,7 @@ func TestClusterOnRedisCluster(t *testing.T) {
 	bin := ssehubBinary(t)
 	for _, tool := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			needService(t, "no %s binary in PATH for a Redis Cluster: %v", tool, err)
+			ssetest.ServiceMissing(t, "no %s binary in PATH for a Redis Cluster: %v", tool, err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -259,11 +245,10 @@ func TestClusterOnRedisCluster(t *testing.T) {
 // that a replica holds the event.
 func TestClusterWaitReplicas(t *testing.T) {
 	t.Parallel()
-	rdb := redis.NewClient(&redis.Options{Addr: clusterRedisAddr()})
-	t.Cleanup(func() { rdb.Close() })
+	rdb, prefix := sharedRedis(t)
 	info, err := rdb.Info(t.Context(), "replication").Result()
 	if err != nil {
-		needService(t, "Redis at %s (SSEKIT_REDIS_ADDR) does not answer: %v", clusterRedisAddr(), err)
+		ssetest.RedisDown(t, err)
 	}
 	replicas := 0
 	for _, line := range strings.Split(info, "\n") {
@@ -271,15 +256,13 @@ func TestClusterWaitReplicas(t *testing.T) {
 			replicas, _ = strconv.Atoi(v)
 		}
 	}
-	prefix := "ssekit-test-" + uuid.NewString()[:8]
-	cfg := testConfig(t, "--redis-url", fmt.Sprintf("redis://%s/0?prefix=%s", clusterRedisAddr(), prefix),
+	cfg := testConfig(t, "--redis-url", fmt.Sprintf("redis://%s/0?prefix=%s", ssetest.RedisAddr(), prefix),
 		"--redis-wait-replicas", strconv.Itoa(replicas+1))
 	cl, err := openCluster(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ta := newTestApp(t, cfg, cl)
-	t.Cleanup(func() { deletePrefix(t, rdb, prefix) })
 	status, out := publish(t, ta.srv.URL, testKey, `{"all":true,"type":"x"}`)
 	if msg, _ := out["message"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "replicas") {
 		t.Errorf("publish waiting for %d replicas of a Redis with %d: %d %v, want 503 naming the replicas", replicas+1, replicas, status, out)

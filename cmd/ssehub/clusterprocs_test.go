@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -16,34 +17,13 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/sseclient"
 )
-
-// clusterPatience bounds every wait of the cluster tests: a net against a
-// hang on a loaded machine, never a timing assertion.
-const clusterPatience = 30 * time.Second
-
-// clusterRedisAddr is the shared Redis: SSEKIT_REDIS_ADDR or the local
-// default.
-func clusterRedisAddr() string {
-	if a := os.Getenv("SSEKIT_REDIS_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-// needService skips the test, loudly, when a service it needs is missing,
-// or fails it under SSEKIT_REQUIRE_SERVICES=1.
-func needService(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("SSEKIT_REQUIRE_SERVICES") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf("SKIPPED, SERVICE MISSING: "+format, args...)
-}
 
 // ssehubBinary builds this command into the test's temporary directory.
 func ssehubBinary(t *testing.T) string {
@@ -133,7 +113,7 @@ func startHubWith(t *testing.T, bin, name string, extra ...string) *hubProc {
 			t.Logf("%s log:\n%s", name, p.logs)
 		}
 	})
-	deadline := time.Now().Add(clusterPatience)
+	deadline := time.Now().Add(ssetest.Patience)
 	for {
 		resp, err := http.Get(p.url + "/healthz")
 		if err == nil {
@@ -148,23 +128,31 @@ func startHubWith(t *testing.T, bin, name string, extra ...string) *hubProc {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is not healthy after %v (last: %v):\n%s", name, clusterPatience, err, p.logs)
+			t.Fatalf("%s is not healthy after %v (last: %v):\n%s", name, ssetest.Patience, err, p.logs)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// deletePrefix deletes every key of the broker prefix from the shared
-// Redis: its own ("{prefix}:…") and its channels' ("{prefix:channel}…").
-func deletePrefix(t *testing.T, rdb *redis.Client, prefix string) {
+// sharedRedis returns a client of the shared Redis (the test skips, or
+// fails under SSEKIT_REQUIRE_SERVICES=1, when it does not answer) and a
+// broker prefix of the test's own, whose every key is deleted at cleanup.
+func sharedRedis(t *testing.T) (*redis.Client, string) {
 	t.Helper()
-	keys, err := rdb.Keys(context.Background(), "{"+prefix+"[}:]*").Result()
-	if err == nil && len(keys) > 0 {
-		err = rdb.Del(context.Background(), keys...).Err()
+	rdb := redis.NewClient(&redis.Options{Addr: ssetest.RedisAddr()})
+	// Closed after the key cleanup, which runs after the test's processes
+	// are killed (cleanups run last-in first-out).
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(t.Context()).Err(); err != nil {
+		ssetest.RedisDown(t, err)
 	}
-	if err != nil {
-		t.Errorf("delete the test's keys under %s: %v", prefix, err)
-	}
+	prefix := "ssekit-test-" + uuid.NewString()[:8]
+	t.Cleanup(func() {
+		if err := redisbroker.Purge(context.Background(), rdb, prefix); err != nil {
+			t.Errorf("delete the test's keys: %v", err)
+		}
+	})
+	return rdb, prefix
 }
 
 // kill ends the process with SIGKILL, as a crash or the OOM killer would:
@@ -286,7 +274,7 @@ func (p *hubProc) subscribe(t *testing.T, user, lastID string) *sub {
 // browser does: such an event's ID is s.last.
 func (s *sub) next(heartbeats bool) sseclient.Event {
 	s.t.Helper()
-	timer := time.NewTimer(clusterPatience)
+	timer := time.NewTimer(ssetest.Patience)
 	defer timer.Stop()
 	for {
 		select {
@@ -303,7 +291,7 @@ func (s *sub) next(heartbeats bool) sseclient.Event {
 			}
 			return ev
 		case <-timer.C:
-			s.t.Fatalf("no event within %v", clusterPatience)
+			s.t.Fatalf("no event within %v", ssetest.Patience)
 		}
 	}
 }
@@ -393,7 +381,7 @@ func (s *sub) expect(who string, w want) {
 // ended waits until the stream is closed.
 func (s *sub) ended() {
 	s.t.Helper()
-	timer := time.NewTimer(clusterPatience)
+	timer := time.NewTimer(ssetest.Patience)
 	defer timer.Stop()
 	for {
 		select {
@@ -418,8 +406,7 @@ func (p *hubProc) waitClusterStatus(t *testing.T, nodes []string, clients int) {
 			Node string `json:"node"`
 		} `json:"nodes"`
 	}
-	deadline := time.Now().Add(clusterPatience)
-	for {
+	ssetest.EventuallyNil(t, "cluster status", func() error {
 		if code := p.getJSON(t, "/sse/status?scope=cluster", &st); code != http.StatusOK {
 			t.Fatalf("cluster status: %d", code)
 		}
@@ -429,11 +416,8 @@ func (p *hubProc) waitClusterStatus(t *testing.T, nodes []string, clients int) {
 		}
 		slices.Sort(names)
 		if slices.Equal(names, nodes) && st.TotalClients == clients && st.Scope == "cluster" {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster status %+v, want %v with %d clients", st, nodes, clients)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("%+v, want %v with %d clients", st, nodes, clients)
+	})
 }

@@ -80,6 +80,7 @@ type config struct {
 	MaxRecipients     int // 0: unlimited
 	MaxTopics         int // per stream; 0: unlimited
 	MaxPublishBytes   int
+	MaxBatchBytes     int
 	Heartbeat         time.Duration // 0: disabled
 	ClientTimeout     time.Duration
 	MaxStreamAge      time.Duration // 0: disabled
@@ -108,6 +109,17 @@ type config struct {
 	PublishBurstIP  int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+
+	// Presence webhooks (webhooks.go): where to POST user.online and
+	// user.offline ("": none), the HMAC key they are signed with, how long
+	// a user must stay without a stream to be offline (also the hub's
+	// PresenceDebounce, webhook or not), and how many may wait. The
+	// backoff of the first retry is not a flag: tests shorten it.
+	WebhookURL      string
+	WebhookSecret   string
+	WebhookDebounce time.Duration
+	WebhookQueue    int
+	webhookBackoff  time.Duration
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
@@ -175,6 +187,7 @@ func newServeFlags(c *config) *flag.FlagSet {
 	num(&c.MaxRecipients, "max-recipients", "most users, clients, tenants and topics one publish may name, together; 0 for no limit")
 	num(&c.MaxTopics, "max-topics", "most topics one stream may follow, its token's and its ?topic= ones together; over it, 400 before the stream starts; 0 for no limit")
 	num(&c.MaxPublishBytes, "max-publish-bytes", "largest publish request body, in bytes")
+	num(&c.MaxBatchBytes, "max-batch-bytes", "largest batch publish request body (a JSON array of up to 1000 events), in bytes")
 	dur(&c.Heartbeat, "heartbeat", "heartbeat interval of an idle stream; 0 disables")
 	dur(&c.ClientTimeout, "client-timeout", "how long a write to a stream may stall before the stream is closed")
 	dur(&c.MaxStreamAge, "max-stream-age", "streams are rotated (closed, and resumed by the client) after about this long; 0 disables")
@@ -200,6 +213,10 @@ func newServeFlags(c *config) *flag.FlagSet {
 		c.TrustedProxies = p
 		return nil
 	})
+	str(&c.WebhookURL, "webhook-url", "URL (https://, or http:// to a loopback host) that user.online and user.offline presence changes are POSTed to, signed with --webhook-secret (see docs/ssehub.md); empty: no webhook")
+	str(&c.WebhookSecret, "webhook-secret", fmt.Sprintf("HMAC-SHA256 key of the Ssekit-Signature header of each webhook, at least %d bytes; required with --webhook-url", minWebhookSecretLen))
+	dur(&c.WebhookDebounce, "webhook-debounce", "how long a user must stay without a stream before it is offline (user.offline): a reconnect within it is no change")
+	num(&c.WebhookQueue, "webhook-queue", "most webhooks waiting to be sent; over it, a change is dropped (ssekit_webhook_dropped_total)")
 	fs.Func("log-level", "log level: debug, info, warn or error (default info)", func(s string) error {
 		return c.LogLevel.UnmarshalText([]byte(s))
 	})
@@ -225,6 +242,7 @@ func defaultConfig() config {
 		MaxRecipients:     1000,
 		MaxTopics:         16,
 		MaxPublishBytes:   1 << 20,
+		MaxBatchBytes:     8 << 20,
 		Heartbeat:         30 * time.Second,
 		ClientTimeout:     time.Minute,
 		MaxStreamAge:      time.Hour,
@@ -244,6 +262,8 @@ func defaultConfig() config {
 		PublishBurstIP:    2000,
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
+		WebhookDebounce:   5 * time.Second,
+		WebhookQueue:      1000,
 
 		IdempotencyWindow:  ssekit.DefaultKeyWindow,
 		MaxIdempotencyKeys: ssekit.DefaultMaxKeys,
@@ -370,10 +390,13 @@ func (c *config) check() error {
 	if err := c.checkSecrets(); err != nil {
 		return err
 	}
+	if err := c.checkWebhook(); err != nil {
+		return err
+	}
 	positive := []struct {
 		name string
 		v    int
-	}{{"history-size", c.HistorySize}, {"buffer-size", c.BufferSize}, {"max-event-size", c.MaxEventSize}, {"max-publish-bytes", c.MaxPublishBytes}}
+	}{{"history-size", c.HistorySize}, {"buffer-size", c.BufferSize}, {"max-event-size", c.MaxEventSize}, {"max-publish-bytes", c.MaxPublishBytes}, {"max-batch-bytes", c.MaxBatchBytes}}
 	for _, p := range positive {
 		if p.v <= 0 {
 			return bad(p.name, "must be positive, got %d", p.v)
@@ -551,6 +574,41 @@ func (c *config) checkSecrets() error {
 	return nil
 }
 
+// minWebhookSecretLen is the shortest --webhook-secret.
+const minWebhookSecretLen = 16
+
+// checkWebhook checks the webhook settings: a URL the signed changes may
+// go to (as --jwks-url's: https, or http to loopback), with its secret,
+// and the secret only with it.
+func (c *config) checkWebhook() error {
+	switch {
+	case c.WebhookDebounce < 0:
+		return badSetting("webhook-debounce", "must not be negative, got %v", c.WebhookDebounce)
+	case c.WebhookQueue < 1:
+		return badSetting("webhook-queue", "must be positive, got %d", c.WebhookQueue)
+	case c.WebhookURL == "" && c.WebhookSecret != "":
+		return badSetting("webhook-secret", "needs --webhook-url (SSEHUB_WEBHOOK_URL): there is nothing to sign")
+	case c.WebhookURL == "":
+		return nil
+	case c.WebhookSecret == "":
+		return badSetting("webhook-secret", "required with --webhook-url: the key receivers check each webhook's signature with, at least %d bytes", minWebhookSecretLen)
+	case len(c.WebhookSecret) < minWebhookSecretLen:
+		return badSetting("webhook-secret", "too short: %d bytes, need at least %d", len(c.WebhookSecret), minWebhookSecretLen)
+	}
+	u, err := url.Parse(c.WebhookURL)
+	switch {
+	case err != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "":
+		return badSetting("webhook-url", "%q is not a URL like https://app.example.com/hooks/presence", redact(c.WebhookURL))
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && loopbackIP(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return badSetting("webhook-url", "%q is plain http to a host that is not loopback: use https://, since the webhooks say who is online", redact(c.WebhookURL))
+	}
+	return badSetting("webhook-url", "%q is not an https:// URL (http:// only to a loopback host)", redact(c.WebhookURL))
+}
+
 // minJWKSInterval is the shortest --jwks-refresh and
 // --jwks-refresh-unknown-kid: the identity provider is fetched from no
 // more often than that, whatever the tokens say.
@@ -686,6 +744,9 @@ Endpoints:
                          {"users":[…],"clients":[…],"tenant":"…","topics":[…],"type":"…","data":…}
                          or {"all":true,"type":"…",…}; optional Idempotency-Key: <key>, so that a retry
                          within --idempotency-window is stored once and answered "replayed": true
+  GET  <prefix>/presence?user=<uuid>&user=…  whether each user (at most 100) has a stream on any node:
+                         Authorization: Bearer <publish key>; --webhook-url also POSTs user.online and
+                         user.offline, signed (docs/ssehub.md)
   GET  <prefix>/status, GET /metrics, GET /healthz, demo page at /
 
 Flags:

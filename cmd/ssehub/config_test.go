@@ -136,6 +136,7 @@ func TestConfigEverySetting(t *testing.T) {
 		{"max-topics", "4", func(c config) bool { return c.MaxTopics == 4 && hubConfig(c, nil).MaxTopics == 4 }},
 		{"max-topics", "0", func(c config) bool { return c.MaxTopics == 0 && hubConfig(c, nil).MaxTopics < 0 }},
 		{"max-publish-bytes", "2097152", func(c config) bool { return c.MaxPublishBytes == 2<<20 }},
+		{"max-batch-bytes", "16777216", func(c config) bool { return c.MaxBatchBytes == 16<<20 }},
 		{"heartbeat", "0", func(c config) bool { return c.Heartbeat == 0 && hubConfig(c, nil).HeartbeatInterval < 0 }},
 		{"client-timeout", "15s", func(c config) bool { return c.ClientTimeout == 15*time.Second }},
 		{"max-stream-age", "30m", func(c config) bool { return c.MaxStreamAge == 30*time.Minute }},
@@ -161,6 +162,10 @@ func TestConfigEverySetting(t *testing.T) {
 		}},
 		{"log-level", "debug", func(c config) bool { return c.LogLevel == slog.LevelDebug }},
 		{"log-format", "json", func(c config) bool { return c.LogFormat == "json" }},
+		{"webhook-url", "https://app.example.com/hooks", func(c config) bool { return c.WebhookURL == "https://app.example.com/hooks" }},
+		{"webhook-secret", "whsec-0123456789abcdef", func(c config) bool { return c.WebhookSecret == "whsec-0123456789abcdef" }},
+		{"webhook-debounce", "0s", func(c config) bool { return c.WebhookDebounce == 0 && hubConfig(c, nil).PresenceDebounce < 0 }},
+		{"webhook-queue", "7", func(c config) bool { return c.WebhookQueue == 7 }},
 	}
 	// Every flag must be in the table, so that a new one gets a test.
 	var tested []string
@@ -189,6 +194,10 @@ func TestConfigEverySetting(t *testing.T) {
 				base = append(base, "--redis-cluster", "127.0.0.1:7000")
 			case "jwks-refresh", "jwks-refresh-unknown-kid":
 				base = append(base, "--jwks-url", "https://idp.example.com/.well-known/jwks.json")
+			case "webhook-url":
+				base = append(base, "--webhook-secret", "whsec-0123456789abcdef")
+			case "webhook-secret":
+				base = append(base, "--webhook-url", "https://app.example.com/hooks")
 			}
 			c, err := parseConfig(append(base, "--"+tc.flag+"="+tc.value), noEnv, nil)
 			if err != nil {
@@ -324,6 +333,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"tenant-claim", "sub", nil},
 		{"tenant-claim", "allowed_topics", nil},
 		{"max-publish-bytes", "-5", nil},
+		{"max-batch-bytes", "0", nil},
 		{"heartbeat", "-1s", nil},
 		{"heartbeat", "often", nil},
 		{"client-timeout", "0", nil},

@@ -16,11 +16,14 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/ssekit/sse/ssekit"
+	"github.com/ssekit/sse/internal/httpjson"
 )
 
-// webFS is the demo page: plain HTML, CSS and JavaScript, no build step and
-// nothing from a CDN, so the binary alone serves it.
+// webFS is the demo page: plain HTML, CSS and JavaScript, nothing from a
+// CDN, so the binary alone serves it. Its one built file,
+// ssekit-client.js, is the browser client's build (js/dist/index.js),
+// committed here because go:embed cannot reach js/: go run needs no npm
+// step, and webclient_test.go fails when the copy no longer matches.
 //
 //go:embed web
 var webFS embed.FS
@@ -89,7 +92,7 @@ func (a *app) demoRoutes(mux *http.ServeMux) {
 		assets.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /demo/config", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, demoConfig{Dev: a.cfg.Dev, Prefix: a.cfg.Prefix, TenantClaim: a.cfg.TenantClaim})
+		httpjson.Write(w, http.StatusOK, demoConfig{Dev: a.cfg.Dev, Prefix: a.cfg.Prefix, TenantClaim: a.cfg.TenantClaim})
 	})
 	mux.Handle("/demo/token", only(http.MethodPost, http.HandlerFunc(a.demoToken)))
 }
@@ -118,31 +121,31 @@ const minDemoTTL = 2 * time.Second
 // header of those requests still names evil.example.com.
 func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	if !a.cfg.Dev {
-		ssekit.WriteError(w, http.StatusNotFound, "not_found", "dev mode is off: this hub never mints tokens; paste one signed by your backend")
+		writeError(w, http.StatusNotFound, "not_found", "dev mode is off: this hub never mints tokens; paste one signed by your backend")
 		return
 	}
 	if !loopbackHost(r.Host) {
 		a.log.Info("dev mode: token refused", "reason", "Host is not loopback", "host", capInput(r.Host), "remote", r.RemoteAddr)
-		ssekit.WriteError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for a loopback Host: open the demo page at http://localhost:<port>/ or http://127.0.0.1:<port>/")
+		writeError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for a loopback Host: open the demo page at http://localhost:<port>/ or http://127.0.0.1:<port>/")
 		return
 	}
 	if why := crossSite(r); why != "" {
 		a.log.Info("dev mode: token refused", "reason", why, "remote", r.RemoteAddr)
-		ssekit.WriteError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for the demo page itself: "+why)
+		writeError(w, http.StatusForbidden, "forbidden", "dev mode mints tokens only for the demo page itself: "+why)
 		return
 	}
 	var req struct {
 		User string `json:"user"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		ssekit.WriteError(w, http.StatusBadRequest, "bad_request", "malformed JSON body: "+err.Error())
+		writeError(w, http.StatusBadRequest, "bad_request", "malformed JSON body: "+err.Error())
 		return
 	}
 	user := uuid.New()
 	if req.User != "" {
 		u, err := uuid.Parse(req.User)
 		if err != nil || u == uuid.Nil {
-			ssekit.WriteError(w, http.StatusBadRequest, "bad_request", "user must be a uuid")
+			writeError(w, http.StatusBadRequest, "bad_request", "user must be a uuid")
 			return
 		}
 		user = u
@@ -151,7 +154,7 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query().Get("ttl"); q != "" {
 		d, err := time.ParseDuration(q)
 		if err != nil || d < minDemoTTL || d > a.cfg.DevTokenTTL {
-			ssekit.WriteError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("ttl %s: want a duration from %s to %s (--dev-token-ttl), such as 5s",
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("ttl %s: want a duration from %s to %s (--dev-token-ttl), such as 5s",
 				quoteInput(q), shortDuration(minDemoTTL), shortDuration(a.cfg.DevTokenTTL)))
 			return
 		}
@@ -159,7 +162,7 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 	}
 	token, exp, err := a.verify.mint(user.String(), demoTenant, demoAllowedTopics, ttl)
 	if err != nil {
-		ssekit.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
 	path := a.cfg.Prefix
@@ -176,7 +179,7 @@ func (a *app) demoToken(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteStrictMode,
 	})
 	a.log.Info("dev mode: minted a token", "user", user.String(), "tenant", demoTenant, "ttl", ttl.String())
-	writeJSON(w, http.StatusOK, demoToken{User: user.String(), Tenant: demoTenant, AllowedTopics: demoAllowedTopics,
+	httpjson.Write(w, http.StatusOK, demoToken{User: user.String(), Tenant: demoTenant, AllowedTopics: demoAllowedTopics,
 		Token: token, PublishKey: a.cfg.PublishKey, ExpiresAt: exp})
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/sseclient"
 	"github.com/ssekit/sse/ssekit"
 )
 
@@ -50,7 +53,7 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 	beforeID := send("before")
 	// The stream until its end, which the hub writes at exp.
 	var got []string
-	var ended event
+	var ended sseclient.Event
 	for range 100 {
 		ev, err := s1.next()
 		if err != nil {
@@ -61,7 +64,7 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 			break
 		}
 		if ev.Type == "message" {
-			got = append(got, ev.Data)
+			got = append(got, string(ev.Data))
 			last = ev.ID
 		}
 	}
@@ -69,7 +72,7 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 		Reason      string `json:"reason"`
 		LastEventID string `json:"last_event_id"`
 	}
-	if err := jsonUnmarshal(ended.Data, &end); err != nil {
+	if err := ended.Decode(&end); err != nil {
 		t.Fatalf("%s data %q: %v", ssekit.TypeSessionEnded, ended.Data, err)
 	}
 	// Its id, and the one its data gives, are the stream's position: that
@@ -119,8 +122,8 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 		if ev.Type != "message" {
 			continue
 		}
-		got = append(got, ev.Data)
-		if ev.Data == mustJSON("after") {
+		got = append(got, string(ev.Data))
+		if string(ev.Data) == mustJSON("after") {
 			break
 		}
 	}
@@ -129,22 +132,17 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 	}
 }
 
-// waitMetric waits, within guard, for the sample name of /metrics to
-// reach want: a stream's end is counted once its handler returns, which
-// may be after its client saw the end.
+// waitMetric waits for the sample name of /metrics to reach want: a
+// stream's end is counted once its handler returns, which may be after
+// its client saw the end.
 func waitMetric(t *testing.T, base, name string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(guard)
-	for {
-		got := metricValue(t, base, name)
-		if got == want {
-			return
+	ssetest.EventuallyNil(t, name, func() error {
+		if got := metricValue(t, base, name); got != want {
+			return fmt.Errorf("%v, want %v", got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", name, got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestDemoTokenTTL checks the dev-only ?ttl= of /demo/token: a token of

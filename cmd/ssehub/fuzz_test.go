@@ -214,6 +214,24 @@ func FuzzPublishBody(f *testing.F) {
 			}
 			return
 		}
+		if isBatch([]byte(body)) {
+			// A batch: each event answered on its own, and exactly the
+			// ones answered 200 and not replayed were published.
+			var resp batchResponse
+			if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp.Published+resp.Failed != len(resp.Results) {
+				t.Fatalf("batch answered %q", w.Body)
+			}
+			fresh := 0
+			for _, r := range resp.Results {
+				if r.Status == http.StatusOK && !r.Replayed {
+					fresh++
+				}
+			}
+			if len(published) != fresh {
+				t.Fatalf("batch answered %d new publishes but published %d", fresh, len(published))
+			}
+			return
+		}
 		var resp publishResponse
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || !ssekit.ValidID(resp.ID) {
 			t.Fatalf("200 with body %q", w.Body)

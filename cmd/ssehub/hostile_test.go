@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,6 +18,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/sseclient"
 )
 
 // These tests attack the real server — run() in-process on 127.0.0.1:0,
@@ -47,15 +49,18 @@ func serverStatus(t *testing.T, base string) (clients int) {
 	return st.TotalClients
 }
 
-// waitFor polls cond until it holds, failing the test after guard.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(guard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+// opened reads a stream up to its connected event and reports whether
+// it came before the stream ended.
+func opened(body io.Reader) bool {
+	dec := sseclient.NewDecoder(body)
+	for {
+		ev, err := dec.Next()
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		if ev.Type == "connected" {
+			return true
+		}
 	}
 }
 
@@ -70,7 +75,7 @@ func rawExchange(t *testing.T, addr, req string) (int, string) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(guard))
+	_ = conn.SetDeadline(time.Now().Add(ssetest.Patience))
 	go func() { _, _ = io.WriteString(conn, req) }() // fails once the server hangs up: fine
 	// Read the answer's head and a little of its body; a stream would never end.
 	var got bytes.Buffer
@@ -107,7 +112,7 @@ func latencies(t *testing.T, base string, s *stream, user string, stop <-chan st
 			t.Fatalf("probe publish: %d %v", status, resp)
 		}
 		ev := s.nextOf(t, "probe")
-		if ev.Data != fmt.Sprint(i) {
+		if string(ev.Data) != fmt.Sprint(i) {
 			t.Fatalf("probe %d got %s", i, ev.Data)
 		}
 		out = append(out, time.Since(start))
@@ -161,7 +166,7 @@ func TestSlowlorisIsCutOthersServed(t *testing.T) {
 				return
 			}
 			defer conn.Close()
-			_ = conn.SetReadDeadline(time.Now().Add(guard))
+			_ = conn.SetReadDeadline(time.Now().Add(ssetest.Patience))
 			head := fmt.Sprintf("GET /sse/stream?access_token=%s HTTP/1.1\r\nHost: x\r\nX-Drip-%d: ", token(t, newUser()), i)
 			if _, err := io.WriteString(conn, head); err != nil {
 				results <- outcome{err: err}
@@ -195,7 +200,7 @@ func TestSlowlorisIsCutOthersServed(t *testing.T) {
 				t.Errorf("slow client: %v", o.err)
 			}
 			if !o.cut {
-				t.Errorf("slow client still connected at the guard deadline")
+				t.Errorf("slow client still connected at the Patience deadline")
 			}
 			if o.answer != "" && !strings.HasPrefix(o.answer, "HTTP/1.1 408") {
 				t.Errorf("slow client got %q, want nothing or a 408", o.answer)
@@ -258,7 +263,7 @@ func TestOversizedAndMalformedHeaders(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "no stream left registered", func() bool { return serverStatus(t, r.url) == 0 })
+	ssetest.Eventually(t, "no stream left registered", func() bool { return serverStatus(t, r.url) == 0 })
 }
 
 // TestHugeLastEventIDQuery resumes from a 1 MB ?lastEventId= (too large
@@ -276,7 +281,7 @@ func TestHugeLastEventIDQuery(t *testing.T) {
 		s := openStream(t, r.url+"/sse/stream?lastEventId="+id, bearerAuth(tok))
 		opening := s.nextOf(t, "connected")
 		resync := s.nextOf(t, "resync")
-		if strings.Contains(opening.Data, `"resumed":true`) || len(resync.Data) > 200 || strings.Contains(resync.Data, id[:200]) {
+		if bytes.Contains(opening.Data, []byte(`"resumed":true`)) || len(resync.Data) > 200 || bytes.Contains(resync.Data, []byte(id[:200])) {
 			t.Errorf("60 KB id: opening %.100s, resync %.100s: want a fresh stream and a short resync", opening.Data, resync.Data)
 		}
 		s.close()
@@ -308,7 +313,7 @@ func TestConnectDisconnectStormFromOneAddress(t *testing.T) {
 			defer wg.Done()
 			tok := token(t, newUser())
 			for i := range cycles {
-				ctx, cancel := context.WithTimeout(context.Background(), guard)
+				ctx, cancel := context.WithTimeout(context.Background(), ssetest.Patience)
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/sse/stream", nil)
 				req.Header.Set("Authorization", "Bearer "+tok)
 				resp, err := client.Do(req)
@@ -317,15 +322,7 @@ func TestConnectDisconnectStormFromOneAddress(t *testing.T) {
 					t.Errorf("worker %d cycle %d: %v", w, i, err)
 					return
 				}
-				sc := bufio.NewScanner(resp.Body)
-				opened := false
-				for sc.Scan() {
-					if sc.Text() == "event: connected" {
-						opened = true
-						break
-					}
-				}
-				if opened {
+				if opened(resp.Body) {
 					served.Add(1)
 				} else {
 					refused.Add(1)
@@ -353,9 +350,9 @@ func TestConnectDisconnectStormFromOneAddress(t *testing.T) {
 	if refused.Load() == 0 {
 		t.Errorf("no stream refused: the rate limit did not engage")
 	}
-	waitFor(t, "streams unregistered", func() bool { return serverStatus(t, r.url) == 0 })
+	ssetest.Eventually(t, "streams unregistered", func() bool { return serverStatus(t, r.url) == 0 })
 	var g, fds float64
-	waitFor(t, "goroutines and fds back to baseline", func() bool {
+	ssetest.Eventually(t, "goroutines and fds back to baseline", func() bool {
 		g, fds = metricValue(t, r.url, "go_goroutines"), metricValue(t, r.url, "process_open_fds")
 		// A little slack for the scrape's own connection.
 		return g <= baseGoroutines+4 && fds <= baseFDs+2
@@ -409,7 +406,7 @@ func TestPathAndMethodAbuse(t *testing.T) {
 			t.Errorf("GET %.60s opened a stream", p)
 		}
 	}
-	waitFor(t, "abusive streams gone", func() bool { return serverStatus(t, r.url) == 0 })
+	ssetest.Eventually(t, "abusive streams gone", func() bool { return serverStatus(t, r.url) == 0 })
 }
 
 // TestNeverReadingClientIsCut opens a stream and never reads it while big
@@ -437,7 +434,7 @@ func TestNeverReadingClientIsCut(t *testing.T) {
 			t.Fatalf("publish %d: %d %v", n, status, out)
 		}
 		var got struct{ N int }
-		if err := jsonUnmarshal(s.nextOf(t, "big").Data, &got); err != nil || got.N != n {
+		if err := s.nextOf(t, "big").Decode(&got); err != nil || got.N != n {
 			t.Fatalf("the reading subscriber got n=%d (%v), want %d", got.N, err, n)
 		}
 		n++
@@ -459,7 +456,7 @@ func TestNeverReadingClientIsCut(t *testing.T) {
 	if _, err := io.WriteString(conn, "GET /sse/stream?access_token="+token(t, newUser())+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "both streams registered", func() bool { return serverStatus(t, r.url) == 2 })
+	ssetest.Eventually(t, "both streams registered", func() bool { return serverStatus(t, r.url) == 2 })
 	for metricValue(t, r.url, `ssekit_disconnects_total{reason="write_error"}`) == 0 {
 		if len(during) == 2000 { // 120 MB: far beyond any socket buffer
 			t.Fatalf("the stalled stream was never cut")
@@ -468,7 +465,7 @@ func TestNeverReadingClientIsCut(t *testing.T) {
 	}
 	t.Logf("stalled stream cut by --client-timeout 1s after %d events of 60 KB", len(during))
 	t.Logf("publish→receive latency of the reading subscriber, 60 KB events: alone %s; while the other stalled %s", summary(before), summary(during))
-	waitFor(t, "only the reading stream left", func() bool { return serverStatus(t, r.url) == 1 })
+	ssetest.Eventually(t, "only the reading stream left", func() bool { return serverStatus(t, r.url) == 1 })
 }
 
 // TestStreamsLeaveNoMemoryBehind opens and closes thousands of streams,
@@ -495,13 +492,11 @@ func TestStreamsLeaveNoMemoryBehind(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc := bufio.NewScanner(resp.Body)
-			for sc.Scan() && sc.Text() != "event: connected" {
-			}
+			opened(resp.Body)
 			resp.Body.Close()
 		}
 		client.CloseIdleConnections()
-		waitFor(t, "streams unregistered", func() bool { return ta.hub.GetTotalClientCount() == 0 })
+		ssetest.Eventually(t, "streams unregistered", func() bool { return ta.hub.GetTotalClientCount() == 0 })
 	}
 	heap := func() uint64 {
 		runtime.GC()

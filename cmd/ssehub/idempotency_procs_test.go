@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/redisbroker"
 	"github.com/ssekit/sse/ssekit"
 )
@@ -154,7 +155,7 @@ func procsStored(t *testing.T, reader *redisbroker.Broker, user string) []string
 func procsRedis(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		needService(t, "no redis-server binary in PATH: %v", err)
+		ssetest.ServiceMissing(t, "no redis-server binary in PATH: %v", err)
 	}
 	port := freePort(t)
 	srv := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -174,13 +175,7 @@ func procsRedis(t *testing.T) string {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	probe := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer probe.Close()
-	deadline := time.Now().Add(clusterPatience)
-	for probe.Ping(t.Context()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server does not answer")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ssetest.Eventually(t, "redis-server to answer", func() bool { return probe.Ping(t.Context()).Err() == nil })
 	return addr
 }
 
@@ -222,28 +217,24 @@ func procsUnpause(t *testing.T, rdb *redis.Client, id string) {
 	if err := rdb.Do(t.Context(), "CLIENT", "UNPAUSE").Err(); err != nil {
 		t.Fatalf("CLIENT UNPAUSE: %v", err)
 	}
-	deadline := time.Now().Add(clusterPatience)
-	for {
+	ssetest.EventuallyNil(t, "client "+id+" unblocked by CLIENT UNPAUSE", func() error {
 		list, err := rdb.Do(t.Context(), "CLIENT", "LIST", "ID", id).Text()
 		if err != nil {
 			t.Fatalf("CLIENT LIST ID %s: %v", id, err)
 		}
-		if f := procsField(list, "flags"); !strings.Contains(f, "b") {
-			return
+		if f := procsField(list, "flags"); strings.Contains(f, "b") {
+			return fmt.Errorf("still blocked: %s", list)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("client %s still blocked after CLIENT UNPAUSE: %s", id, list)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // procsWaitBlocked waits until a connection named name waits in the pause
 // with one of cmds, and returns its client id.
 func procsWaitBlocked(t *testing.T, rdb *redis.Client, name string, cmds ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(clusterPatience)
-	for {
+	var id string
+	ssetest.EventuallyNil(t, "a connection of "+name+" blocked in the pause", func() error {
 		list, err := rdb.ClientList(t.Context()).Result()
 		if err != nil {
 			t.Fatalf("CLIENT LIST: %v", err)
@@ -254,15 +245,14 @@ func procsWaitBlocked(t *testing.T, rdb *redis.Client, name string, cmds ...stri
 			}
 			for _, cmd := range cmds {
 				if procsField(line, "cmd") == cmd {
-					return procsField(line, "id")
+					id = procsField(line, "id")
+					return nil
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no connection of %s waits with %v in the pause:\n%s", name, cmds, list)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return fmt.Errorf("none waits with %v:\n%s", cmds, list)
+	})
+	return id
 }
 
 // procsField returns a field of a CLIENT LIST line.
@@ -285,13 +275,7 @@ func procsSignal(t *testing.T, p *hubProc, sig syscall.Signal) {
 	if sig != syscall.SIGSTOP {
 		return
 	}
-	deadline := time.Now().Add(clusterPatience)
-	for !procsStopped(t, p.cmd.Process.Pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is not stopped %v after SIGSTOP", p.name, clusterPatience)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	ssetest.Eventually(t, p.name+" stopped after SIGSTOP", func() bool { return procsStopped(t, p.cmd.Process.Pid) })
 }
 
 // procsStopped reports whether every thread of process pid is stopped

@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 // publishWithKey posts body with the publish key and an Idempotency-Key
@@ -324,15 +323,10 @@ func TestPublishCommandIdempotencyKey(t *testing.T) {
 // reaches the Redis broker: past it, the key is forgotten.
 func TestClusterIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	rdb := redis.NewClient(&redis.Options{Addr: clusterRedisAddr()})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		needService(t, "Redis at %s (SSEKIT_REDIS_ADDR) does not answer: %v", clusterRedisAddr(), err)
-	}
-	prefix := "ssekit-test-" + uuid.NewString()[:8]
+	_, prefix := sharedRedis(t)
 	const window = 500 * time.Millisecond
 	node := func(name string) *testApp {
-		cfg := testConfig(t, "--redis-url", fmt.Sprintf("redis://%s/0?prefix=%s&node=%s", clusterRedisAddr(), prefix, name),
+		cfg := testConfig(t, "--redis-url", fmt.Sprintf("redis://%s/0?prefix=%s&node=%s", ssetest.RedisAddr(), prefix, name),
 			"--idempotency-window", window.String())
 		cl, err := openCluster(t.Context(), cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
@@ -341,7 +335,6 @@ func TestClusterIdempotencyKey(t *testing.T) {
 		return newTestApp(t, cfg, cl)
 	}
 	n1, n2 := node("n1"), node("n2")
-	t.Cleanup(func() { deletePrefix(t, rdb, prefix) })
 	user := newUser()
 	s := openStream(t, n2.srv.URL+"/sse/stream", bearerAuth(token(t, user)))
 	s.nextOf(t, "connected")

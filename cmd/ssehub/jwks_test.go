@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/ssekit/sse/internal/ssetest"
 	keyset "github.com/ssekit/sse/jwks"
 
 	"bytes"
@@ -485,7 +486,7 @@ func TestJWKSStartupCutShort(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "--jwks-url") {
 			t.Errorf("newApp: err = %v, want one naming --jwks-url", err)
 		}
-	case <-time.After(guard):
+	case <-time.After(ssetest.Patience):
 		t.Fatal("newApp did not return after its context was done")
 	}
 }

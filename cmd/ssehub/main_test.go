@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/sseclient"
 )
 
 func TestMain(m *testing.M) {
@@ -32,10 +32,6 @@ const (
 	testSecret = "0123456789abcdef0123456789abcdef-test-secret"
 	testKey    = "publish-key-for-tests-0001"
 )
-
-// guard bounds every wait in these tests, so that a bug fails a test
-// instead of hanging it; no test asserts how long anything takes.
-const guard = 20 * time.Second
 
 // testConfig returns a valid non-dev config on a free loopback port.
 func testConfig(t *testing.T, args ...string) config {
@@ -89,13 +85,11 @@ func signHS(t *testing.T, m jwt.SigningMethod, secret string, claims jwt.MapClai
 	return s
 }
 
-// event is one parsed server-sent event.
-type event struct{ ID, Type, Data string }
-
-// stream is an open event stream read by a test.
+// stream is an open event stream read by a test, through the sseclient
+// decoder, as a browser reads it.
 type stream struct {
 	resp   *http.Response
-	sc     *bufio.Scanner
+	dec    *sseclient.Decoder
 	cancel context.CancelFunc
 }
 
@@ -113,7 +107,7 @@ func openStream(t *testing.T, url string, edit func(*http.Request)) *stream {
 		cancel()
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	s := &stream{resp: resp, sc: bufio.NewScanner(resp.Body), cancel: cancel}
+	s := &stream{resp: resp, dec: sseclient.NewDecoder(resp.Body), cancel: cancel}
 	t.Cleanup(s.close)
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		body, _ := io.ReadAll(resp.Body)
@@ -127,42 +121,18 @@ func (s *stream) close() {
 	s.resp.Body.Close()
 }
 
-// next returns the next event that has data, skipping retry-only frames;
-// io.EOF when the stream ended. A test bounds it with guard via a timer
-// that closes the stream.
-func (s *stream) next() (event, error) {
-	timer := time.AfterFunc(guard, s.close)
+// next returns the next event (a frame without data, such as a retry
+// hint, is none); io.EOF when the stream ended. A test bounds it with
+// ssetest.Patience via a timer that closes the stream.
+func (s *stream) next() (sseclient.Event, error) {
+	timer := time.AfterFunc(ssetest.Patience, s.close)
 	defer timer.Stop()
-	var ev event
-	has := false
-	for s.sc.Scan() {
-		line := s.sc.Text()
-		if line == "" {
-			if has {
-				return ev, nil
-			}
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "id":
-			ev.ID = value
-		case "event":
-			ev.Type = value
-		case "data":
-			ev.Data, has = value, true
-		}
-	}
-	if err := s.sc.Err(); err != nil {
-		return ev, err
-	}
-	return ev, io.EOF
+	return s.dec.Next()
 }
 
 // nextOf returns the next event of type typ, skipping heartbeats and
 // other types.
-func (s *stream) nextOf(t *testing.T, typ string) event {
+func (s *stream) nextOf(t *testing.T, typ string) sseclient.Event {
 	t.Helper()
 	for range 100 {
 		ev, err := s.next()
@@ -174,7 +144,7 @@ func (s *stream) nextOf(t *testing.T, typ string) event {
 		}
 	}
 	t.Fatalf("no %s event in 100", typ)
-	return event{}
+	return sseclient.Event{}
 }
 
 // bearerAuth returns an edit that sets the Authorization header.
@@ -267,7 +237,7 @@ func startRun(t *testing.T, args []string, env map[string]string) *running {
 	case err := <-r.done:
 		cancel()
 		t.Fatalf("run returned before listening: %v\n%s", err, r.logs)
-	case <-time.After(guard):
+	case <-time.After(ssetest.Patience):
 		cancel()
 		t.Fatalf("run did not listen\n%s", r.logs)
 	}
@@ -289,7 +259,7 @@ func (r *running) stop() error {
 		}
 		close(r.done)
 		return err
-	case <-time.After(guard):
+	case <-time.After(ssetest.Patience):
 		return errors.New("run did not return after its context was cancelled")
 	}
 }
@@ -314,9 +284,6 @@ func positionIn(t *testing.T, id, tag string) string {
 
 // newUser returns a fresh user id.
 func newUser() string { return uuid.NewString() }
-
-// jsonUnmarshal decodes an event's data.
-func jsonUnmarshal(data string, v any) error { return json.Unmarshal([]byte(data), v) }
 
 // mustJSON marshals v for a request body.
 func mustJSON(v any) string {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/ssekit"
 )
 
@@ -65,10 +66,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 	// The resync stream ended when the test closed it: wait for the hub to
 	// count it, without asserting when.
-	deadline := time.Now().Add(guard)
-	for ta.hub.Stats().Disconnects[ssekit.ReasonClientGone] == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	ssetest.Eventually(t, "the closed stream counted", func() bool { return ta.hub.Stats().Disconnects[ssekit.ReasonClientGone] > 0 })
 	resp, err = http.Get(ta.srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)

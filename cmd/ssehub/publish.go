@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ssekit/sse/internal/httpjson"
 	"github.com/ssekit/sse/ssekit"
 )
 
@@ -33,8 +33,22 @@ type publishRequest struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-// publishFields are the keys a publish body may have, spelt exactly.
-var publishFields = []string{"all", "users", "clients", "tenant", "topics", "type", "data"}
+// publishItem is one event of a batch: a publishRequest and, as an
+// Idempotency-Key header does for one publish, its own key.
+type publishItem struct {
+	publishRequest
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// event is the event r publishes.
+func (r publishRequest) event() ssekit.Event { return ssekit.Event{Type: r.Type, Data: r.Data} }
+
+// publishFields are the keys a publish body may have, spelt exactly;
+// batchFields those of an event of a batch.
+var (
+	publishFields = []string{"all", "users", "clients", "tenant", "topics", "type", "data"}
+	batchFields   = append(slices.Clip(publishFields), "idempotency_key")
+)
 
 // addresseeFields are the keys of publishFields that name whom an event
 // is for.
@@ -46,6 +60,15 @@ var addresseeFields = []string{"all", "users", "clients", "tenant", "topics"}
 type publishResponse struct {
 	ID       string `json:"id"`
 	Replayed bool   `json:"replayed,omitempty"`
+	// Connections is how many streams of the node that answered the
+	// event was addressed to (0 for a replay); Online holds each of
+	// "users": whether it has a stream on any node (false also when its
+	// presence could not be read), so that a publisher pushes by other
+	// means to those who were not. Both are left out of the answer to a
+	// publish to more than maxPresenceUsers users, which would cost a
+	// Redis command per user.
+	Connections *int            `json:"connections,omitempty"`
+	Online      map[string]bool `json:"online,omitempty"`
 }
 
 // The headers of an idempotent publish, as HTTP APIs name them (Stripe's,
@@ -71,6 +94,8 @@ type publishHandler struct {
 	hub     *ssekit.Hub
 	key     keyChecker
 	maxBody int64
+	// maxBatch bounds the body of a batch (--max-batch-bytes).
+	maxBatch int64
 	// maxRecipients bounds the users, clients, tenant and topics of one
 	// publish, together; 0: no limit.
 	// The hub has the same bound; this one answers before the ids are
@@ -94,7 +119,7 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.metrics.authFailures.WithLabelValues("publish").Inc()
 		p.log.Info("publish refused", "reason", "wrong or missing publish key", "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub publish"`)
-		ssekit.WriteError(w, http.StatusUnauthorized, "unauthorized", "send the publish key as Authorization: Bearer <key>")
+		writeError(w, http.StatusUnauthorized, "unauthorized", "send the publish key as Authorization: Bearer <key>")
 		return
 	}
 	idemKey, err := idempotencyKey(r.Header)
@@ -102,22 +127,86 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, http.StatusBadRequest, err)
 		return
 	}
-	req, status, err := p.decode(w, r)
+	body, status, err := p.readBody(w, r)
 	if err != nil {
 		p.refuse(w, status, err)
 		return
 	}
-	target, err := checkTarget(req, p.maxRecipients)
+	if isBatch(body) {
+		if idemKey != "" {
+			p.refuse(w, http.StatusBadRequest, fmt.Errorf("%s on a batch: give each event its own key in its %q field", idempotencyHeader, "idempotency_key"))
+			return
+		}
+		p.serveBatch(w, r, body)
+		return
+	}
+	if int64(len(body)) > p.maxBody {
+		p.refuse(w, http.StatusRequestEntityTooLarge, fmt.Errorf("body over %d bytes (--max-publish-bytes; a batch may have --max-batch-bytes)", p.maxBody))
+		return
+	}
+	req, err := decodePublish(body, publishFields)
+	if err != nil {
+		p.refuse(w, http.StatusBadRequest, err)
+		return
+	}
+	target, err := checkTarget(req.publishRequest, p.maxRecipients)
 	if err != nil {
 		p.refuse(w, http.StatusBadRequest, err)
 		return
 	}
 	var replayed bool
+	var rcpt ssekit.Recipients
 	opts := []ssekit.PublishOption{ssekit.Replayed(&replayed)}
+	counted := len(target.Users) <= maxPresenceUsers
+	if counted {
+		opts = append(opts, ssekit.CountRecipients(&rcpt))
+	}
 	if idemKey != "" {
 		opts = append(opts, ssekit.IdempotencyKey(idemKey))
 	}
-	id, err := p.hub.Publish(r.Context(), target, ssekit.Event{Type: req.Type, Data: req.Data}, opts...)
+	id, err := p.hub.Publish(r.Context(), target, req.event(), opts...)
+	if err != nil {
+		status, err := p.failure(err, idemKey, req.Type)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		p.refuse(w, status, err)
+		return
+	}
+	if replayed {
+		p.metrics.keyReplays.Inc()
+		p.log.Debug("publish replayed", "id", id, "key", capInput(idemKey), "type", req.Type)
+		w.Header().Set(replayedHeader, "true")
+		resp := publishResponse{ID: id, Replayed: true, Online: rcpt.Online}
+		if counted {
+			resp.Connections = &rcpt.Connections
+		}
+		httpjson.Write(w, http.StatusOK, resp)
+		return
+	}
+	if rcpt.PresenceErr != nil {
+		p.log.Warn("publish: presence unknown; users counted offline", "err", rcpt.PresenceErr)
+	}
+	p.metrics.countPublish(target)
+	if p.log.Enabled(r.Context(), slog.LevelDebug) { // its arguments cost allocations
+		p.log.Debug("published", "id", id, "type", req.Type, "users", len(target.Users), "clients", len(target.Clients),
+			"tenant", req.Tenant, "topics", len(target.Topics))
+	}
+	resp := publishResponse{ID: id, Online: rcpt.Online}
+	if counted {
+		resp.Connections = &rcpt.Connections
+	}
+	httpjson.Write(w, http.StatusOK, resp)
+}
+
+// failure returns how a publish the hub failed is answered: 422 for a
+// key reused for another publish, 413 for an event too large, 400 for
+// what the checks before it should have caught, and 503 (retry) when the
+// hub is closing or its broker refused the event or could not confirm it
+// — it may be stored, in some of its channels or all, and the publisher
+// should try again, on another node: with its Idempotency-Key, the retry
+// is stored once whatever this attempt left behind.
+func (p *publishHandler) failure(err error, key, typ string) (int, error) {
 	switch {
 	case errors.Is(err, ssekit.ErrKeyConflict):
 		p.metrics.keyConflicts.Inc()
@@ -125,62 +214,47 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p.keyWindow > 0 {
 			within = " within --idempotency-window (" + shortDuration(p.keyWindow) + ")"
 		}
-		p.refuse(w, http.StatusUnprocessableEntity, fmt.Errorf(
+		return http.StatusUnprocessableEntity, fmt.Errorf(
 			"%s %s was used%s for a different publish (other addressees, type or data): nothing was published; a retry must send the same body, a new publish a new key",
-			idempotencyHeader, quoteInput(idemKey), within))
-		return
+			idempotencyHeader, quoteInput(key), within)
 	case errors.Is(err, ssekit.ErrInvalidKey):
-		// Checked above already.
-		p.refuse(w, http.StatusBadRequest, fmt.Errorf("%s: %w", idempotencyHeader, err))
-		return
+		return http.StatusBadRequest, fmt.Errorf("%s: %w", idempotencyHeader, err)
 	case errors.Is(err, ssekit.ErrEventTooLarge):
-		p.refuse(w, http.StatusRequestEntityTooLarge, err)
-		return
+		return http.StatusRequestEntityTooLarge, err
 	case errors.Is(err, ssekit.ErrInvalidEvent), errors.Is(err, ssekit.ErrInvalidTarget), errors.Is(err, ssekit.ErrTooManyRecipients):
-		// Checked above already; the hub checks again, and what it
+		// Checked before already; the hub checks again, and what it
 		// refuses is still the publisher's to fix, not worth a retry.
-		p.refuse(w, http.StatusBadRequest, err)
-		return
-	case err != nil:
-		// The hub is closing, or the broker refused the event or could
-		// not confirm it (it may be stored, in some of its channels or
-		// all): the publisher should try again, on another node; with its
-		// Idempotency-Key, the retry is stored once whatever this attempt
-		// left behind.
-		p.log.Warn("publish failed", "err", err, "type", req.Type)
-		w.Header().Set("Retry-After", "1")
-		ssekit.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
-		return
+		return http.StatusBadRequest, err
 	}
-	if replayed {
-		p.metrics.keyReplays.Inc()
-		p.log.Debug("publish replayed", "id", id, "key", capInput(idemKey), "type", req.Type)
-		w.Header().Set(replayedHeader, "true")
-		writeJSON(w, http.StatusOK, publishResponse{ID: id, Replayed: true})
-		return
-	}
-	p.metrics.countPublish(target)
-	p.log.Debug("published", "id", id, "type", req.Type, "users", len(target.Users), "clients", len(target.Clients),
-		"tenant", req.Tenant, "topics", len(target.Topics))
-	writeJSON(w, http.StatusOK, publishResponse{ID: id})
+	p.log.Warn("publish failed", "err", err, "type", typ)
+	return http.StatusServiceUnavailable, err
 }
 
-// refuse answers a 4xx for input the publisher must fix.
+// refuse answers a publish that failed: a 4xx for input the publisher
+// must fix, a 503 to retry.
 func (p *publishHandler) refuse(w http.ResponseWriter, status int, err error) {
-	p.metrics.publishRejected.WithLabelValues(fmt.Sprint(status)).Inc()
-	p.log.Info("publish refused", "status", status, "err", err)
-	code := "bad_request"
-	switch {
-	case status == http.StatusRequestEntityTooLarge:
-		code = "payload_too_large"
-	case status == http.StatusUnsupportedMediaType:
-		code = "unsupported_media_type"
-	case status == http.StatusUnprocessableEntity:
-		code = "idempotency_key_reused"
-	case errors.Is(err, ssekit.ErrTooManyRecipients):
-		code = "too_many_recipients"
+	if status != http.StatusServiceUnavailable {
+		p.metrics.publishRejected.WithLabelValues(fmt.Sprint(status)).Inc()
+		p.log.Info("publish refused", "status", status, "err", err)
 	}
-	ssekit.WriteError(w, status, code, err.Error())
+	writeError(w, status, errorCode(status, err), err.Error())
+}
+
+// errorCode is the error code of a failed publish's answer.
+func errorCode(status int, err error) string {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		return "unavailable"
+	case status == http.StatusRequestEntityTooLarge:
+		return "payload_too_large"
+	case status == http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	case status == http.StatusUnprocessableEntity:
+		return "idempotency_key_reused"
+	case errors.Is(err, ssekit.ErrTooManyRecipients):
+		return "too_many_recipients"
+	}
+	return "bad_request"
 }
 
 // idempotencyKey returns the request's Idempotency-Key, "" when it has
@@ -203,82 +277,90 @@ func idempotencyKey(h http.Header) (string, error) {
 	return values[0], nil
 }
 
-// decode reads the body: one JSON object whose keys are the known fields,
-// spelt exactly and each at most once, so that a typo like "user" for
-// "users" is an error, not a broadcast to everyone.
-func (p *publishHandler) decode(w http.ResponseWriter, r *http.Request) (publishRequest, int, error) {
-	var req publishRequest
+// readBody reads a JSON body of at most maxBatch bytes: one publish
+// (which ServeHTTP then holds to maxBody) or a batch.
+func (p *publishHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
 	switch ct := r.Header.Get("Content-Type"); {
 	case ct == "":
-		return req, http.StatusUnsupportedMediaType, errors.New("no Content-Type: send application/json")
+		return nil, http.StatusUnsupportedMediaType, errors.New("no Content-Type: send application/json")
 	case !isJSON(ct):
-		return req, http.StatusUnsupportedMediaType, fmt.Errorf("content type %s: send application/json", quoteInput(ct))
+		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("content type %s: send application/json", quoteInput(ct))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max(p.maxBatch, p.maxBody)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return req, http.StatusRequestEntityTooLarge, fmt.Errorf("body over %d bytes", tooBig.Limit)
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body over %d bytes", tooBig.Limit)
 		}
-		return req, http.StatusBadRequest, fmt.Errorf("read body: %w", err)
+		return nil, http.StatusBadRequest, fmt.Errorf("read body: %w", err)
 	}
-	if err := checkFields(body); err != nil {
-		return req, http.StatusBadRequest, err
+	return body, 0, nil
+}
+
+// decodePublish reads one publish: a JSON object whose keys are fields,
+// spelt exactly and each at most once, so that a typo like "user" for
+// "users" is an error, not a broadcast to everyone. encoding/json alone
+// matches "Users" or "TYPE" case-insensitively and lets a second "users"
+// replace the first, so a body could say one thing to a proxy, a log or a
+// reviewer and another to the hub; and a list that is empty or null was
+// once everyone. One pass: the object's keys are read as tokens, and each
+// value is typed by its field alone.
+func decodePublish(body []byte, fields []string) (publishItem, error) {
+	var req publishItem
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v) // for the reason
+		return req, fmt.Errorf("malformed JSON body: %w", err)
 	}
-	// checkFields vouches for the keys; this decode types the values.
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, http.StatusBadRequest, fmt.Errorf("malformed JSON body: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return req, http.StatusBadRequest, errors.New("malformed JSON body: more than one value")
+	var seen uint16 // a bit per index in fields
+	err := eachField(body, func(key string, value json.RawMessage) error {
+		k := slices.Index(fields, key)
+		switch {
+		case k < 0:
+			return fmt.Errorf("unknown field %s: the fields are %s, in lower case", quoteInput(key), strings.Join(fields, ", "))
+		case seen&(1<<k) != 0:
+			return fmt.Errorf("field %q appears twice: send each field once", key)
+		}
+		seen |= 1 << k
+		if err := checkAddressee(key, value); err != nil {
+			return err
+		}
+		if err := req.set(key, value); err != nil {
+			return fmt.Errorf("malformed JSON body: %q: %w", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return req, err
 	}
 	if len(req.Data) == 0 {
 		req.Data = json.RawMessage("null")
 	}
-	return req, 0, nil
+	return req, nil
 }
 
-// checkFields reads the top-level object of body strictly: each key must
-// be one of publishFields, spelt exactly, at most once, and an addressee
-// field must name someone. encoding/json alone matches "Users" or "TYPE"
-// case-insensitively and lets a second "users" replace the first, so a
-// body could say one thing to a proxy, a log or a reviewer and another to
-// the hub; and a list that is empty or null was once everyone.
-func checkFields(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil {
-		return fmt.Errorf("malformed JSON body: %w", err)
-	} else if tok != json.Delim('{') {
-		return errors.New("malformed JSON body: want an object")
+// set types value as the field key of a publish.
+func (req *publishItem) set(key string, value json.RawMessage) error {
+	switch key {
+	case "all":
+		return json.Unmarshal(value, &req.All)
+	case "users":
+		return json.Unmarshal(value, &req.Users)
+	case "clients":
+		return json.Unmarshal(value, &req.Clients)
+	case "tenant":
+		return json.Unmarshal(value, &req.Tenant)
+	case "topics":
+		return json.Unmarshal(value, &req.Topics)
+	case "type":
+		return json.Unmarshal(value, &req.Type)
+	case "data":
+		req.Data = value
+		return nil
+	case "idempotency_key":
+		return json.Unmarshal(value, &req.IdempotencyKey)
 	}
-	seen := make(map[string]bool, len(publishFields))
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("malformed JSON body: %w", err)
-		}
-		key, _ := tok.(string) // in an object, a token that is no error is a key
-		switch {
-		case !slices.Contains(publishFields, key):
-			return fmt.Errorf("unknown field %s: the fields are all, users, clients, tenant, topics, type and data, in lower case", quoteInput(key))
-		case seen[key]:
-			return fmt.Errorf("field %q appears twice: send each field once", key)
-		}
-		seen[key] = true
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return fmt.Errorf("malformed JSON body: %w", err)
-		}
-		if err := checkAddressee(key, bytes.TrimSpace(value)); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return fmt.Errorf("malformed JSON body: %w", err)
-	}
-	return nil
+	return fmt.Errorf("no such field")
 }
 
 // checkAddressee refuses an addressee field that is present but names

@@ -88,7 +88,7 @@ func TestPublishRoutes(t *testing.T) {
 		ClientID string `json:"client_id"`
 	}
 	connected := sb.nextOf(t, "connected")
-	if err := jsonUnmarshal(connected.Data, &bobClient); err != nil || bobClient.ClientID == "" {
+	if err := connected.Decode(&bobClient); err != nil || bobClient.ClientID == "" {
 		t.Fatalf("connected data %q: %v", connected.Data, err)
 	}
 	aliceConnected := sa.nextOf(t, "connected")
@@ -134,8 +134,8 @@ func TestPublishRoutes(t *testing.T) {
 			// An event to one client is in no channel (it is never
 			// replayed): it carries no id, so the client keeps its last.
 			if ev.Type == "only_bob_client" {
-				if ev.ID != "" {
-					t.Errorf("%s: event to the client has id %q, want none", name, ev.ID)
+				if ev.ID != prev {
+					t.Errorf("%s: event to the client has id %q, want none: the client keeps %q", name, ev.ID, prev)
 				}
 				continue
 			}
@@ -167,7 +167,7 @@ func TestPublishWithoutDataSendsNull(t *testing.T) {
 	if status, out := publish(t, ta.srv.URL, testKey, `{"users":["`+user+`"],"type":"ping"}`); status != http.StatusOK {
 		t.Fatalf("publish: %d %v", status, out)
 	}
-	if got := s.nextOf(t, "ping").Data; got != "null" {
+	if got := string(s.nextOf(t, "ping").Data); got != "null" {
 		t.Errorf("data = %q, want null", got)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -251,54 +250,51 @@ func (a *app) limitPublish(next http.Handler) http.Handler {
 			a.metrics.rateLimited.WithLabelValues("publish").Inc()
 			a.log.Debug("publish rate-limited", "remote", r.RemoteAddr, "wait", wait)
 			w.Header().Set("Retry-After", retryAfter(wait))
-			ssekit.WriteError(w, http.StatusTooManyRequests, "rate_limited", "too many publish requests from this address; retry after "+retryAfter(wait)+"s")
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many publish requests from this address; retry after "+retryAfter(wait)+"s")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// streamHandler serves GET <prefix>/stream: ssekit.Hub.Handler's steps, with
-// the rate limits between them — per client address before the token is
-// checked, per user after — and a refusal with a retry hint for a stream
-// over either (see the comment at the top of this file).
+// streamHandler serves GET <prefix>/stream: ssekit.Hub.Handler, whose
+// Identify applies the rate limits around the token's check — per client
+// address before it, per user after — and sends a stream over either away
+// with a retry hint (see the comment at the top of this file). The hub
+// then checks the topics before the stream starts: one the token does not
+// allow is a 403, a bad name or too many a 400, each with a JSON body
+// naming it.
 func (a *app) streamHandler() http.Handler {
+	stream := a.hub.Handler(ssekit.HandlerOptions{Identify: a.identifyStream})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", http.MethodGet)
-			ssekit.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the event stream is read with GET")
-			return
-		}
-		now := a.limits.now()
-		if ok, wait := a.limits.streamIP.allow(a.limits.ip.key(r), now); !ok {
-			a.refuseStream(w, r, "ip", wait)
-			return
-		}
-		who, g, err := a.identify(r)
-		if err != nil {
-			// An expired token is told apart from a bad one: its holder
-			// gets a new one and resumes, as after a session_ended.
-			code := "unauthorized"
-			if errors.Is(err, ssekit.ErrCredentialsExpired) {
-				code = ssekit.CodeCredentialsExpired
-			}
-			ssekit.WriteError(w, http.StatusUnauthorized, code, err.Error())
-			return
-		}
-		if ok, wait := a.limits.streamUser.allow(who.User, now); !ok {
-			a.refuseStream(w, r, "user", wait)
-			return
-		}
-		// The hub checks the topics before the stream starts: a topic
-		// the token does not allow is a 403, a bad name or too many a
-		// 400, each with a JSON body naming it.
-		a.hub.ServeIdentity(w, withGrants(r, g), who)
+		stream.ServeHTTP(w, withGrantSlot(r))
 	})
 }
 
-// refuseStream turns a stream away for a while, counted and logged.
-func (a *app) refuseStream(w http.ResponseWriter, r *http.Request, by string, wait time.Duration) {
+// identifyStream is the stream's HandlerOptions.Identify: the rate limits
+// and the token (identify), whose grants it leaves in r's slot for
+// authorizeTopic. An expired token's error wraps ErrCredentialsExpired, so
+// that its holder gets a new one and resumes, as after a session_ended.
+func (a *app) identifyStream(r *http.Request) (ssekit.Identity, error) {
+	now := a.limits.now()
+	if ok, wait := a.limits.streamIP.allow(a.limits.ip.key(r), now); !ok {
+		return ssekit.Identity{}, a.refuseStream(r, "ip", wait)
+	}
+	who, g, err := a.identify(r)
+	if err != nil {
+		return ssekit.Identity{}, err
+	}
+	if ok, wait := a.limits.streamUser.allow(who.User, now); !ok {
+		return ssekit.Identity{}, a.refuseStream(r, "user", wait)
+	}
+	setGrants(r, g)
+	return who, nil
+}
+
+// refuseStream counts and logs a stream turned away for a while, and
+// returns the error that has the hub send it away.
+func (a *app) refuseStream(r *http.Request, by string, wait time.Duration) error {
 	a.metrics.rateLimited.WithLabelValues("stream").Inc()
 	a.log.Debug("stream rate-limited", "by", by, "remote", r.RemoteAddr, "wait", wait)
-	a.hub.Refuse(w, wait)
+	return &ssekit.TryLater{After: wait}
 }

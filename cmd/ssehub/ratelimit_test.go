@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
@@ -244,7 +243,7 @@ func TestRateLimitsOff(t *testing.T) {
 
 // streamOf reads an open stream's response, closed at cleanup.
 func streamOf(t *testing.T, resp *http.Response) *stream {
-	s := &stream{resp: resp, sc: bufio.NewScanner(resp.Body), cancel: func() {}}
+	s := &stream{resp: resp, dec: sseclient.NewDecoder(resp.Body), cancel: func() {}}
 	t.Cleanup(s.close)
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 )
 
@@ -16,7 +17,7 @@ import (
 // usage to stdout and returns nil.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "publish" {
-		return publishCommand(ctx, args[1:], getenv, stdout, stderr)
+		return publishCommand(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, errHelp) {
@@ -116,6 +117,9 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 			log.Warn("cluster close", "err", err)
 		}
 	}
+	// Last: the cluster's presence reports changes until it closes.
+	// What is still queued when the shutdown timeout ends is dropped.
+	a.hooks.close(shutdownCtx)
 	log.Info("stopped")
 	return nil
 }

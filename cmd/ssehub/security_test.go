@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 // TestTokensAndKeysNeverLogged subscribes with tokens in ?access_token=
@@ -337,7 +339,7 @@ func TestConnectionLimits(t *testing.T) {
 			t.Fatalf("alice's oldest stream: %v, want its end", err)
 		}
 	}
-	waitFor(t, "alice's oldest stream unregistered", func() bool { return ta.hub.GetTotalClientCount() == 1 })
+	ssetest.Eventually(t, "alice's oldest stream unregistered", func() bool { return ta.hub.GetTotalClientCount() == 1 })
 	openStream(t, ta.srv.URL+"/sse/stream", bearerAuth(token(t, newUser()))).nextOf(t, "connected")
 	req, _ := http.NewRequest(http.MethodGet, ta.srv.URL+"/sse/stream", nil)
 	bearerAuth(token(t, newUser()))(req)

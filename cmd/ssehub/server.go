@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssekit/sse/internal/httpjson"
 	"github.com/ssekit/sse/ssekit"
 )
 
@@ -26,6 +26,7 @@ type app struct {
 	verify  *verifier
 	metrics *serverMetrics
 	limits  *limits
+	hooks   *webhooks // nil without --webhook-url
 	handler http.Handler
 }
 
@@ -46,9 +47,14 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, cl cluster) (*app
 	if cl != nil {
 		hc.Broker = cl.Broker()
 	}
+	hooks := newWebhooks(cfg, log)
+	if hooks != nil {
+		hc.OnPresence = hooks.enqueue
+	}
 	hub, err := ssekit.New(hc)
 	if err != nil {
 		keys.Close()
+		hooks.close(ctx)
 		return nil, err
 	}
 	if cl != nil {
@@ -62,6 +68,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, cl cluster) (*app
 		verify:  newVerifier(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim),
 		metrics: newServerMetrics(hub),
 		limits:  newLimits(cfg),
+		hooks:   hooks,
+	}
+	if hooks != nil {
+		a.metrics.registry.MustRegister(hooks.collectors()...)
 	}
 	if keys != nil {
 		a.verify.keys = keys
@@ -115,6 +125,7 @@ func hubConfig(c config, log *slog.Logger) ssekit.Config {
 		WriteDelay:        noneD(c.WriteDelay),
 		DetachStreams:     c.DetachStreams,
 		RetryInterval:     c.Retry,
+		PresenceDebounce:  noneD(c.WebhookDebounce),
 		Logger:            log,
 
 		IdempotencyWindow:  c.IdempotencyWindow,
@@ -133,17 +144,24 @@ func (a *app) routes() http.Handler {
 		hub:           a.hub,
 		key:           newKeyChecker(a.cfg.PublishKey),
 		maxBody:       int64(a.cfg.MaxPublishBytes),
+		maxBatch:      int64(a.cfg.MaxBatchBytes),
 		maxRecipients: a.cfg.MaxRecipients,
 		keyWindow:     a.cfg.IdempotencyWindow,
 		log:           a.log,
 		metrics:       a.metrics,
 	}))))
 	mux.Handle(p+"/status", a.cors(only(http.MethodGet, http.HandlerFunc(a.status))))
+	mux.Handle(p+"/presence", a.cors(only(http.MethodGet, a.limitPublish(&presenceHandler{
+		hub:     a.hub,
+		key:     newKeyChecker(a.cfg.PublishKey),
+		log:     a.log,
+		metrics: a.metrics,
+	}))))
 	mux.Handle("/metrics", only(http.MethodGet, a.metrics.handler()))
 	mux.Handle("/healthz", only(http.MethodGet, http.HandlerFunc(a.healthz)))
 	a.demoRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		ssekit.WriteError(w, http.StatusNotFound, "not_found", "no route "+r.URL.Path)
+		writeError(w, http.StatusNotFound, "not_found", "no route "+r.URL.Path)
 	})
 	return secureHeaders(mux)
 }
@@ -181,19 +199,19 @@ func (a *app) status(w http.ResponseWriter, r *http.Request) {
 		a.hub.StatusHandler().ServeHTTP(w, r)
 	case "cluster":
 		if a.cluster == nil {
-			ssekit.WriteError(w, http.StatusNotFound, "not_found", "cluster mode is off (no --redis-url or --redis-cluster)")
+			writeError(w, http.StatusNotFound, "not_found", "cluster mode is off (no --redis-url or --redis-cluster)")
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()
 		st, err := a.cluster.Status(ctx)
 		if err != nil {
-			ssekit.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
+		httpjson.Write(w, http.StatusOK, st)
 	default:
-		ssekit.WriteError(w, http.StatusBadRequest, "bad_request", "scope must be node or cluster")
+		writeError(w, http.StatusBadRequest, "bad_request", "scope must be node or cluster")
 	}
 }
 
@@ -208,28 +226,31 @@ type health struct {
 // the hub once it is shutting down, the cluster when it does not answer.
 func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	if a.hub.Status().Status == "closed" {
-		writeJSON(w, http.StatusServiceUnavailable, health{Status: "unavailable", Failing: "hub", Error: "shutting down"})
+		httpjson.Write(w, http.StatusServiceUnavailable, health{Status: "unavailable", Failing: "hub", Error: "shutting down"})
 		return
 	}
 	if a.cluster != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()
 		if err := a.cluster.Ping(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, health{Status: "unavailable", Failing: "cluster", Error: err.Error()})
+			httpjson.Write(w, http.StatusServiceUnavailable, health{Status: "unavailable", Failing: "cluster", Error: err.Error()})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, health{Status: "ok"})
+	httpjson.Write(w, http.StatusOK, health{Status: "ok"})
 }
 
 // close shuts the hub down within ctx, then closes the cluster, whose
-// broker the hub used until then, and stops refreshing the JWKS.
+// broker the hub used until then, and stops refreshing the JWKS; then
+// the webhooks, last, since the cluster's presence reports changes
+// until it closes.
 func (a *app) close(ctx context.Context) error {
 	err := a.hub.Shutdown(ctx)
 	a.verify.keys.Close()
 	if a.cluster != nil {
 		err = errors.Join(err, a.cluster.Close())
 	}
+	a.hooks.close(ctx)
 	return err
 }
 
@@ -239,7 +260,11 @@ func (a *app) close(ctx context.Context) error {
 func (a *app) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Add("Vary", "Origin")
+		if _, ok := h["Vary"]; ok {
+			h.Add("Vary", "Origin")
+		} else {
+			h["Vary"] = varyOrigin
+		}
 		origin := r.Header.Get("Origin")
 		allowed := origin != "" && slices.Contains(a.cfg.CORSOrigins, strings.ToLower(origin))
 		if allowed {
@@ -265,7 +290,7 @@ func only(method string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 			w.Header().Set("Allow", method)
-			ssekit.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+method)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -273,22 +298,28 @@ func only(method string, next http.Handler) http.Handler {
 }
 
 // secureHeaders sets the headers every response should carry.
+// Header values every answer carries, shared rather than made per
+// request: a Header value is only ever replaced or appended to, and an
+// append to a slice of capacity 1 copies it.
+var (
+	nosniff    = []string{"nosniff"}
+	noReferrer = []string{"no-referrer"}
+	varyOrigin = []string{"Origin"}
+)
+
 func secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
+		h["X-Content-Type-Options"] = nosniff
 		// Tokens may travel in the query string: never leak them onward.
-		h.Set("Referrer-Policy", "no-referrer")
+		h["Referrer-Policy"] = noReferrer
 		next.ServeHTTP(w, r)
 	})
 }
 
-// writeJSON writes v as a JSON response with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+// writeError writes status with the hub's error body.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	httpjson.Write(w, status, ssekit.ErrorBody{Error: code, Message: message})
 }
 
 // newHTTPServer returns the server for h, with the timeouts that keep slow

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 var testEnv = map[string]string{"SSEHUB_JWT_SECRET": testSecret, "SSEHUB_PUBLISH_KEY": testKey}
@@ -74,7 +76,7 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(guard))
+	_ = conn.SetReadDeadline(time.Now().Add(ssetest.Patience))
 	// The server answers 408 or just closes; either way the read ends
 	// with EOF, not with our own deadline.
 	b, err := io.ReadAll(conn)
@@ -120,7 +122,7 @@ func TestListenErrorNamesAddr(t *testing.T) {
 // mode, whose failure stops start-up instead of running on one node.
 func TestRedisURLNeedsCluster(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(t.Context(), guard)
+	ctx, cancel := context.WithTimeout(t.Context(), ssetest.Patience)
 	defer cancel()
 	env := map[string]string{"SSEHUB_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0", "SSEHUB_JWT_SECRET": testSecret, "SSEHUB_PUBLISH_KEY": testKey}
 	err := run(ctx, []string{"--addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
@@ -145,7 +147,7 @@ func TestDevModeAnnounced(t *testing.T) {
 		go func() {
 			done <- run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--log-format", "text"}, noEnv, io.Discard, &logs)
 		}()
-		deadline := time.Now().Add(guard)
+		deadline := time.Now().Add(ssetest.Patience)
 		for !strings.Contains(logs.String(), "listening") && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}

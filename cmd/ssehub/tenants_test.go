@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ssekit/sse/internal/ssetest"
 	"github.com/ssekit/sse/sseclient"
 	"github.com/ssekit/sse/ssekit"
 )
@@ -71,10 +72,10 @@ func subscribe(t *testing.T, rawURL, tok string) *subscription {
 }
 
 // next returns the next event that is not a heartbeat. A stream silent
-// for guard is closed, which fails the test.
+// for ssetest.Patience is closed, which fails the test.
 func (s *subscription) next(t *testing.T) sseclient.Event {
 	t.Helper()
-	timer := time.AfterFunc(guard, func() { s.resp.Body.Close() })
+	timer := time.AfterFunc(ssetest.Patience, func() { s.resp.Body.Close() })
 	defer timer.Stop()
 	for {
 		ev, err := s.dec.Next()

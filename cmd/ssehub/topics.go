@@ -79,26 +79,41 @@ func (g *grants) allows(topic string) bool {
 	return false
 }
 
-// grantsKey is the request context key of a stream's grants.
+// grantsKey is the request context key of a stream's grants slot.
 type grantsKey struct{}
 
-// withGrants returns r carrying g, for authorizeTopic.
+// grantSlot holds the grants of the token a stream request carries, once
+// identifyStream has read it.
+type grantSlot struct{ g *grants }
+
+// withGrantSlot returns r with an empty slot for its token's grants, which
+// identifyStream fills (setGrants) and authorizeTopic reads.
 //
 // The hub has one TopicAuthorizer for every stream, and ssekit.Identity has
-// no room for what a credential allows; but the hub calls the authorizer
-// with the request's context, before the stream starts, on the request's
-// goroutine (see ssekit.TopicAuthorizer). The request's context is therefore
-// exactly as wide as one token's grants: they reach the authorizer with
-// no state kept in between, and a request served without them is
-// allowed no topic.
-func withGrants(r *http.Request, g *grants) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), grantsKey{}, g))
+// no room for what a credential allows; but the hub calls Identify and
+// then the authorizer with the same request's context, before the stream
+// starts, on the request's goroutine (see ssekit.TopicAuthorizer). The
+// request's context is therefore exactly as wide as one token's grants:
+// they reach the authorizer with no state kept in between, and a request
+// served without them is allowed no topic.
+func withGrantSlot(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), grantsKey{}, new(grantSlot)))
+}
+
+// setGrants puts g in r's slot, if r has one.
+func setGrants(r *http.Request, g *grants) {
+	if slot, ok := r.Context().Value(grantsKey{}).(*grantSlot); ok {
+		slot.g = g
+	}
 }
 
 // authorizeTopic is ssehub's ssekit.TopicAuthorizer: a stream may follow a
 // topic iff its token's claims allow it (see grants), whatever its user
 // and tenant. It never fails: everything it needs is in the token.
 func authorizeTopic(ctx context.Context, _ ssekit.Identity, topic string) (bool, error) {
-	g, _ := ctx.Value(grantsKey{}).(*grants)
-	return g.allows(topic), nil
+	slot, _ := ctx.Value(grantsKey{}).(*grantSlot)
+	if slot == nil {
+		return false, nil
+	}
+	return slot.g.allows(topic), nil
 }

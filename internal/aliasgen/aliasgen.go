@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/ast"
+	"go/build"
 	"go/format"
 	"go/parser"
 	"go/printer"
@@ -40,6 +41,14 @@ func Generate(dir, importPath, pkgName string) ([]byte, error) {
 		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
 		if err != nil {
 			return nil, err
+		}
+		if constrained(name, f) {
+			// The aliases are the same on every platform: a file built on
+			// some only may hold nothing they would name.
+			if n := exportedName(f); n != "" {
+				return nil, fmt.Errorf("aliasgen: %s declares %s but is built on some platforms only", name, n)
+			}
+			continue
 		}
 		files = append(files, f)
 	}
@@ -91,6 +100,51 @@ func Generate(dir, importPath, pkgName string) ([]byte, error) {
 	fmt.Fprintf(&out, "\n\t%q\n)\n", importPath)
 	out.Write(body.Bytes())
 	return format.Source(out.Bytes())
+}
+
+// constrained reports whether the file is built on some platforms only:
+// a //go:build line, or a _GOOS or _GOARCH suffix.
+func constrained(name string, f *ast.File) bool {
+	for _, g := range f.Comments {
+		for _, c := range g.List {
+			if strings.HasPrefix(c.Text, "//go:build") {
+				return true
+			}
+		}
+	}
+	base := strings.TrimSuffix(filepath.Base(name), ".go")
+	ctx := build.Default
+	ctx.GOOS, ctx.GOARCH = "aliasgen", "aliasgen" // match no real platform
+	ok, _ := ctx.MatchFile(filepath.Dir(name), filepath.Base(name))
+	return !ok && strings.Contains(base, "_")
+}
+
+// exportedName returns an exported top-level name f declares, or "".
+func exportedName(f *ast.File) string {
+	for _, d := range f.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			if d.Recv == nil && d.Name.IsExported() {
+				return d.Name.Name
+			}
+		case *ast.GenDecl:
+			for _, sp := range d.Specs {
+				switch sp := sp.(type) {
+				case *ast.TypeSpec:
+					if sp.Name.IsExported() {
+						return sp.Name.Name
+					}
+				case *ast.ValueSpec:
+					for _, n := range sp.Names {
+						if n.IsExported() {
+							return n.Name
+						}
+					}
+				}
+			}
+		}
+	}
+	return ""
 }
 
 func doc(w *bytes.Buffer, g *ast.CommentGroup) {

@@ -6,6 +6,7 @@ package appctx
 
 import (
 	"fmt"
+	"net/http"
 	"reflect"
 	"strconv"
 
@@ -72,4 +73,26 @@ func Tenant(v any) (string, bool) {
 		return strconv.FormatUint(rv.Uint(), 10), true
 	}
 	return "", false
+}
+
+// Defaults of the modules' config, the same for every Echo major.
+const (
+	DefaultRoutePrefix = "/sse"
+	DefaultTenantKey   = "tenant_id"
+)
+
+// Serve serves the stream of one request through hub.Handler, for a
+// module: user is the module's UserID for the request, get its
+// context's Get, tenantKey the module's TenantKey.
+func Serve(hub *ssekit.Hub, w http.ResponseWriter, r *http.Request, requireAuth bool, user func() (string, error), get func(key string) any, tenantKey string) {
+	hub.Handler(ssekit.HandlerOptions{
+		Identify: func(*http.Request) (ssekit.Identity, error) {
+			id, err := user()
+			if err != nil {
+				return ssekit.Identity{}, err
+			}
+			return Identity(get, id, tenantKey)
+		},
+		RequireAuth: requireAuth,
+	}).ServeHTTP(w, r)
 }

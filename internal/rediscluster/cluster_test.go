@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ssekit/sse/internal/rediscluster"
+	"github.com/ssekit/sse/internal/ssetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,10 +27,7 @@ func startCluster(t *testing.T, opts rediscluster.Options) *rediscluster.Cluster
 	t.Helper()
 	for _, bin := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("SSEKIT_REQUIRE_SERVICES") == "1" {
-				t.Fatalf("no %s in PATH: %v", bin, err)
-			}
-			t.Skipf("SKIPPED, SERVICE MISSING: no %s in PATH (%v); install redis-server to run the Redis Cluster tests", bin, err)
+			ssetest.ServiceMissing(t, "no %s in PATH (%v); install redis-server to run the Redis Cluster tests", bin, err)
 		}
 	}
 	opts.Dir = t.TempDir()
@@ -43,24 +40,6 @@ func startCluster(t *testing.T, opts rediscluster.Options) *rediscluster.Cluster
 	}
 	t.Cleanup(func() { c.Stop() })
 	return c
-}
-
-// eventually calls f until it returns nil or patience runs out.
-func eventually(t *testing.T, what string, f func(ctx context.Context) error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	for {
-		err := f(ctx)
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func TestStartInvalidOptions(t *testing.T) {
@@ -173,7 +152,7 @@ func TestCluster(t *testing.T) {
 	// go-redis reloads its slot map on MOVED or ASK, or once a minute
 	// (ClusterStateReloadInterval), not when a node refuses connections:
 	// until told, it sends the slot's commands to the dead master.
-	eventually(t, "GET "+key+" after failover", func(ctx context.Context) error {
+	ssetest.EventuallyNil(t, "GET "+key+" after failover", func() error {
 		got, err := rdb.Get(ctx, key).Result()
 		if err != nil {
 			rdb.ReloadState(ctx)
@@ -184,7 +163,7 @@ func TestCluster(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "SET "+key+" after failover", func(ctx context.Context) error {
+	ssetest.EventuallyNil(t, "SET "+key+" after failover", func() error {
 		return rdb.Set(ctx, key, "after", 0).Err()
 	})
 	if got, err := rdb.Get(ctx, key).Result(); err != nil || got != "after" {
@@ -193,7 +172,7 @@ func TestCluster(t *testing.T) {
 	// The subscriber's connection died with its master: its next Receive
 	// fails, and go-redis subscribes again on the slot's master in the
 	// slot map. What is published in between reaches no one.
-	eventually(t, "sharded message after failover", func(ctx context.Context) error {
+	ssetest.EventuallyNil(t, "sharded message after failover", func() error {
 		if err := rdb.SPublish(ctx, channel, "again").Err(); err != nil {
 			return err
 		}
@@ -317,7 +296,7 @@ func TestPersist(t *testing.T) {
 	if err := c.WaitHealthy(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "GET kept after restart", func(ctx context.Context) error {
+	ssetest.EventuallyNil(t, "GET kept after restart", func() error {
 		got, err := rdb.Get(ctx, "kept").Result()
 		if err == nil && got != "yes" {
 			return fmt.Errorf("got %q, want %q", got, "yes")

@@ -5,6 +5,7 @@ package ssetest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,9 +18,10 @@ import (
 	"github.com/ssekit/sse/ssekit"
 )
 
-// Patience bounds every wait: a net for a hang on a loaded machine, never
-// a performance assertion.
-const Patience = 20 * time.Second
+// Patience bounds every wait of the tests: a net for a hang on a loaded
+// machine, never a performance assertion. It is long enough for the
+// tests that start Redis servers and ssehub processes.
+const Patience = 30 * time.Second
 
 // Conn is one client stream, read on its own goroutine, which ends when the
 // response body closes.
@@ -201,12 +203,28 @@ func (c *Conn) Events() <-chan sseclient.Event { return c.events }
 // Eventually polls cond until it holds, failing t after Patience.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v", what, Patience)
+	EventuallyNil(t, what, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
+		return errors.New("not true")
+	})
+}
+
+// EventuallyNil calls f until it returns nil, failing t with f's last
+// error after Patience.
+func EventuallyNil(t testing.TB, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(Patience)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v within %v", what, err, Patience)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -220,6 +220,31 @@ func writeCharts(dir string, d data) error {
 			func() (panel, bool) { return singlePanel(d, "idle10k", "10k idle connections", kib, fmtKiB, false) },
 			func() (panel, bool) { return singlePanel(d, "idle18k", "18k idle connections", kib, fmtKiB, false) },
 		}},
+		{"perf-targeted.svg", "Targeted: each event to one random user (deliveries/s: higher is better; CPU: lower)", []func() (panel, bool){
+			func() (panel, bool) {
+				return singlePanel(d, "tgt10k-sat", "Deliveries/s, 10k users, as fast as accepted", dps, fmtRate, false)
+			},
+			func() (panel, bool) {
+				return singlePanel(d, "tgt18k-sat", "Deliveries/s, 18k users, as fast as accepted", dps, fmtRate, false)
+			},
+			func() (panel, bool) {
+				return singlePanel(d, "inproc10k-sat", "Deliveries/s, 10k users, published in-process", dps, fmtRate, true)
+			},
+			func() (panel, bool) {
+				return singlePanel(d, "tgt10k-sat", "Server CPU per delivery, 10k users, as fast as accepted", cpu, fmtUs, false)
+			},
+			func() (panel, bool) {
+				return singlePanel(d, "tgt10k-10k", "Server CPU per delivery, 10k users × 10,000 events/s", cpu, fmtUs, false)
+			},
+		}},
+		{"perf-targeted-latency.svg", "Targeted: publish → receive latency (lower is better)", []func() (panel, bool){
+			func() (panel, bool) { return latencyPanel(d, "tgt10k-1k", "10k users, 1,000 events/s") },
+			func() (panel, bool) { return latencyPanel(d, "tgt10k-10k", "10k users, 10,000 events/s") },
+			func() (panel, bool) { return latencyPanel(d, "tgt18k-10k", "18k users, 10,000 events/s") },
+			func() (panel, bool) {
+				return latencyPanel(d, "inproc10k-100k", "10k users, 100,000 events/s in-process")
+			},
+		}},
 		{"perf-latency.svg", "Publish → receive latency (lower is better)", []func() (panel, bool){
 			func() (panel, bool) { return latencyPanel(d, "fan5", "10k connections × 5 events/s") },
 			func() (panel, bool) { return latencyPanel(d, "fan50", "10k connections × 50 events/s") },

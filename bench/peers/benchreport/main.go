@@ -36,9 +36,14 @@ type result struct {
 		Ended       int                `json:"ended_early"`
 		Latency     map[string]float64 `json:"latency"`
 	} `json:"connect"`
+	Params struct {
+		Mode string `json:"mode"`
+	} `json:"params"`
 	Publish struct {
-		Accepted int64   `json:"accepted"`
-		PerSec   float64 `json:"per_sec"`
+		Accepted  int64              `json:"accepted"`
+		Failed    int64              `json:"failed"`
+		PerSec    float64            `json:"per_sec"`
+		RoundTrip map[string]float64 `json:"round_trip"`
 	} `json:"publish"`
 	Delivery struct {
 		Expected int64              `json:"expected"`
@@ -46,6 +51,7 @@ type result struct {
 		Lost     int64              `json:"lost"`
 		LossPct  float64            `json:"loss_pct"`
 		Dups     int64              `json:"duplicates"`
+		Misdeliv int64              `json:"misdelivered"`
 		Reorders int64              `json:"reordered"`
 		PerSec   float64            `json:"per_sec"`
 		Latency  map[string]float64 `json:"latency"`

@@ -31,16 +31,26 @@ var (
 	colKiB         = metric("KiB/conn", "%.1f", func(r *result) float64 { return r.Server.KiBPerConn })
 	colPeak        = metric("peak RSS MiB", "%.0f", func(r *result) float64 { return r.Server.RSSPeakKiB / 1024 })
 	colConnP99     = metric("connect p99 ms", "%.0f", func(r *result) float64 { return r.Connect.Latency["p99_us"] / 1e3 })
+	colPubP50      = metric("publish p50 ms", "%.2f", func(r *result) float64 { return r.Publish.RoundTrip["p50_us"] / 1e3 })
+	colPubP99      = metric("publish p99 ms", "%.2f", func(r *result) float64 { return r.Publish.RoundTrip["p99_us"] / 1e3 })
 	colLoss        = column{"loss", func(runs []result) string {
 		s := fmt.Sprintf("%.3f %%", median(runs, func(r *result) float64 { return r.Delivery.LossPct }))
-		var dups, reorders, failed, ended int64
+		var dups, reorders, misdeliv, pubFailed, failed, ended int64
 		for _, r := range runs {
 			dups += r.Delivery.Dups
 			reorders += r.Delivery.Reorders
+			misdeliv += r.Delivery.Misdeliv
+			pubFailed += r.Publish.Failed
 			failed += int64(r.Connect.Failed)
 			ended += int64(r.Connect.Ended)
 		}
 		var notes []string
+		if misdeliv > 0 {
+			notes = append(notes, fmt.Sprintf("%d misdelivered", misdeliv))
+		}
+		if pubFailed > 0 {
+			notes = append(notes, fmt.Sprintf("%d publishes failed", pubFailed))
+		}
 		if dups > 0 {
 			notes = append(notes, fmt.Sprintf("%d dup", dups))
 		}
@@ -81,7 +91,24 @@ var scenarios = []scenario{
 	{"sat10k", "Saturation, 10,000 connections (publish as fast as accepted)", []column{colPubPerSec, colDelivPerSec, colP50, colP99, colLoss, colServerCPU, colPerWrite, colGenCPU}},
 	{"sat1k", "Saturation, 1,000 connections (publish as fast as accepted)", []column{colPubPerSec, colDelivPerSec, colP50, colP99, colLoss, colServerCPU, colPerWrite, colGenCPU}},
 	{"rate1k", "1,000 connections × 2,000 events/s", []column{colDelivPerSec, colP50, colP99, colLoss, colServerCPU, colPerWrite, colGenCPU}},
+	{"tgt2k-10k", "Targeted, 2,000 users × 1 stream, 10,000 events/s each to one random user", targetedCols},
+	{"tgt2k-sat", "Targeted, 2,000 users × 1 stream, as fast as accepted", targetedCols},
+	{"tgt10k-1k", "Targeted, 10,000 users × 1 stream, 1,000 events/s each to one random user", targetedCols},
+	{"tgt10k-10k", "Targeted, 10,000 users × 1 stream, 10,000 events/s", targetedCols},
+	{"tgt10k-sat", "Targeted, 10,000 users × 1 stream, as fast as accepted", targetedCols},
+	{"tgt18k-1k", "Targeted, 18,000 users × 1 stream, 1,000 events/s", targetedCols},
+	{"tgt18k-10k", "Targeted, 18,000 users × 1 stream, 10,000 events/s", targetedCols},
+	{"tgt18k-sat", "Targeted, 18,000 users × 1 stream, as fast as accepted", targetedCols},
+	{"inproc10k-100k", "Targeted in-process (the server publishes), 10,000 users, 100,000 events/s", inprocCols},
+	{"inproc10k-sat", "Targeted in-process (the server publishes), 10,000 users, as fast as accepted", inprocCols},
 }
+
+// targetedCols are a targeted scenario's columns: publish rate and round
+// trip, deliveries, latency, loss (misdeliveries in its note) and CPU.
+var targetedCols = []column{colPubPerSec, colPubP50, colPubP99, colDelivPerSec, colP50, colP99, colLoss, colServerCPU, colGenCPU}
+
+// inprocCols: the in-process publisher's "publish" is one SendToUser call.
+var inprocCols = []column{colPubPerSec, colDelivPerSec, colP50, colP99, colLoss, colServerCPU, colGenCPU}
 
 // writeTables writes one Markdown table per scenario, then the targets.
 func writeTables(w io.Writer, d data) {
@@ -170,6 +197,18 @@ func writeTargets(w io.Writer, d data) {
 			ref, name := best(d, key, kib, true)
 			row(key+": KiB/conn ≤ leanest peer's", v, ref, name, v/ref, v <= ref)
 		}
+	}
+	if v, ok := get("idle18k", kib); ok {
+		row("idle18k: KiB/conn ≤ 6", v, 6, "target", v/6, v <= 6)
+	}
+	for _, key := range []string{"tgt10k-sat", "tgt18k-sat"} {
+		if v, ok := get(key, dps); ok {
+			ref, name := best(d, key, dps, false)
+			row(key+": deliveries/s vs best peer", v, ref, name, v/ref, v >= ref)
+		}
+	}
+	if v, ok := get("inproc10k-sat", dps); ok {
+		row("inproc10k-sat: ≥ 1 M deliveries/s", v, 1e6, "target", v/1e6, v >= 1e6)
 	}
 	fmt.Fprintln(w)
 }

@@ -4,6 +4,9 @@
 //	GET  /stream?user=<id>   an event stream for that user
 //	POST /publish            body: the event's JSON data, broadcast to everyone
 //	POST /publish?user=<id>  the same, to that user's streams only
+//	POST /control/publish    the in-process publisher: publishes targeted
+//	                         events from inside this process, as ssebench's
+//	                         -publish-control plans them (control.go)
 //
 // Every event is published with type "bench". -impl picks the library:
 // ssekit, naive (a seed-style hub), r3labs, tmaxmax, alexandrevicenzi.
@@ -45,6 +48,10 @@ type params struct {
 	// writeDelay is ssekit's Config.WriteDelay: 0 its default, negative off.
 	writeDelay time.Duration
 	detach     bool // ssekit's Config.DetachStreams
+	// perUser is r3labs's targeted set-up: a connection subscribes to its
+	// user's stream instead of the shared one (an r3labs connection holds
+	// one stream, so it cannot have both).
+	perUser bool
 }
 
 var adapters = map[string]func(params) (adapter, error){
@@ -71,6 +78,7 @@ func run(args []string) error {
 	fs.DurationVar(&p.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval, where the library has one")
 	fs.DurationVar(&p.writeDelay, "write-delay", 0, "ssekit's WriteDelay: 0 for its default, negative to wake every stream per event")
 	fs.BoolVar(&p.detach, "detach", false, "ssekit's DetachStreams: serve HTTP/1.x streams off net/http")
+	fs.BoolVar(&p.perUser, "per-user-streams", false, "r3labs: each connection subscribes to its user's stream, not the shared \"all\" (targeted runs; broadcast then answers 501)")
 	overflow := fs.String("overflow", "disconnect", "ssekit's overflow policy: disconnect (its default) or drop")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	lifetime := fs.Duration("lifetime", 15*time.Minute, "exit after this long, whatever happens")
@@ -113,6 +121,7 @@ func run(args []string) error {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	})
+	mux.HandleFunc("POST /control/publish", controlHandler(a))
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	// Streams never end by themselves: end them before Shutdown waits.
 	srv.RegisterOnShutdown(a.close)

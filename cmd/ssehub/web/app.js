@@ -1,12 +1,10 @@
-// ssehub demo page: a real EventSource against this hub, plus a publish
-// form. Plain JavaScript so that the binary serves it with no build step.
-"use strict";
+// ssehub demo page: the hub's browser client, @ssekit/client, against
+// this hub, plus a publish form. ssekit-client.js is the client's build
+// (js/dist/index.js), copied here so that the binary serves the page with
+// no build step; the page itself is plain JavaScript.
+import { connect } from "./ssekit-client.js";
 
 const $ = (sel) => document.querySelector(sel);
-
-// Event types listened to from the start; a type published from the form
-// is added, since EventSource has no catch-all for named events.
-const KNOWN_TYPES = ["connected", "heartbeat", "resync", "session_ended", "notification", "badge_update", "new_item", "message"];
 
 const SAMPLE_DATA = {
   notification: { type: "follow", title: "New follower!", message: "Ada Lovelace started following you." },
@@ -18,32 +16,42 @@ const SAMPLE_DATA = {
 
 const state = {
   cfg: null,
-  es: null,
+  client: null, // the stream's client; a new one for each user, token pasted or set of topics
   user: "",
   tenant: "",
   topics: new Set(), // the topics joined, asked for with ?topic= on every (re)open
-  token: "",       // pasted token (debugger mode)
+  token: "", // the token the stream opens with: minted (dev mode) or pasted
+  expiresAt: 0, // when a minted token expires (ms)
   // ttl is the lifetime the page asks of dev tokens: its own ?ttl=, a
   // dev-only knob (e.g. /?ttl=5s) to watch tokens expire; "" for the hub's.
   ttl: new URLSearchParams(location.search).get("ttl") || "",
-  refreshing: false, // a new token was fetched and its stream has not opened yet
-  openNote: "",    // said once the current EventSource opens
+  openNote: "", // said once the stream is live again
   publishKey: "",
   clientId: "",
-  lastId: "",
-  types: new Set(KNOWN_TYPES), // every type to listen to
-  listened: new Set(),         // the types the current EventSource listens to
-  opened: false,   // whether the current EventSource ever opened
-  recoverDelay: 1000,
-  recoverTimer: 0,
   count: 0,
 };
 
-// ---- connection state ------------------------------------------------
+// ---- connection ----------------------------------------------------------
 
-function setState(name, text) {
+// The pill's data-state and text for each of the client's states.
+const PILL = {
+  connecting: ["connecting", "Connecting"],
+  live: ["open", "Live"],
+  retrying: ["reconnecting", "Reconnecting"],
+  closed: ["closed", "Closed"],
+};
+
+// What the Stream fact says of this tab's part in it.
+const ROLE = {
+  leader: "this tab holds it, for all tabs",
+  follower: "another tab holds it",
+  solo: "this tab's own",
+};
+
+function setState(name, text, title) {
   const pill = $("#state");
   pill.dataset.state = name;
+  pill.title = title || "";
   $("#state-text").textContent = text;
 }
 
@@ -52,108 +60,92 @@ function setFact(id, value) {
   $(id).title = value || "";
 }
 
-// connect opens a new EventSource. withCredentials sends the sse_token
-// cookie (dev mode); a pasted token goes in ?access_token=, since an
-// EventSource cannot set headers. resumeFrom resumes a new EventSource
-// where the last one stopped (its own reconnects send Last-Event-ID); the
-// topics joined since start where they are now.
-function connect(resumeFrom) {
-  if (state.es) state.es.close();
-  clearTimeout(state.recoverTimer);
-  const params = new URLSearchParams();
-  if (!state.cfg.dev) params.set("access_token", state.token);
-  if (resumeFrom) params.set("lastEventId", resumeFrom);
-  for (const topic of state.topics) params.append("topic", topic);
-  const qs = params.toString();
-  const url = state.cfg.prefix + "/stream" + (qs ? "?" + qs : "");
-  const es = new EventSource(url, { withCredentials: true });
-  state.es = es;
-  state.opened = false;
-  state.listened = new Set();
+// open starts a new client for the stream, from resumeFrom (the last id
+// of the one before, when the page changes topics or pastes a new token
+// for the same user; "" for a fresh stream). The client shares one stream
+// among this page's tabs with the same user and topics, gets a new token
+// when the hub says the token expired and resumes where it was, and
+// reconnects with backoff; the page only shows what happens.
+function open(resumeFrom) {
+  if (state.client) state.client.close();
+  const client = connect({
+    url: state.cfg.prefix + "/stream",
+    topics: [...state.topics],
+    scope: state.user,
+    lastEventId: resumeFrom || "",
+    getToken,
+    on: { "*": (ev) => client === state.client && onEvent(client, ev) },
+    onState: (info) => client === state.client && onState(client, info),
+  });
+  state.client = client;
   setState("connecting", "Connecting");
-  es.onopen = () => {
-    state.opened = true;
-    state.refreshing = false;
-    state.recoverDelay = 1000;
-    setState("open", "Live");
+}
+
+// getToken is the client's: it gives the token to open the stream with,
+// and is asked again, with the reason, when the hub ends a stream whose
+// token expired (session_ended) or refuses one (401). In dev mode the
+// page mints a new one; a pasted token it cannot renew: it says so and
+// closes, and Connect with a new token resumes from the last event.
+async function getToken(reason) {
+  if (state.cfg.dev) {
+    // A tab that takes the stream over from another may hold a token
+    // that expired meanwhile: mint one rather than be refused.
+    if (reason || Date.now() >= state.expiresAt) {
+      if (reason && reason.code !== "credentials_expired") systemEntry("Stream refused (" + describe(reason) + "): getting a new token and resuming…");
+      await mintToken(state.user);
+      state.openNote = "Token refreshed, resumed";
+    }
+    return state.token;
+  }
+  if (!reason) return state.token;
+  if (reason.code === "credentials_expired") {
+    systemEntry("The token expired: paste a new one, and Connect resumes from the last event.");
+  } else {
+    systemEntry("Stream refused (" + describe(reason) + "). Paste a new token.");
+  }
+  state.client.close(reason);
+  return null;
+}
+
+function describe(reason) {
+  return [reason.status, reason.code].filter(Boolean).join(" ") + (reason.message ? ": " + reason.message : "");
+}
+
+function onState(client, { state: now, reason, role }) {
+  setFact("#fact-stream", ROLE[role]);
+  const [pill, text] = PILL[now];
+  if (now === "live") {
+    setState(pill, text);
     if (state.openNote) systemEntry(state.openNote);
     state.openNote = "";
-  };
-  es.onerror = () => {
-    if (es !== state.es) return;
-    if (es.readyState === EventSource.CONNECTING) {
-      // The browser reconnects by itself, with Last-Event-ID.
-      setState("reconnecting", "Reconnecting");
-      return;
-    }
-    // CLOSED: the hub refused the stream for good.
-    setState("closed", "Closed");
-    onRefused(es, url);
-  };
-  state.types.forEach(listen);
-}
-
-// onRefused says why the hub refused es, the stream at url, and recovers. An
-// EventSource that gets any status but 200 fires a bare error and never
-// retries, so the page asks the same URL again with fetch, which can read
-// the status and the JSON body: 400 or 403 for topics it may not follow
-// (the reason is shown, those topics left, and the stream reopened with
-// the rest), 401 credentials_expired for a token that was good and has
-// expired (a new one, and the stream resumes: see onSessionEnded), 401
-// unauthorized for a token the hub refuses (e.g. a dev hub restarted
-// with a new secret, or a bad pasted token).
-async function onRefused(es, url) {
-  const { status, body } = await refusal(url);
-  if (es !== state.es) return; // the page has opened another meanwhile
-  if (status === 401 && body.error === "credentials_expired") {
-    if (!state.cfg.dev) {
-      systemEntry("The token expired: paste a new one, and Connect resumes from the last event.");
-      return;
-    }
-    // A token just fetched that is refused as expired already would be
-    // fetched again at once, for ever: back off instead.
-    if (state.refreshing) scheduleRecover();
-    else refresh(state.lastId);
     return;
   }
-  if (status === 400 || status === 403) {
-    const msg = body.message || "the hub answered " + status;
-    showTopicError(msg);
-    systemEntry("Stream refused (" + status + "): " + msg);
-    // The body names the refused topics; too many names none: leave the
-    // last one joined.
-    const refused = body.topics && body.topics.length ? body.topics : [...state.topics].slice(-1);
-    const left = refused.filter((t) => state.topics.delete(t));
-    renderTopics();
-    if (left.includes($("#to-topic").value)) $("#to-topic").value = [...state.topics].pop() || "";
-    // A refusal for topics the page did not join (the token's own) would
-    // come back at every reopen: stay closed.
-    if (left.length > 0) connect(state.lastId);
+  if (now !== "closed") {
+    setState(pill, now === "retrying" && reason.code === "credentials_expired" ? "Refreshing token" : text, reason && describe(reason));
     return;
   }
-  if (state.cfg.dev) {
-    systemEntry("Stream refused; getting a new token and resuming…");
-    scheduleRecover();
-  } else {
-    systemEntry("Stream refused (" + (status || "no answer") + "): " + (body.message || "the token is invalid or expired") + ". Paste a new one.");
-  }
+  const code = reason && reason.code;
+  setState(pill, code === "credentials_expired" ? "Token expired" : code === "session_revoked" ? "Session revoked" : text, reason && describe(reason));
+  if (code === "session_revoked") systemEntry("Session revoked: sign in again.");
+  if (reason && (reason.status === 400 || reason.status === 403)) onTopicRefused(client, reason);
 }
 
-// refusal fetches a stream URL as the EventSource did and returns the
-// status and JSON body of the refusal; status 0 when the hub does not
-// answer. An answer that is a stream after all is cut at once.
-async function refusal(url) {
-  const ctl = new AbortController();
-  try {
-    const res = await fetch(url, { credentials: "include", cache: "no-store", signal: ctl.signal });
-    if (!(res.headers.get("Content-Type") || "").startsWith("application/json")) {
-      ctl.abort();
-      return { status: res.status, body: {} };
-    }
-    return { status: res.status, body: await res.json() };
-  } catch (_) {
-    return { status: 0, body: {} };
-  }
+// onTopicRefused shows why the hub refused the stream's topics (400 or
+// 403, with the reason and the topics in its JSON), leaves them, and
+// reopens with the rest from where the stream was.
+function onTopicRefused(client, reason) {
+  const msg = reason.message || "the hub answered " + reason.status;
+  showTopicError(msg);
+  systemEntry("Stream refused (" + reason.status + "): " + msg);
+  // The answer names the refused topics; too many names none: leave the
+  // last one joined.
+  const refused = reason.topics && reason.topics.length ? reason.topics : [...state.topics].slice(-1);
+  const left = refused.filter((t) => state.topics.delete(t));
+  renderTopics();
+  if (left.includes($("#to-topic").value)) $("#to-topic").value = [...state.topics].pop() || "";
+  // A refusal for topics the page did not join (the token's own) would
+  // come back at every reopen: stay closed.
+  if (left.length > 0) open(client.lastEventId);
 }
 
 // ---- topics ------------------------------------------------------------
@@ -171,13 +163,13 @@ function join(ev) {
   state.topics.add(topic);
   renderTopics();
   systemEntry("Joining topic " + topic + ": reopening the stream");
-  if (state.es) connect(state.lastId);
+  if (state.client) open(state.client.lastEventId);
 }
 
 function leave(topic) {
   state.topics.delete(topic);
   renderTopics();
-  if (state.es) connect(state.lastId);
+  if (state.client) open(state.client.lastEventId);
 }
 
 function renderTopics() {
@@ -219,90 +211,12 @@ function showGrants(tenant, topics, allowed) {
 }
 
 // listen adds a listener for one event type on the current EventSource.
-function listen(type) {
-  state.types.add(type);
-  if (!state.es || state.listened.has(type)) return;
-  state.listened.add(type);
-  state.es.addEventListener(type, (ev) => onEvent(type, ev));
-}
-
-// onSessionEnded handles the hub's last event on es, session_ended: the
-// token of the stream expired (or its session was revoked), and data says
-// why and where the stream stands. Left open, the EventSource would
-// reconnect by itself with the same token and be refused for good; so it
-// is closed, and in dev mode the page gets a new token and opens a new
-// EventSource from data.last_event_id (and its topics), missing nothing
-// and getting nothing twice. A pasted token the page cannot renew: it asks
-// for a new one, and Connect resumes from there (see start). A revoked
-// session stays closed: its user has to sign in again.
-function onSessionEnded(es, data) {
-  if (es !== state.es) return;
-  es.close();
-  state.es = null;
-  const from = (data && data.last_event_id) || state.lastId;
-  state.lastId = from;
-  setFact("#fact-last", from);
-  const reason = (data && data.reason) || "ended";
-  if (reason === "expired" && state.cfg.dev) {
-    setState("reconnecting", "Refreshing token");
-    refresh(from);
-    return;
-  }
-  setState("closed", reason === "expired" ? "Token expired" : "Session " + reason);
-  if (reason === "expired") {
-    systemEntry("The token expired: paste a new one, and Connect resumes from the last event.");
-  } else {
-    systemEntry("Session " + reason + ": sign in again.");
-  }
-}
-
-// refresh gets a new token (dev mode) and opens a new EventSource from
-// resumeFrom, saying so once it is open; while no token can be had it
-// backs off as scheduleRecover does. Anything that opened another stream
-// meanwhile (a user switch) wins.
-async function refresh(resumeFrom) {
-  clearTimeout(state.recoverTimer);
-  const current = state.es;
-  state.refreshing = true;
-  try {
-    await mintToken(state.user);
-  } catch (err) {
-    systemEntry("Could not get a new token: " + err.message);
-    scheduleRecover();
-    return;
-  }
-  if (state.es !== current) return;
-  state.openNote = "Token refreshed, resumed";
-  connect(resumeFrom);
-}
-
-// scheduleRecover gets a new token (dev mode) and opens a new EventSource
-// from the last id, backing off while it keeps failing.
-function scheduleRecover() {
-  clearTimeout(state.recoverTimer);
-  const delay = state.recoverDelay;
-  state.recoverDelay = Math.min(state.recoverDelay * 2, 30000);
-  state.recoverTimer = setTimeout(async () => {
-    try {
-      await mintToken(state.user);
-      connect(state.lastId);
-    } catch (err) {
-      systemEntry("Could not get a token: " + err.message);
-      scheduleRecover();
-    }
-  }, delay);
-}
-
 // ---- events ------------------------------------------------------------
 
-function onEvent(type, ev) {
-  if (ev.lastEventId) {
-    state.lastId = ev.lastEventId;
-    setFact("#fact-last", state.lastId);
-  }
-  let data = ev.data;
-  try { data = JSON.parse(ev.data); } catch (_) { /* shown as text */ }
-  switch (type) {
+function onEvent(client, ev) {
+  setFact("#fact-last", client.lastEventId);
+  const data = ev.data;
+  switch (ev.type) {
     case "connected":
       state.clientId = data && data.client_id;
       setFact("#fact-client", state.clientId);
@@ -314,8 +228,7 @@ function onEvent(type, ev) {
       setBadge(data && data.count);
       break;
   }
-  addEntry(type, ev.lastEventId, data);
-  if (type === "session_ended") onSessionEnded(ev.target, data);
+  addEntry(ev.type, ev.id, data);
 }
 
 function addEntry(type, id, data) {
@@ -385,8 +298,7 @@ function setBadge(count) {
 // ---- tokens --------------------------------------------------------------
 
 // mintToken asks a dev-mode hub for a token for user ("" for a new user),
-// of the lifetime state.ttl if set; the hub sets it as the sse_token
-// cookie.
+// of the lifetime state.ttl if set.
 async function mintToken(user) {
   const query = state.ttl ? "?ttl=" + encodeURIComponent(state.ttl) : "";
   const res = await fetch("/demo/token" + query, {
@@ -397,6 +309,8 @@ async function mintToken(user) {
   const body = await res.json();
   if (!res.ok) throw new Error(body.message || res.statusText);
   state.user = body.user;
+  state.token = body.token;
+  state.expiresAt = Date.parse(body.expires_at) || 0;
   state.publishKey = body.publish_key;
   $("#user").value = body.user;
   setFact("#fact-user", body.user);
@@ -404,8 +318,6 @@ async function mintToken(user) {
   try { localStorage.setItem("ssehub.demo.user", body.user); } catch (_) { /* private mode */ }
 }
 
-// jwtClaims reads the claims of a token without verifying them: only to
-// show whom the page subscribes as; the hub verifies.
 function jwtClaims(token) {
   try {
     const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
@@ -460,7 +372,6 @@ async function publish(ev) {
   if (to === "topic") body.topics = [$("#to-topic").value.trim()];
   const key = state.cfg.dev ? state.publishKey : $("#key").value.trim();
   if (!key) return fail("A publish key is needed to publish.");
-  listen(type);
   $("#publish-btn").disabled = true;
   try {
     const res = await fetch(state.cfg.prefix + "/publish", {
@@ -522,13 +433,12 @@ async function start() {
       // A stored user the hub refuses: start as a new one.
       await mintToken("");
     }
-    connect("");
+    open("");
     $("#reconnect").addEventListener("click", async () => {
       try {
         await mintToken($("#user").value.trim());
-        state.lastId = "";
         setFact("#fact-last", "");
-        connect("");
+        open("");
       } catch (err) {
         systemEntry("Could not switch user: " + err.message);
       }
@@ -544,12 +454,11 @@ async function start() {
       const claims = jwtClaims(state.token);
       // A new token for the same user (the last one expired) resumes
       // where the stream was; another user's starts afresh.
-      const from = claims.sub && claims.sub === state.user ? state.lastId : "";
+      const from = claims.sub && claims.sub === state.user && state.client ? state.client.lastEventId : "";
       state.user = claims.sub || "";
       setFact("#fact-user", state.user);
       showGrants(claims[state.cfg.tenant_claim], claims.topics, claims.allowed_topics);
-      state.lastId = from;
-      connect(from);
+      open(from);
     });
   }
 }

@@ -2,8 +2,11 @@ package ssekit
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Reasons a stream ends, as counted in Stats.Disconnects.
@@ -17,12 +20,12 @@ const (
 	ReasonBroker     = "broker"      // the broker could not replay its history
 )
 
-// entry is one event as every recipient queues it: its frame without the
-// id line (each connection writes its own position there) and its
-// positions, by which a stream updates its own and the catch-up after a
-// replay drops what the replay already wrote. Every recipient queues a
-// pointer to the same entry: a queue slot is one word.
-type entry struct {
+// queuedEvent is one event as every recipient queues it: its frame
+// without the id line (each connection writes its own position there) and
+// its positions, by which a stream updates its own and the catch-up after
+// a replay drops what the replay already wrote. Every recipient queues a
+// pointer to the same queuedEvent: a queue slot is one word.
+type queuedEvent struct {
 	msg   *Message // Channels and Positions; nil for a client-only event
 	frame []byte
 	// resync marks a broker's announcement that the history of msg's
@@ -32,29 +35,48 @@ type entry struct {
 	resync bool
 }
 
-// positionIn returns the entry's position in channel, or "".
-func (e *entry) positionIn(channel string) string {
+// newQueuedEvent frames m once for all its recipients. A resync's frame is
+// written per connection (it names the connection's own channels).
+func newQueuedEvent(m *Message) *queuedEvent {
+	e := &queuedEvent{resync: m.Type == TypeResync}
+	if len(m.Positions) > 0 {
+		e.msg = m
+	}
+	if !e.resync {
+		e.frame = appendFrame(make([]byte, 0, frameSize("", m.Type, m.Data)), "", m.Type, m.Data)
+	}
+	return e
+}
+
+// positionIn returns the event's position in channel, or "".
+func (e *queuedEvent) positionIn(channel string) string {
 	if e.msg == nil {
 		return ""
 	}
 	return e.msg.positionIn(channel)
 }
 
-// client is one registered stream. The hub enqueues into it from the
+// follower is one registered stream. The hub enqueues into it from the
 // broker's delivery; the stream's writer drains it (see stream.go for who
 // that is). Nothing here touches the socket, except abort.
-type client struct {
+type follower struct {
 	// The fields every delivery touches come first, so that an enqueue,
 	// one per recipient of a broadcast to thousands, reads two cache lines
-	// of the client rather than three.
+	// of the follower rather than three.
 
 	mu    sync.Mutex
-	queue []*entry
-	// woken says a wake-up is owed or on its way: set by the enqueue that
-	// finds it clear, which then has the client woken, and cleared when
-	// the stream takes the queue. Until then, further enqueues only append.
-	woken      bool
-	catchingUp bool // replay in progress: overflow means "replay again", not "disconnect"
+	queue []*queuedEvent
+	// wakePending says a wake-up is owed or on its way: set by the
+	// enqueue that finds it clear, which then has the follower woken, and
+	// cleared when the stream takes the queue. Until then, further
+	// enqueues only append.
+	wakePending bool
+	// lastTake is when the stream last took its queue (monotonic), which
+	// tells a busy stream from a quiet one (see enqueue) and when a busy
+	// one is due (waker.round); atomic, as the waker reads it unlocked.
+	lastTake   atomic.Int64
+	prevTake   int64 // the take before lastTake (see enqueue)
+	catchingUp bool  // replay in progress: overflow means "replay again", not "disconnect"
 	overflowed bool
 	ticked     bool   // the stream's heartbeat and rotation timer fired
 	recheck    bool   // RecheckSessions asked for a CheckSession
@@ -67,11 +89,21 @@ type client struct {
 	// catch-up ended. nil when no channel has one.
 	floors []string
 
-	// wake tells the stream's goroutine to look at the client: events are
+	// wake tells the stream's goroutine to look at the follower: events are
 	// queued, the hub ended the stream, or its timer fired. Capacity 1. One
 	// channel for all three, so that an idle stream parks on a two-case
-	// select (this and its request's context), the least it can hold.
-	wake chan struct{}
+	// select (this and its request's context), the least it can hold. Made
+	// when the goroutine is about to wait on it (parkChannel), so that a
+	// stream served by wake-ups has none.
+	wake atomic.Pointer[chan struct{}]
+	// steps, once set, is woken instead: a detached stream served by
+	// wake-ups (eventStream) has no goroutine to wake while it idles, and
+	// each wake-up runs a step of it. Set once its opening is written,
+	// never unset.
+	//
+	// Until one of the two is set, a wake-up reaches nobody; the stream
+	// asks owed once it has set it, which covers them.
+	steps atomic.Pointer[eventStream]
 	// abort cuts a write that is blocked on the socket short, so that a
 	// stream the hub ends is not held by a peer that stopped reading.
 	abort func()
@@ -80,16 +112,16 @@ type client struct {
 	user string // "" for an anonymous connection
 	// channels are the channels the stream follows, BroadcastChannel
 	// first, and tags their letters in its event ids; set before the
-	// client is registered, never changed.
+	// follower is registered, never changed.
 	channels []string
 	tags     []string
 	slot     int // index in registry.all, guarded by the registry lock
 }
 
-// newClient returns the client of a stream of user ("" for none) that
+// newFollower returns the follower of a stream of user ("" for none) that
 // follows the broadcast channel, the user's and extra. It fails when two
 // of the channels would share a tag in the stream's ids.
-func newClient(id, user string, extra []string, limit int, abort func()) (*client, error) {
+func newFollower(id, user string, extra []string, limit int, abort func()) (*follower, error) {
 	n := 1 + len(extra)
 	if user != "" {
 		n++
@@ -111,7 +143,7 @@ func newClient(id, user string, extra []string, limit int, abort func()) (*clien
 			return nil, fmt.Errorf("sse: channels %q and %q cannot be followed together", channels[slices.Index(tags[:k], tags[k])], ch)
 		}
 	}
-	return &client{
+	c := &follower{
 		id:         id,
 		user:       user,
 		channels:   channels,
@@ -119,15 +151,17 @@ func newClient(id, user string, extra []string, limit int, abort func()) (*clien
 		abort:      abort,
 		limit:      limit,
 		catchingUp: true,
-		wake:       make(chan struct{}, 1),
-	}, nil
+	}
+	c.lastTake.Store(math.MinInt64) // quiet: it never wrote
+	c.prevTake = math.MinInt64
+	return c, nil
 }
 
-// catchUpLimit is how many live events a client may queue while its replay
+// catchUpLimit is how many live events a follower may queue while its replay
 // runs, before the replay has to start over from where it got to.
 const catchUpLimit = 256
 
-// enqueueResult is what became of one frame offered to a client.
+// enqueueResult is what became of one frame offered to a follower.
 type enqueueResult int
 
 const (
@@ -138,17 +172,10 @@ const (
 )
 
 // channelIndex returns the index of ch in c.channels, or -1.
-func (c *client) channelIndex(ch string) int {
-	for k, x := range c.channels {
-		if x == ch {
-			return k
-		}
-	}
-	return -1
-}
+func (c *follower) channelIndex(ch string) int { return slices.Index(c.channels, ch) }
 
 // followsAny reports whether c follows one of sorted.
-func (c *client) followsAny(sorted []string) bool {
+func (c *follower) followsAny(sorted []string) bool {
 	for _, ch := range c.channels {
 		if _, ok := slices.BinarySearch(sorted, ch); ok {
 			return true
@@ -161,8 +188,11 @@ func (c *client) followsAny(sorted []string) bool {
 // (k -1 and pos "" for an event addressed to c by id), without ever
 // blocking the publisher. When it queues e to a stream that is owed no
 // wake-up yet, wake is true: the caller must see that the stream is woken,
-// now (signal) or in the next round of its hub's waker.
-func (c *client) enqueue(e *entry, k int, pos string, policy OverflowPolicy) (_ enqueueResult, wake bool) {
+// now (signal) or in the next round of its hub's waker. A quiet stream
+// (not busy, for busySince = now - WriteDelay and delay = WriteDelay) is
+// woken at once, and wake is false. A busy one waits for the round, and
+// gathers what else arrives until then into the same write.
+func (c *follower) enqueue(e *queuedEvent, k int, pos string, policy OverflowPolicy, busySince, delay int64) (_ enqueueResult, wake bool) {
 	c.mu.Lock()
 	floor := ""
 	if k >= 0 && c.floors != nil && !e.resync {
@@ -198,42 +228,89 @@ func (c *client) enqueue(e *entry, k int, pos string, policy OverflowPolicy) (_ 
 		c.floors[k] = ""
 	}
 	c.queue = append(c.queue, e)
-	wake = !c.woken
-	c.woken = true
+	wake = !c.wakePending
+	c.wakePending = true
 	// Half full: wake it now rather than in the next round, so that
 	// overflow means the client cannot keep up, not that the hub held
-	// its events back.
-	urgent := len(c.queue) > c.limit/2
+	// its events back. Quiet: nothing would gather, so the round could
+	// only add its delay.
+	urgent := len(c.queue) > c.limit/2 || (wake && !c.busy(busySince, delay))
 	c.mu.Unlock()
 	if urgent {
 		c.signal()
+		return queued, false
 	}
 	return queued, wake
 }
 
-// signal wakes the stream's goroutine; it never blocks.
-func (c *client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// signal wakes the stream's goroutine, or runs a step of a stream that
+// has none; it never blocks.
+func (c *follower) signal() {
+	if es := c.steps.Load(); es != nil {
+		es.wake()
+		return
 	}
+	if wake := c.wake.Load(); wake != nil {
+		select {
+		case *wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// parkChannel gives c the channel its stream's goroutine waits on for
+// wake-ups, and returns it, holding a wake-up already if one was owed
+// (owed) while there was none.
+func (c *follower) parkChannel() <-chan struct{} {
+	wake := make(chan struct{}, 1)
+	c.wake.Store(&wake)
+	if c.owed() {
+		wake <- struct{}{}
+	}
+	return wake
+}
+
+// owed reports whether the stream has something to do that a wake-up
+// announced: queued events, its timer, a recheck, its end. A stream asks
+// after it set wake or steps, so that a wake-up before that, which
+// reached nobody, is not lost: every signal follows a change made under
+// c.mu, so either owed sees the change, or that signal sees what the
+// stream set. It does not take the queue: that would mark a stream that
+// just opened busy (lastTake), and its first event would wait for the
+// waker's round.
+func (c *follower) owed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wakePending || c.ticked || c.recheck || c.reason != ""
+}
+
+// busy reports whether the stream writes often enough for its events to
+// gather: it wrote since busySince, and once more within delay before
+// that. A stream that wrote once a moment ago but is not getting events
+// at that pace — one event to one user now and then — is quiet: waiting
+// would gather nothing and only add the delay. Its caller holds c.mu.
+func (c *follower) busy(busySince, delay int64) bool {
+	return c.lastTake.Load() >= busySince && c.prevTake >= busySince-delay
 }
 
 // take swaps the queue out, handing the caller its entries; spare is an
 // emptied earlier result to reuse as the next queue. It also returns why
 // the hub ended the stream ("" if it did not) and whether the stream's
-// timer fired since the last take.
-func (c *client) take(spare []*entry) (q []*entry, reason string, ticked bool) {
+// timer fired since the last take. now (monotonic) marks the stream busy
+// for the next WriteDelay: see enqueue.
+func (c *follower) take(spare []*queuedEvent, now int64) (q []*queuedEvent, reason string, ticked bool) {
 	c.mu.Lock()
 	q, reason, ticked = c.queue, c.reason, c.ticked
 	c.queue = spare[:0]
-	c.woken, c.ticked = false, false
+	c.wakePending, c.ticked = false, false
+	c.prevTake = c.lastTake.Load()
+	c.lastTake.Store(now)
 	c.mu.Unlock()
 	return q, reason, ticked
 }
 
 // requestCheck asks the stream to run Config.CheckSession now.
-func (c *client) requestCheck() {
+func (c *follower) requestCheck() {
 	c.mu.Lock()
 	c.recheck, c.ticked = true, true
 	c.mu.Unlock()
@@ -241,7 +318,7 @@ func (c *client) requestCheck() {
 }
 
 // takeRecheck reports, once, whether a check was asked for.
-func (c *client) takeRecheck() bool {
+func (c *follower) takeRecheck() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.recheck
@@ -251,7 +328,7 @@ func (c *client) takeRecheck() bool {
 
 // tick is the stream's timer: it wakes the stream to send a heartbeat or
 // to end at its maximum age.
-func (c *client) tick() {
+func (c *follower) tick() {
 	c.mu.Lock()
 	c.ticked = true
 	c.mu.Unlock()
@@ -261,8 +338,8 @@ func (c *client) tick() {
 // endCatchUp finishes a replay that wrote, in each channel k, everything
 // up to last[k]: it returns false if live events overflowed meanwhile
 // (replay again from last), and otherwise drops the queued events the
-// replay already covered and switches the client to live delivery.
-func (c *client) endCatchUp(last []string) bool {
+// replay already covered and switches the follower to live delivery.
+func (c *follower) endCatchUp(last []string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.overflowed {
@@ -284,7 +361,7 @@ func (c *client) endCatchUp(last []string) bool {
 
 // covered reports whether a replay that reached last wrote e: e is in one
 // of c's channels at or before where the replay got to.
-func (c *client) covered(e *entry, last []string) bool {
+func (c *follower) covered(e *queuedEvent, last []string) bool {
 	for k, ch := range c.channels {
 		if p := e.positionIn(ch); p != "" && CompareIDs(p, last[k]) <= 0 {
 			return true
@@ -295,13 +372,13 @@ func (c *client) covered(e *entry, last []string) bool {
 
 // end closes the stream for reason; the first reason wins. It reports
 // whether this call ended it.
-func (c *client) end(reason string) bool {
+func (c *follower) end(reason string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.endLocked(reason)
 }
 
-func (c *client) endLocked(reason string) bool {
+func (c *follower) endLocked(reason string) bool {
 	if c.reason != "" {
 		return false
 	}
@@ -315,8 +392,14 @@ func (c *client) endLocked(reason string) bool {
 }
 
 // endReason returns why the hub ended the stream, or "".
-func (c *client) endReason() string {
+func (c *follower) endReason() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reason
 }
+
+// clockStart anchors monotonic.
+var clockStart = time.Now()
+
+// monotonic is a reading of the monotonic clock, in nanoseconds.
+func monotonic() int64 { return int64(time.Since(clockStart)) }
