@@ -75,7 +75,8 @@ type follower struct {
 	// tells a busy stream from a quiet one (see enqueue) and when a busy
 	// one is due (waker.round); atomic, as the waker reads it unlocked.
 	lastTake   atomic.Int64
-	prevTake   int64 // the take before lastTake (see enqueue)
+	prevTake   int64 // the take before lastTake (see busy)
+	lastBatch  int   // how many events the last take took (see busy)
 	catchingUp bool  // replay in progress: overflow means "replay again", not "disconnect"
 	overflowed bool
 	ticked     bool   // the stream's heartbeat and rotation timer fired
@@ -284,13 +285,15 @@ func (c *follower) owed() bool {
 	return c.wakePending || c.ticked || c.recheck || c.reason != ""
 }
 
-// busy reports whether the stream writes often enough for its events to
-// gather: it wrote since busySince, and once more within delay before
-// that. A stream that wrote once a moment ago but is not getting events
-// at that pace — one event to one user now and then — is quiet: waiting
-// would gather nothing and only add the delay. Its caller holds c.mu.
+// busy reports whether the stream gets events faster than it writes, so
+// that they gather: its last write carried more than one event (under
+// load, when writes lag, however long ago), or it wrote since busySince
+// and once more within delay before that. A stream that wrote one event a
+// moment ago but is not getting events at that pace — one event to one
+// user now and then — is quiet: waiting would gather nothing and only add
+// the delay. Its caller holds c.mu.
 func (c *follower) busy(busySince, delay int64) bool {
-	return c.lastTake.Load() >= busySince && c.prevTake >= busySince-delay
+	return c.lastBatch > 1 || (c.lastTake.Load() >= busySince && c.prevTake >= busySince-delay)
 }
 
 // take swaps the queue out, handing the caller its entries; spare is an
@@ -305,6 +308,7 @@ func (c *follower) take(spare []*queuedEvent, now int64) (q []*queuedEvent, reas
 	c.wakePending, c.ticked = false, false
 	c.prevTake = c.lastTake.Load()
 	c.lastTake.Store(now)
+	c.lastBatch = len(q)
 	c.mu.Unlock()
 	return q, reason, ticked
 }

@@ -96,8 +96,8 @@ func (w *waker) add(cs []*follower) {
 // for as long as streams are scheduled. Only busy streams are scheduled
 // (a quiet one is woken by its enqueue), and a round wakes those whose
 // last write is delay old: each busy stream writes at most once per delay,
-// gathering what arrived meanwhile, and an event waits at most delay (and
-// a tick), less when its stream wrote a while ago.
+// gathering what arrived meanwhile, and an event waits at most delay and
+// a tick, less when its stream wrote a while ago.
 func (w *waker) run(stop <-chan struct{}) {
 	defer close(w.done)
 	tick := max(w.delay/4, time.Millisecond)
@@ -124,14 +124,15 @@ func (w *waker) run(stop <-chan struct{}) {
 }
 
 // round wakes every scheduled follower whose last write (lastTake) is
-// delay old, or will be within half a tick, and keeps the others for a
-// later round; it reports false if none was scheduled.
+// delay old, and keeps the others for a later round: a busy stream writes
+// at most once per delay, as when all were woken in one round per delay;
+// it reports false if none was scheduled.
 func (w *waker) round(now int64, tick time.Duration) bool {
 	w.mu.Lock()
 	cs := w.pending
 	w.pending = w.spare[:0]
 	w.mu.Unlock()
-	due := now + int64(tick/2) - int64(w.delay)
+	due := now - int64(w.delay)
 	var later []*follower
 	for _, c := range cs {
 		if c.lastTake.Load() <= due {

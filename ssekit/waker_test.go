@@ -149,3 +149,42 @@ func TestHalfFullQueueIsWrittenWithoutWaiting(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamThatGatheredStaysBusy: a stream whose last write carried
+// several events gets events faster than it writes (a hub under load, where
+// writes lag behind), so its next event waits for the round too, however
+// long ago that write was; once a write carries one event, it is quiet
+// again and the next is written at once.
+func TestStreamThatGatheredStaysBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub, rec, stop := bubbleStream(ssekit.Config{WriteDelay: 40 * time.Millisecond, BufferSize: 64, HeartbeatInterval: -1, MaxStreamAge: -1})
+		defer stop()
+		send := func(typ string) {
+			hub.SendToAll(ssekit.Event{Type: typ})
+			synctest.Wait()
+		}
+		send("first")
+		send("second") // two writes within WriteDelay: busy
+		for range 3 {
+			send("gathered")
+		}
+		time.Sleep(time.Hour) // the round writes the three at once, and long after…
+		synctest.Wait()
+		before := rec.Writes()
+		send("after") // …the stream is still busy: it waits for a round
+		if got := rec.Writes() - before; got != 0 {
+			t.Fatalf("%d writes at once after a write that gathered, want 0 (the round)", got)
+		}
+		time.Sleep(40 * time.Millisecond)
+		synctest.Wait()
+		if got := rec.Writes() - before; got != 1 {
+			t.Fatalf("%d writes after the round, want 1", got)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		send("quiet") // its last write carried one event: quiet, at once
+		if got := rec.Writes() - before; got != 2 {
+			t.Fatalf("%d writes, want the quiet event written at once", got-1)
+		}
+	})
+}
