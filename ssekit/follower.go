@@ -266,7 +266,12 @@ func (c *follower) parkChannel() <-chan struct{} {
 	wake := make(chan struct{}, 1)
 	c.wake.Store(&wake)
 	if c.owed() {
-		wake <- struct{}{}
+		// A signal may have filled it since the Store: one wake-up is
+		// all a stream needs, and this goroutine is the only reader.
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	}
 	return wake
 }

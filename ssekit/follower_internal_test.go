@@ -1,6 +1,8 @@
 package ssekit
 
-import "testing"
+import (
+	"testing"
+)
 
 // msgAt is a message of the broadcast channel at pos.
 func msgAt(pos string) *Message {
