@@ -66,30 +66,10 @@ type follower struct {
 
 	mu    sync.Mutex
 	queue []*queuedEvent
-	// wakePending says a wake-up is owed or on its way: set by the
-	// enqueue that finds it clear, which then has the follower woken, and
-	// cleared when the stream takes the queue. Until then, further
-	// enqueues only append.
-	wakePending bool
 	// lastTake is when the stream last took its queue (monotonic), which
 	// tells a busy stream from a quiet one (see enqueue) and when a busy
 	// one is due (waker.round); atomic, as the waker reads it unlocked.
-	lastTake   atomic.Int64
-	prevTake   int64 // the take before lastTake (see busy)
-	lastBatch  int   // how many events the last take took (see busy)
-	catchingUp bool  // replay in progress: overflow means "replay again", not "disconnect"
-	overflowed bool
-	ticked     bool   // the stream's heartbeat and rotation timer fired
-	recheck    bool   // RecheckSessions asked for a CheckSession
-	limit      int    // BufferSize, once live
-	reason     string // why the hub ended the stream; "" while it runs
-	// floors[k] is the last position in channels[k] the replay wrote,
-	// until a live event of that channel past it arrives: a broker's live
-	// delivery may lag its history (Redis: a subscription behind a read),
-	// so an event the replay already wrote can still come live after the
-	// catch-up ended. nil when no channel has one.
-	floors []string
-
+	lastTake atomic.Int64
 	// wake tells the stream's goroutine to look at the follower: events are
 	// queued, the hub ended the stream, or its timer fired. Capacity 1. One
 	// channel for all three, so that an idle stream parks on a two-case
@@ -105,6 +85,26 @@ type follower struct {
 	// Until one of the two is set, a wake-up reaches nobody; the stream
 	// asks owed once it has set it, which covers them.
 	steps atomic.Pointer[eventStream]
+	limit int // BufferSize, once live
+	// wakePending says a wake-up is owed or on its way: set by the
+	// enqueue that finds it clear, which then has the follower woken, and
+	// cleared when the stream takes the queue. Until then, further
+	// enqueues only append.
+	wakePending bool
+	catchingUp  bool // replay in progress: overflow means "replay again", not "disconnect"
+	overflowed  bool
+	ticked      bool   // the stream's heartbeat and rotation timer fired
+	recheck     bool   // RecheckSessions asked for a CheckSession
+	reason      string // why the hub ended the stream; "" while it runs
+	// floors[k] is the last position in channels[k] the replay wrote,
+	// until a live event of that channel past it arrives: a broker's live
+	// delivery may lag its history (Redis: a subscription behind a read),
+	// so an event the replay already wrote can still come live after the
+	// catch-up ended. nil when no channel has one.
+	floors []string
+
+	prevTake  int64 // the take before lastTake (see busy)
+	lastBatch int   // how many events the last take took (see busy)
 	// abort cuts a write that is blocked on the socket short, so that a
 	// stream the hub ends is not held by a peer that stopped reading.
 	abort func()
