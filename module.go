@@ -40,7 +40,7 @@ type ModuleConfig struct {
 	Middleware []echo.MiddlewareFunc
 }
 
-// Module is the Echo adapter over Hub.ServeStream and Hub.StatusHandler, for
+// Module is the Echo adapter over Hub.Handler and Hub.StatusHandler, for
 // core.Kit. It starts nothing; its Close closes the hub, which the kit calls
 // when its Echo server shuts down.
 type Module struct {

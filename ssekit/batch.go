@@ -47,11 +47,8 @@ func (h *Hub) PublishBatch(ctx context.Context, pubs []Publication) ([]PublishRe
 		if r.Err = ctx.Err(); r.Err != nil {
 			continue
 		}
-		if p.Key == "" {
-			r.ID, r.Err = h.Publish(ctx, p.To, p.Event)
-		} else {
-			r.ID, r.Err = h.Publish(ctx, p.To, p.Event, IdempotencyKey(p.Key), Replayed(&r.Replayed))
-		}
+		// An empty Key is no key, as IdempotencyKey("") is.
+		r.ID, r.Err = h.Publish(ctx, p.To, p.Event, IdempotencyKey(p.Key), Replayed(&r.Replayed))
 	}
 	return out, nil
 }

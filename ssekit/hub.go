@@ -101,7 +101,10 @@ func (t Target) check(maxRecipients int) error {
 			if id == "" {
 				return fmt.Errorf("%w: an empty id in %s", ErrInvalidTarget, l.name)
 			}
-			if why := ValidName(id); l.named && why != "" {
+			if !l.named {
+				continue
+			}
+			if why := ValidName(id); why != "" {
 				return fmt.Errorf("%w: %s: %q %s", ErrInvalidTarget, l.name, id, why)
 			}
 		}
@@ -223,7 +226,7 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishO
 			*o.replayed = true
 		}
 		if o.recipients != nil {
-			h.countRecipients(ctx, o.recipients, to, false)
+			h.countRecipients(ctx, o.recipients, &m, to.Users, false)
 		}
 		return id, nil
 	case errors.Is(err, ErrBrokerClosed):
@@ -235,7 +238,7 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishO
 	}
 	h.stats.published(p.typ)
 	if o.recipients != nil {
-		h.countRecipients(ctx, o.recipients, to, true)
+		h.countRecipients(ctx, o.recipients, &m, to.Users, true)
 	}
 	return id, nil
 }

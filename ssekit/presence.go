@@ -142,8 +142,9 @@ func (p *presence) changed(c *follower) {
 	if c.user == "" {
 		return
 	}
+	tenant := c.tenant()
 	if p.store != nil {
-		p.store.UserChanged(c.user, c.tenant())
+		p.store.UserChanged(c.user, tenant)
 		return
 	}
 	if p.h.cfg.OnPresence == nil {
@@ -161,8 +162,8 @@ func (p *presence) changed(c *follower) {
 	u := p.online[c.user]
 	switch {
 	case n > 0 && u == nil:
-		p.online[c.user] = &userPresence{tenant: c.tenant()}
-		p.report(p.next(PresenceChange{User: c.user, Tenant: c.tenant(), Online: true, Time: time.Now()}))
+		p.online[c.user] = &userPresence{tenant: tenant}
+		p.report(p.next(PresenceChange{User: c.user, Tenant: tenant, Online: true, Time: time.Now()}))
 	case n > 0 && u.timer != nil:
 		// Back within the debounce: no change to report.
 		if u.timer.Stop() {
@@ -170,7 +171,7 @@ func (p *presence) changed(c *follower) {
 		}
 		u.timer = nil
 	case n == 0 && u != nil && u.timer == nil:
-		u.tenant = c.tenant()
+		u.tenant = tenant
 		user := c.user
 		p.timers.Add(1)
 		u.timer = time.AfterFunc(p.h.PresenceDebounce(), func() {

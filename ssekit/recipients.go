@@ -29,18 +29,17 @@ func CountRecipients(r *Recipients) PublishOption {
 	return func(o *publishOptions) { o.recipients = r }
 }
 
-// countRecipients fills r for a publish to to, after it was published
-// (or replayed, when sent is false).
-func (h *Hub) countRecipients(ctx context.Context, r *Recipients, to Target, sent bool) {
+// countRecipients fills r for the publish m to users, after it was
+// published (or replayed, when sent is false).
+func (h *Hub) countRecipients(ctx context.Context, r *Recipients, m *Message, users []string, sent bool) {
 	*r = Recipients{}
 	if sent {
 		// The registry's own walk of a delivery, over positions that are
 		// only placeholders: every addressed stream once.
-		chans := to.channels()
-		m := Message{Channels: chans, Positions: make([]string, len(chans)), Clients: sortedSet(to.Clients)}
-		h.reg.each(&m, func(*follower, int, int) { r.Connections++ })
+		walk := Message{Channels: m.Channels, Positions: make([]string, len(m.Channels)), Clients: m.Clients}
+		h.reg.each(&walk, func(*follower, int, int) { r.Connections++ })
 	}
-	if to.Users != nil {
-		r.Online, r.PresenceErr = h.UsersOnline(ctx, to.Users)
+	if users != nil {
+		r.Online, r.PresenceErr = h.UsersOnline(ctx, users)
 	}
 }

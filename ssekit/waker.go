@@ -133,7 +133,8 @@ func (w *waker) round(now int64, tick time.Duration) bool {
 	w.pending = w.spare[:0]
 	w.mu.Unlock()
 	due := now - int64(w.delay)
-	var later []*follower
+	n := len(cs)
+	later := cs[:0] // in place: no list per round
 	for _, c := range cs {
 		if c.lastTake.Load() <= due {
 			c.signal()
@@ -146,7 +147,7 @@ func (w *waker) round(now int64, tick time.Duration) bool {
 		w.pending = append(w.pending, later...)
 		w.mu.Unlock()
 	}
-	clear(cs) // let ended followers be collected
+	clear(cs[:n]) // let ended followers be collected
 	w.spare = cs[:0]
-	return len(cs) > 0
+	return n > 0
 }

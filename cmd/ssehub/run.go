@@ -111,15 +111,9 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err := <-hubDone; err != nil {
 		log.Warn("hub shutdown", "err", err)
 	}
-	if cl != nil {
-		// After the hub, which published through the cluster's broker.
-		if err := cl.Close(); err != nil {
-			log.Warn("cluster close", "err", err)
-		}
+	if err := a.closeAfterHub(shutdownCtx); err != nil {
+		log.Warn("cluster close", "err", err)
 	}
-	// Last: the cluster's presence reports changes until it closes.
-	// What is still queued when the shutdown timeout ends is dropped.
-	a.hooks.close(shutdownCtx)
 	log.Info("stopped")
 	return nil
 }

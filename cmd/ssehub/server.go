@@ -240,15 +240,20 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, health{Status: "ok"})
 }
 
-// close shuts the hub down within ctx, then closes the cluster, whose
-// broker the hub used until then, and stops refreshing the JWKS; then
-// the webhooks, last, since the cluster's presence reports changes
-// until it closes.
+// close shuts the hub down within ctx, then what it used (closeAfterHub).
 func (a *app) close(ctx context.Context) error {
-	err := a.hub.Shutdown(ctx)
+	return errors.Join(a.hub.Shutdown(ctx), a.closeAfterHub(ctx))
+}
+
+// closeAfterHub stops refreshing the JWKS and closes the cluster, whose
+// broker the hub used until it stopped; then the webhooks, last, since
+// the cluster's presence reports changes until it closes. What is still
+// queued for them when ctx ends is dropped.
+func (a *app) closeAfterHub(ctx context.Context) error {
 	a.verify.keys.Close()
+	var err error
 	if a.cluster != nil {
-		err = errors.Join(err, a.cluster.Close())
+		err = a.cluster.Close()
 	}
 	a.hooks.close(ctx)
 	return err
@@ -297,7 +302,6 @@ func only(method string, next http.Handler) http.Handler {
 	})
 }
 
-// secureHeaders sets the headers every response should carry.
 // Header values every answer carries, shared rather than made per
 // request: a Header value is only ever replaced or appended to, and an
 // append to a slice of capacity 1 copies it.
@@ -307,6 +311,7 @@ var (
 	varyOrigin = []string{"Origin"}
 )
 
+// secureHeaders sets the headers every response should carry.
 func secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

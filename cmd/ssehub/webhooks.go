@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -234,6 +235,8 @@ func (w *webhooks) post(body []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Read (a little of) the answer, so that the connection is reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }

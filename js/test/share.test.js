@@ -29,6 +29,16 @@ function assertOnce(tab, n, what) {
   assert.deepEqual(tab.messages(), Array.from({ length: n }, (_, i) => i + 1), what);
 }
 
+// threeTabs starts a hub and three tabs of one stream, all live.
+async function threeTabs(t) {
+  const hub = await startHub();
+  t.after(hub.close);
+  const opts = { url: hub.url, scope: "u1" };
+  const tabs = [tab(t, opts), tab(t, opts), tab(t, opts)];
+  await waitFor("all live", () => tabs.every((x) => x.client.state === "live"));
+  return { hub, opts, tabs };
+}
+
 const leaderOf = (tabs) => tabs.filter((x) => x.client.role === "leader");
 
 test("three tabs, one stream: one leader, every tab gets every event once", async (t) => {
@@ -76,11 +86,7 @@ test("streams are shared only by tabs that want the same one", async (t) => {
 });
 
 test("the leader closes while events are published: another takes over, every tab has every event once", async (t) => {
-  const hub = await startHub();
-  t.after(hub.close);
-  const opts = { url: hub.url, scope: "u1" };
-  const tabs = [tab(t, opts), tab(t, opts), tab(t, opts)];
-  await waitFor("all live", () => tabs.every((x) => x.client.state === "live"));
+  const { hub, opts, tabs } = await threeTabs(t);
   const [old] = leaderOf(tabs);
   let n = 0;
   for (; n < 10; n++) hub.publish("m", n + 1);
@@ -105,11 +111,7 @@ test("the leader closes while events are published: another takes over, every ta
 });
 
 test("a frozen leader lets go; frozen tabs catch up on resume; a tab that slept too long gets a resync", async (t) => {
-  const hub = await startHub();
-  t.after(hub.close);
-  const opts = { url: hub.url, scope: "u1" };
-  const tabs = [tab(t, opts), tab(t, opts), tab(t, opts)];
-  await waitFor("all live", () => tabs.every((x) => x.client.state === "live"));
+  const { hub, opts, tabs } = await threeTabs(t);
   let n = 0;
   const publish = (count) => {
     for (let i = 0; i < count; i++) hub.publish("m", ++n);
@@ -201,11 +203,7 @@ test("a leader that freezes while a refusal's body is still coming opens nothing
 });
 
 test("a tab that wakes while no tab leads asks the next leader, and misses nothing", async (t) => {
-  const hub = await startHub();
-  t.after(hub.close);
-  const opts = { url: hub.url, scope: "u1" };
-  const tabs = [tab(t, opts), tab(t, opts), tab(t, opts)];
-  await waitFor("all live", () => tabs.every((x) => x.client.state === "live"));
+  const { hub, opts, tabs } = await threeTabs(t);
   const [a] = leaderOf(tabs);
   const [b, w] = tabs.filter((x) => x !== a);
   w.win.dispatchEvent(new Event("freeze"));
@@ -234,11 +232,7 @@ test("a tab that wakes while no tab leads asks the next leader, and misses nothi
 });
 
 test("the old leader's relays in flight reach the new leader: a tab that had them is neither resynced nor moved back", async (t) => {
-  const hub = await startHub();
-  t.after(hub.close);
-  const opts = { url: hub.url, scope: "u1" };
-  const tabs = [tab(t, opts), tab(t, opts), tab(t, opts)];
-  await waitFor("all live", () => tabs.every((x) => x.client.state === "live"));
+  const { hub, opts, tabs } = await threeTabs(t);
   const [a] = leaderOf(tabs);
   const [b, w] = tabs.filter((x) => x !== a); // b waits for the lock before w
   for (let i = 1; i <= 5; i++) hub.publish("m", i);
@@ -275,11 +269,7 @@ test("the old leader's relays in flight reach the new leader: a tab that had the
 });
 
 test("a tab ahead of the new leader keeps its last id: a catch-up never moves it back", async (t) => {
-  const hub = await startHub();
-  t.after(hub.close);
-  const opts = { url: hub.url, scope: "u1" };
-  const tabs = [tab(t, opts), tab(t, opts), tab(t, opts)];
-  await waitFor("all live", () => tabs.every((x) => x.client.state === "live"));
+  const { hub, opts, tabs } = await threeTabs(t);
   const [a] = leaderOf(tabs);
   const [b, w] = tabs.filter((x) => x !== a);
   for (let i = 1; i <= 5; i++) hub.publish("m", i);
