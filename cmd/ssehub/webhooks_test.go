@@ -225,7 +225,7 @@ func TestWebhooks(t *testing.T) {
 			applied = append(applied, d.ev.Type)
 		}
 	}
-	if acc := recv.accepted(); (acc[0].ev.Seq <= 0 || acc[1].ev.Seq <= acc[0].ev.Seq) {
+	if acc := recv.accepted(); acc[0].ev.Seq <= 0 || acc[1].ev.Seq <= acc[0].ev.Seq {
 		t.Fatalf("seqs %d then %d: want them growing", acc[0].ev.Seq, acc[1].ev.Seq)
 	}
 	if strings.Join(applied, ",") != webhookOnline+","+webhookOffline {
