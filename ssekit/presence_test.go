@@ -438,3 +438,45 @@ func ExampleRecipients() {
 	// streams reached on this node: 1
 	// push notification to bob
 }
+
+// TestHooksMayCallTheHub: the hooks run under no hub lock, so a hook that
+// calls back into the hub — a presence query, a count, a publish — works,
+// detached or not; a lock held around a hook would deadlock here.
+func TestHooksMayCallTheHub(t *testing.T) {
+	for _, detach := range []bool{false, true} {
+		t.Run(fmt.Sprintf("detach=%v", detach), func(t *testing.T) {
+			var hub atomic.Pointer[ssekit.Hub]
+			done := make(chan string, 4)
+			call := func(what string, info ssekit.ConnInfo) {
+				h := hub.Load()
+				online, err := h.IsOnline(context.Background(), info.Identity.User)
+				if err != nil {
+					t.Errorf("%s: IsOnline: %v", what, err)
+				}
+				_ = h.UserClientCount(info.Identity.User)
+				_ = h.Stats()
+				_, err = h.Publish(context.Background(), ssekit.Target{Users: []string{"other"}}, ssekit.Event{Type: what})
+				if err != nil && !errors.Is(err, ssekit.ErrHubClosed) { // the last ones, at cleanup
+					t.Errorf("%s: Publish: %v", what, err)
+				}
+				done <- fmt.Sprintf("%s online=%v", what, online)
+			}
+			h := newTestHub(t, ssekit.Config{DetachStreams: detach,
+				OnConnect:    func(info ssekit.ConnInfo) { call("connect", info) },
+				OnDisconnect: func(info ssekit.ConnInfo) { call("disconnect", info) }})
+			hub.Store(h.Hub)
+			other := h.dial(t, "other", "")
+			<-done // other's own connect
+			c := h.dial(t, "alice", "")
+			c.Connected()
+			if got := <-done; got != "connect online=true" {
+				t.Fatalf("alice's OnConnect: %s", got)
+			}
+			c.Close()
+			if got := <-done; got != "disconnect online=false" {
+				t.Fatalf("alice's OnDisconnect: %s", got)
+			}
+			other.Connected()
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -311,6 +312,20 @@ func newKeyChecker(key string) keyChecker { return keyChecker{sha256.Sum256([]by
 func (k keyChecker) ok(key string) bool {
 	sum := sha256.Sum256([]byte(key))
 	return subtle.ConstantTimeCompare(sum[:], k.sum[:]) == 1
+}
+
+// authorize answers 401 (counted under endpoint, and logged) unless r
+// carries the publish key as a bearer token, which every route of the
+// publish key (publish, presence) asks for.
+func (k keyChecker) authorize(w http.ResponseWriter, r *http.Request, endpoint string, m *serverMetrics, log *slog.Logger) bool {
+	if key, ok := bearer(r.Header.Get("Authorization")); ok && k.ok(key) {
+		return true
+	}
+	m.authFailures.WithLabelValues(endpoint).Inc()
+	log.Info(endpoint+" refused", "reason", "wrong or missing publish key", "remote", r.RemoteAddr)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub publish"`)
+	writeError(w, http.StatusUnauthorized, "unauthorized", "send the publish key as Authorization: Bearer <key>")
+	return false
 }
 
 // randomSecret returns n random bytes, base64url-encoded, for dev mode.

@@ -95,7 +95,7 @@ func newServerMetrics(hub *ssekit.Hub) *serverMetrics {
 		registry: prometheus.NewRegistry(),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ssekit_auth_failures_total",
-			Help: "Requests refused with 401, by endpoint (stream or publish).",
+			Help: "Requests refused with 401, by endpoint (stream, publish or presence).",
 		}, []string{"endpoint"}),
 		publishRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ssekit_publish_rejected_total",

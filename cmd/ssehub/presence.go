@@ -45,11 +45,7 @@ type presenceResponse struct {
 // publish key, 400 for no user, a user that is not a uuid or more than
 // maxPresenceUsers, 503 when the cluster does not answer.
 func (p *presenceHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key, ok := bearer(r.Header.Get("Authorization"))
-	if !ok || !p.key.ok(key) {
-		p.metrics.authFailures.WithLabelValues("presence").Inc()
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub publish"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "send the publish key as Authorization: Bearer <key>")
+	if !p.key.authorize(w, r, "presence", p.metrics, p.log) {
 		return
 	}
 	asked := r.URL.Query()["user"]

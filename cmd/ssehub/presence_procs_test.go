@@ -36,7 +36,10 @@ func TestClusterPresenceProcesses(t *testing.T) {
 	bin := ssehubBinary(t)
 	_, prefix := sharedRedis(t)
 	recv := newReceiver(t, 0)
-	const interval, ttl, debounce = 200 * time.Millisecond, time.Second, 800 * time.Millisecond
+	// A lease long against the refresh interval: under a loaded CI a
+	// live node's refresh must not stall past its lease (see the note in
+	// docs/cluster.md on a node whose lease lapses while it runs).
+	const interval, ttl, debounce = 200 * time.Millisecond, 3 * time.Second, 800 * time.Millisecond
 	start := func(node string) *hubProc {
 		return startHub(t, bin, node, fmt.Sprintf("redis://%s/0?prefix=%s&node=%s&presence_interval=%v&presence_ttl=%v", ssetest.RedisAddr(), prefix, node, interval, ttl),
 			"--webhook-url", recv.srv.URL, "--webhook-secret", testWebhookSecret, "--webhook-debounce", debounce.String())

@@ -114,12 +114,7 @@ type publishHandler struct {
 // Idempotent-Replayed: true header, and stores nothing; a repeat that
 // differs is 422.
 func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key, ok := bearer(r.Header.Get("Authorization"))
-	if !ok || !p.key.ok(key) {
-		p.metrics.authFailures.WithLabelValues("publish").Inc()
-		p.log.Info("publish refused", "reason", "wrong or missing publish key", "remote", r.RemoteAddr)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub publish"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "send the publish key as Authorization: Bearer <key>")
+	if !p.key.authorize(w, r, "publish", p.metrics, p.log) {
 		return
 	}
 	idemKey, err := idempotencyKey(r.Header)
@@ -173,26 +168,22 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, status, err)
 		return
 	}
-	if replayed {
-		p.metrics.keyReplays.Inc()
-		p.log.Debug("publish replayed", "id", id, "key", capInput(idemKey), "type", req.Type)
-		w.Header().Set(replayedHeader, "true")
-		resp := publishResponse{ID: id, Replayed: true, Online: rcpt.Online}
-		if counted {
-			resp.Connections = &rcpt.Connections
-		}
-		httpjson.Write(w, http.StatusOK, resp)
-		return
-	}
 	if rcpt.PresenceErr != nil {
 		p.log.Warn("publish: presence unknown; users counted offline", "err", rcpt.PresenceErr)
 	}
-	p.metrics.countPublish(target)
-	if p.log.Enabled(r.Context(), slog.LevelDebug) { // its arguments cost allocations
-		p.log.Debug("published", "id", id, "type", req.Type, "users", len(target.Users), "clients", len(target.Clients),
-			"tenant", req.Tenant, "topics", len(target.Topics))
+	switch {
+	case replayed:
+		p.metrics.keyReplays.Inc()
+		p.log.Debug("publish replayed", "id", id, "key", capInput(idemKey), "type", req.Type)
+		w.Header().Set(replayedHeader, "true")
+	default:
+		p.metrics.countPublish(target)
+		if p.log.Enabled(r.Context(), slog.LevelDebug) { // its arguments cost allocations
+			p.log.Debug("published", "id", id, "type", req.Type, "users", len(target.Users), "clients", len(target.Clients),
+				"tenant", req.Tenant, "topics", len(target.Topics))
+		}
 	}
-	resp := publishResponse{ID: id, Online: rcpt.Online}
+	resp := publishResponse{ID: id, Replayed: replayed, Online: rcpt.Online}
 	if counted {
 		resp.Connections = &rcpt.Connections
 	}

@@ -140,9 +140,10 @@ func (a *app) routes() http.Handler {
 	// ReadTimeout does not cut streams: net/http clears the read deadline
 	// once a request without a body is read (TestStreamOutlivesReadTimeout).
 	mux.Handle(p+"/stream", a.cors(a.streamHandler()))
+	key := newKeyChecker(a.cfg.PublishKey)
 	mux.Handle(p+"/publish", a.cors(only(http.MethodPost, a.limitPublish(&publishHandler{
 		hub:           a.hub,
-		key:           newKeyChecker(a.cfg.PublishKey),
+		key:           key,
 		maxBody:       int64(a.cfg.MaxPublishBytes),
 		maxBatch:      int64(a.cfg.MaxBatchBytes),
 		maxRecipients: a.cfg.MaxRecipients,
@@ -153,7 +154,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle(p+"/status", a.cors(only(http.MethodGet, http.HandlerFunc(a.status))))
 	mux.Handle(p+"/presence", a.cors(only(http.MethodGet, a.limitPublish(&presenceHandler{
 		hub:     a.hub,
-		key:     newKeyChecker(a.cfg.PublishKey),
+		key:     key,
 		log:     a.log,
 		metrics: a.metrics,
 	}))))

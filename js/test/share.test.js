@@ -30,10 +30,10 @@ function assertOnce(tab, n, what) {
 }
 
 // threeTabs starts a hub and three tabs of one stream, all live.
-async function threeTabs(t) {
+async function threeTabs(t, extra = {}) {
   const hub = await startHub();
   t.after(hub.close);
-  const opts = { url: hub.url, scope: "u1" };
+  const opts = { url: hub.url, scope: "u1", ...extra };
   const tabs = [tab(t, opts), tab(t, opts), tab(t, opts)];
   await waitFor("all live", () => tabs.every((x) => x.client.state === "live"));
   return { hub, opts, tabs };
@@ -111,7 +111,8 @@ test("the leader closes while events are published: another takes over, every ta
 });
 
 test("a frozen leader lets go; frozen tabs catch up on resume; a tab that slept too long gets a resync", async (t) => {
-  const { hub, opts, tabs } = await threeTabs(t);
+  let resyncs = 0; // onResync, the app's handler, in every tab
+  const { hub, opts, tabs } = await threeTabs(t, { onResync: () => resyncs++ });
   let n = 0;
   const publish = (count) => {
     for (let i = 0; i < count; i++) hub.publish("m", ++n);
@@ -149,6 +150,7 @@ test("a frozen leader lets go; frozen tabs catch up on resume; a tab that slept 
   await waitFor("a resync", () => follower.rec.types("resync").length === 1);
   const [resync] = follower.rec.types("resync");
   assert.deepEqual(resync.data, { reason: "history_unavailable", last_event_id: "e20", channels: ["all"] });
+  assert.equal(resyncs, 1, "onResync calls");
   assert.equal(follower.client.lastEventId, "e620");
   publish(1);
   await waitFor("621", () => follower.messages().at(-1) === 621);
