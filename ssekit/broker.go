@@ -64,6 +64,12 @@ type Message struct {
 
 	// Time is when the broker accepted the message; set by Publish.
 	Time time.Time
+
+	// writes is set by the Hub's Publish: the streams its deliveries leave
+	// for the publisher to write once the broker's Publish has returned
+	// (see Hub.deliver). A broker passes it along as it is, and keeps no
+	// message with it (the memory broker drops it from its history).
+	writes *publisherWrites
 }
 
 // positionIn returns m's position in channel, or "" if m is not in it.

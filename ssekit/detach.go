@@ -101,8 +101,10 @@ func (s *stream) detached(conn net.Conn, lastID string, info ConnInfo) {
 // goroutine (begin), which returns once the stream is live; from then on,
 // a wake-up of its follower (an enqueue, the waker's round, its timer, the
 // hub ending it, a session recheck, the client's hang-up) starts a
-// goroutine that runs stream.step (steps). An idle stream holds a timer
-// and its entry in the hub's hang-up watch (hangups), no goroutine.
+// goroutine that runs stream.step (steps), or, for an event to a quiet
+// stream, the publisher runs that step itself (stepHere). An idle stream
+// holds a timer and its entry in the hub's hang-up watch (hangups), no
+// goroutine.
 //
 // A busy stream keeps its goroutine between steps, parked on a channel of
 // its own as a stream on the request's goroutine is (stepParked): one
@@ -140,6 +142,12 @@ type eventStream struct {
 	// them, but for wake, which sends on park once it has seen stepParked.
 	park   chan struct{}
 	busyAt int64
+	// try writes to the socket without waiting (stepHere); set by the
+	// hang-up watch, which has the socket's descriptor.
+	try *tryWriter
+	// ended is why a step that stepHere ran ended the stream, which the
+	// stream's goroutine then finishes (steps).
+	ended string
 }
 
 const (
@@ -206,8 +214,15 @@ func (es *eventStream) wake() {
 // the stream is busy, or until the stream ends, which it then finishes.
 func (es *eventStream) steps() {
 	for {
-		reason, wrote := ReasonClientGone, false
-		if es.ctx.Err() == nil {
+		reason, wrote := es.ended, false
+		switch {
+		case reason != "":
+			if reason != ReasonWriteError {
+				_ = es.s.write() // what stepHere's last write left
+			}
+		case es.ctx.Err() != nil:
+			reason = ReasonClientGone
+		default:
 			reason, wrote = es.s.step(es.ctx)
 		}
 		if reason != "" {
@@ -242,6 +257,48 @@ func (es *eventStream) steps() {
 		}
 		es.state.Store(stepRunning) // it was stepAgain
 	}
+}
+
+// stepHere runs a step of the stream on the caller's goroutine, a
+// publisher's that has just queued an event for it, when the stream is
+// quiet: no goroutine is stepping it (it idles, or its goroutine is
+// parked), and its step is only to write what is queued. Handing the
+// event to another goroutine, to write one frame, would cost more than
+// the write: a wake-up, often of an idle core's thread, and a switch.
+// The step writes what the socket takes at once (stream.try), so that
+// the publisher never waits for a client; whatever is left to do — the
+// rest of the write, a wake-up that came meanwhile, or anything but
+// writing events (its timer, a recheck, its end, a cursor to save) —
+// the stream's goroutine does, started or unparked as wake would. It
+// reports false, having done nothing, when a goroutine is stepping the
+// stream: the caller signals it then.
+func (es *eventStream) stepHere() bool {
+	from := es.state.Load()
+	if es.try == nil || (from != stepIdle && from != stepParked) || !es.state.CompareAndSwap(from, stepRunning) {
+		return false
+	}
+	s := es.s
+	done := false
+	if es.ctx.Err() == nil && !s.expired(time.Now()) {
+		if q, ok := s.c.takeIf(s.spare, monotonic(), s.idsFit); ok {
+			s.try = es.try
+			es.ended = s.writeQueued(q)
+			s.try = nil
+			done = es.ended == "" && s.unsent == nil
+		}
+	}
+	if done && es.state.CompareAndSwap(stepRunning, from) {
+		return true
+	}
+	// The stream's goroutine takes it from here: it was stepRunning, or
+	// stepAgain, which the goroutine's next step covers as well.
+	es.state.Store(stepRunning)
+	if from == stepParked {
+		es.park <- struct{}{} // capacity 1, and only the holder of stepRunning sends
+	} else {
+		go es.steps()
+	}
+	return true
 }
 
 // hungUp is the hang-up watch's news that the client left (or sent

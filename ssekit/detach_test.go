@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ssekit/sse/internal/ssetest"
+	"github.com/ssekit/sse/sseclient"
 	"github.com/ssekit/sse/ssekit"
 )
 
@@ -240,5 +242,64 @@ func TestDetachedStreamEndsWhenTheClientSends(t *testing.T) {
 	ssetest.Eventually(t, "the stream unregistered", func() bool { return hub.GetTotalClientCount() == 0 })
 	if got := hub.Stats().Disconnects[ssekit.ReasonClientGone]; got != 1 {
 		t.Fatalf("client_gone = %d, want 1", got)
+	}
+}
+
+// TestDetachedStalledClientHoldsNoPublisher publishes to a detached
+// stream whose client stopped reading until far more than the sockets'
+// buffers hold: every publish returns (a publisher writes a quiet
+// stream's event itself, but only what the socket takes at once, and the
+// stream's goroutine writes the rest), and once the client reads again it
+// gets every event whole and in order — a write the publisher cut short
+// is finished by the stream, not dropped or repeated.
+func TestDetachedStalledClientHoldsNoPublisher(t *testing.T) {
+	t.Parallel()
+	for _, delay := range []time.Duration{-1, 0} { // every event at once; the default rounds
+		t.Run(fmt.Sprintf("WriteDelay=%v", delay), func(t *testing.T) {
+			t.Parallel()
+			hub := ssekit.NewHub(ssekit.Config{DetachStreams: true, BufferSize: 4096, WriteDelay: delay})
+			srv := ssetest.Serve(t, hub, hub.Handler(ssekit.HandlerOptions{Authenticate: headerUser}))
+			c := rawGET(t, srv)
+			r := bufio.NewReader(c)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := sseclient.NewDecoder(resp.Body)
+			if ev, err := dec.Next(); err != nil || ev.Type != "connected" {
+				t.Fatalf("opening: %+v, %v", ev, err)
+			}
+			const n, size = 1000, 16 << 10 // 16 MB: past any loopback socket's buffers
+			pad := strings.Repeat("x", size)
+			published := make(chan error, 1)
+			go func() {
+				for i := range n {
+					if _, err := hub.Publish(context.Background(), ssekit.Target{Users: []string{"u"}},
+						ssekit.Event{Type: "big", Data: fmt.Sprintf("%d:%s", i, pad)}); err != nil {
+						published <- err
+						return
+					}
+				}
+				published <- nil
+			}()
+			select {
+			case err := <-published:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(ssetest.Patience):
+				t.Fatal("publishing to a client that does not read blocked the publisher")
+			}
+			dec.SetMaxEventSize(2 * size)
+			for i := range n {
+				ev, err := dec.Next()
+				if err != nil {
+					t.Fatalf("event %d: %v", i, err)
+				}
+				if want := fmt.Sprintf("%q", fmt.Sprintf("%d:%s", i, pad)); ev.Type != "big" || string(ev.Data) != want {
+					t.Fatalf("event %d: type %q, data %.40q… (%d bytes), want %.40q… (%d bytes)", i, ev.Type, ev.Data, len(ev.Data), want, len(want))
+				}
+			}
+		})
 	}
 }

@@ -68,7 +68,7 @@ func (hs *hangups) watch(es *eventStream, wg *sync.WaitGroup) bool {
 		hs.kickIfEmpty()
 		return false
 	}
-	es.key = key
+	es.key, es.try = key, newTryWriter(raw)
 	hs.watched[key] = es
 	return true
 }
@@ -173,4 +173,54 @@ func (hs *hangups) run(epfd, kick int, wg *sync.WaitGroup) {
 			return
 		}
 	}
+}
+
+// tryWriter writes to a socket without waiting for it: what the socket's
+// buffer takes at once, through the runtime's poller's own descriptor
+// (syscall.RawConn), so that its write lock and deadline still hold.
+type tryWriter struct {
+	raw syscall.RawConn
+	do  func(fd uintptr) bool // writeFD, made once: a method value allocates
+	p   []byte
+	n   int
+	err error
+}
+
+func newTryWriter(raw syscall.RawConn) *tryWriter {
+	tw := &tryWriter{raw: raw}
+	tw.do = tw.writeFD
+	return tw
+}
+
+// write writes what of p the socket takes now and returns how much; it
+// never waits for the socket to take more.
+func (tw *tryWriter) write(p []byte) (int, error) {
+	tw.p, tw.n, tw.err = p, 0, nil
+	err := tw.raw.Write(tw.do)
+	n := tw.n
+	if err == nil {
+		err = tw.err
+	}
+	tw.p, tw.err = nil, nil
+	return n, err
+}
+
+// writeFD is raw.Write's callback: true, always, so that Write never
+// waits for the socket to be writable; a full buffer (EAGAIN) writes
+// nothing and is no error.
+func (tw *tryWriter) writeFD(fd uintptr) bool {
+	for tw.n < len(tw.p) {
+		n, err := unix.Write(int(fd), tw.p[tw.n:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return true
+		case err != nil:
+			tw.err = err
+			return true
+		}
+		tw.n += n
+	}
+	return true
 }

@@ -185,15 +185,23 @@ func (c *follower) followsAny(sorted []string) bool {
 	return false
 }
 
+// wakeup is when a stream that enqueue queued an event to is to write it.
+type wakeup int
+
+const (
+	wakeNone    wakeup = iota // a wake-up is owed already: the event rides on it
+	wakeNow                   // now: the caller writes it (follower.writeHere) or signals
+	wakeInRound               // in the next round of its hub's waker: it is busy
+)
+
 // enqueue offers e, which reached c through its channel k at position pos
 // (k -1 and pos "" for an event addressed to c by id), without ever
-// blocking the publisher. When it queues e to a stream that is owed no
-// wake-up yet, wake is true: the caller must see that the stream is woken,
-// now (signal) or in the next round of its hub's waker. A quiet stream
-// (not busy, for busySince = now - WriteDelay and delay = WriteDelay) is
-// woken at once, and wake is false. A busy one waits for the round, and
-// gathers what else arrives until then into the same write.
-func (c *follower) enqueue(e *queuedEvent, k int, pos string, policy OverflowPolicy, busySince, delay int64) (_ enqueueResult, wake bool) {
+// blocking the publisher, and says when the stream is to write it. A quiet
+// stream (not busy, for busySince = now - WriteDelay and delay =
+// WriteDelay) writes at once; a busy one waits for the waker's round, and
+// gathers what else arrives until then into the same write. Only the
+// enqueue that finds no wake-up owed asks for one.
+func (c *follower) enqueue(e *queuedEvent, k int, pos string, policy OverflowPolicy, busySince, delay int64) (enqueueResult, wakeup) {
 	c.mu.Lock()
 	floor := ""
 	if k >= 0 && c.floors != nil && !e.resync {
@@ -202,26 +210,26 @@ func (c *follower) enqueue(e *queuedEvent, k int, pos string, policy OverflowPol
 	switch {
 	case c.reason != "":
 		c.mu.Unlock()
-		return ignored, false
+		return ignored, wakeNone
 	case floor != "" && CompareIDs(pos, floor) <= 0,
 		c.floors != nil && !e.resync && e.msg != nil && len(e.msg.Channels) > 1 && c.covered(e, c.floors):
 		// The replay wrote it, through this channel or another of its
 		// channels (whose pages it reached before this one's).
 		c.mu.Unlock()
-		return ignored, false
+		return ignored, wakeNone
 	case c.catchingUp && len(c.queue) >= max(c.limit, catchUpLimit):
 		// The replay loop will fetch these from the history again.
 		c.overflowed = true
 		c.queue = c.queue[:0]
 		c.mu.Unlock()
-		return ignored, false
+		return ignored, wakeNone
 	case len(c.queue) >= c.limit && policy == OverflowDrop:
 		c.mu.Unlock()
-		return dropped, false
+		return dropped, wakeNone
 	case len(c.queue) >= c.limit:
 		c.endLocked(ReasonOverflow)
 		c.mu.Unlock()
-		return disconnected, false
+		return disconnected, wakeNone
 	}
 	// Past the replay (positions only grow) or a resync (they may start
 	// over): nothing more of this channel to drop.
@@ -229,19 +237,33 @@ func (c *follower) enqueue(e *queuedEvent, k int, pos string, policy OverflowPol
 		c.floors[k] = ""
 	}
 	c.queue = append(c.queue, e)
-	wake = !c.wakePending
+	owed := c.wakePending
 	c.wakePending = true
 	// Half full: wake it now rather than in the next round, so that
 	// overflow means the client cannot keep up, not that the hub held
 	// its events back. Quiet: nothing would gather, so the round could
 	// only add its delay.
-	urgent := len(c.queue) > c.limit/2 || (wake && !c.busy(busySince, delay))
-	c.mu.Unlock()
-	if urgent {
-		c.signal()
-		return queued, false
+	switch {
+	case len(c.queue) > c.limit/2 || (!owed && !c.busy(busySince, delay)):
+		c.mu.Unlock()
+		return queued, wakeNow
+	case owed:
+		c.mu.Unlock()
+		return queued, wakeNone
 	}
-	return queued, wake
+	c.mu.Unlock()
+	return queued, wakeInRound
+}
+
+// writeHere has the stream write what is queued: on the caller's
+// goroutine when it is a detached stream that no goroutine is stepping
+// (eventStream.stepHere), else by a wake-up. deliver calls it, after it
+// queued an event to the stream, for a few quiet streams per event.
+func (c *follower) writeHere() {
+	if es := c.steps.Load(); es != nil && es.stepHere() {
+		return
+	}
+	c.signal()
 }
 
 // signal wakes the stream's goroutine, or runs a step of a stream that
@@ -308,14 +330,35 @@ func (c *follower) busy(busySince, delay int64) bool {
 // for the next WriteDelay: see enqueue.
 func (c *follower) take(spare []*queuedEvent, now int64) (q []*queuedEvent, reason string, ticked bool) {
 	c.mu.Lock()
-	q, reason, ticked = c.queue, c.reason, c.ticked
+	reason, ticked = c.reason, c.ticked
+	c.ticked = false
+	q = c.swapQueue(spare, now)
+	c.mu.Unlock()
+	return q, reason, ticked
+}
+
+// swapQueue hands the queue over for take and takeIf; c.mu is held.
+func (c *follower) swapQueue(spare []*queuedEvent, now int64) []*queuedEvent {
+	q := c.queue
 	c.queue = spare[:0]
-	c.wakePending, c.ticked = false, false
+	c.wakePending = false
 	c.prevTake = c.lastTake.Load()
 	c.lastTake.Store(now)
 	c.lastBatch = len(q)
-	c.mu.Unlock()
-	return q, reason, ticked
+	return q
+}
+
+// takeIf takes the queue as take does, when the stream has nothing but
+// events to write (its timer did not fire, no recheck, the hub did not end
+// it) and fits says the events can be written where the caller runs
+// (stream.idsFit); it reports false, and takes nothing, otherwise.
+func (c *follower) takeIf(spare []*queuedEvent, now int64, fits func([]*queuedEvent) bool) ([]*queuedEvent, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reason != "" || c.ticked || c.recheck || !fits(c.queue) {
+		return nil, false
+	}
+	return c.swapQueue(spare, now), true
 }
 
 // requestCheck asks the stream to run Config.CheckSession now.

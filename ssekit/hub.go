@@ -218,8 +218,11 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishO
 	if err != nil {
 		return "", err
 	}
-	m := Message{Channels: to.channels(), Clients: sortedSet(to.Clients), Key: o.key, Type: p.typ, Data: p.data}
+	m := Message{Channels: to.channels(), Clients: sortedSet(to.Clients), Key: o.key, Type: p.typ, Data: p.data, writes: new(publisherWrites)}
 	id, err := h.broker.Publish(ctx, m)
+	for _, c := range m.writes.finish() {
+		c.writeHere()
+	}
 	switch {
 	case errors.Is(err, ErrReplayed) && id != "":
 		if o.replayed != nil {
@@ -362,6 +365,12 @@ func (h *Hub) deliver(m Message) {
 	var e *queuedEvent // framed at the first recipient: none, no framing
 	n := 0
 	wakes := h.waker.batch()
+	// The quiet streams this delivery writes itself, once it let go of
+	// the registry's lock: a publish to one user's few connections writes
+	// them without handing them to another goroutine; past maxHere (a
+	// broadcast), the others are signalled.
+	var here [maxHere]*follower
+	nHere := 0
 	busySince := monotonic() - int64(h.cfg.WriteDelay) // see follower.enqueue
 	h.reg.each(&m, func(c *follower, via, k int) {
 		if e == nil {
@@ -371,9 +380,15 @@ func (h *Hub) deliver(m Message) {
 		if via >= 0 {
 			pos = m.Positions[via]
 		}
-		res, owed := c.enqueue(e, k, pos, h.cfg.Overflow, busySince, int64(h.cfg.WriteDelay))
-		if owed {
+		res, when := c.enqueue(e, k, pos, h.cfg.Overflow, busySince, int64(h.cfg.WriteDelay))
+		switch {
+		case when == wakeInRound:
 			wakes.add(c)
+		case when == wakeNow && nHere < maxHere:
+			here[nHere] = c
+			nHere++
+		case when == wakeNow:
+			c.signal()
 		}
 		switch res {
 		case queued:
@@ -385,8 +400,59 @@ func (h *Hub) deliver(m Message) {
 		}
 	})
 	wakes.schedule()
+	if !m.writes.add(here[:nHere]) {
+		for _, c := range here[:nHere] {
+			c.writeHere()
+		}
+	}
 	h.stats.delivered(m.Type, n)
 }
+
+// publisherWrites hands the quiet streams that deliver would write on its
+// own goroutine over to the Hub's Publish, when deliver runs inside it
+// (the memory broker calls its subscribers there), so that the writes run
+// after the broker has let go of its lock: under it, every publisher
+// would wait for each other's system calls. A delivery that comes after
+// that Publish returned (a broker that delivers on its own goroutines,
+// which would carry the message along) writes them itself.
+type publisherWrites struct {
+	mu      sync.Mutex
+	done    bool
+	streams []*follower
+}
+
+// add leaves cs to the publisher; it reports false, keeping none, when
+// there is no publisher waiting for them (w is nil, or its Publish is
+// done).
+func (w *publisherWrites) add(cs []*follower) bool {
+	if w == nil || len(cs) == 0 {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return false
+	}
+	w.streams = append(w.streams, cs...)
+	return true
+}
+
+// finish ends the publish's part and returns the streams left to it.
+func (w *publisherWrites) finish() []*follower {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+	cs := w.streams
+	w.streams = nil
+	return cs
+}
+
+// maxHere bounds the quiet streams one delivery writes on its own
+// goroutine (follower.writeHere): each is a system call on the
+// publisher's time, which spread over the streams' goroutines would run
+// on every core, and a broadcast should not make its publisher write to
+// thousands of sockets in turn.
+const maxHere = 8
 
 // GetConnectedUsers returns the users with at least one connection whose
 // id is a UUID (the seed's call); ConnectedUserIDs returns them all.

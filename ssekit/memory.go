@@ -206,7 +206,9 @@ func (b *MemoryBroker) Publish(ctx context.Context, m Message) (string, error) {
 		for i := range m.Positions {
 			m.Positions[i] = m.ID
 		}
-		r := &record{msg: m, seq: b.seq, size: recordSize(&m)}
+		kept := m
+		kept.writes = nil // the publish's, not the history's
+		r := &record{msg: kept, seq: b.seq, size: recordSize(&m)}
 		for _, name := range m.Channels {
 			ch := b.channel(name)
 			if ch.entries.len() >= b.lim.PerChannel {

@@ -91,7 +91,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, who Identity, extra 
 			// c.abort reads s.rc: set it before anyone can end the stream
 			// on the new connection.
 			c.mu.Lock()
-			s.w, s.rc, s.head = conn, rawConn{conn}, head
+			s.w, s.rc, s.unsent = conn, rawConn{conn}, head
 			c.mu.Unlock()
 			h.streams.Add(1) // the stream's own, while this call's still counts
 			// On the hub's goroutines from here; OnDisconnect follows
@@ -154,9 +154,15 @@ type stream struct {
 	w   io.Writer // the ResponseWriter, or a detached stream's connection
 	rc  controller
 	buf []byte // frames gathered for the next write
-	// head is a detached stream's HTTP response head, sent with its first
-	// write and then dropped.
-	head []byte
+	// unsent is what the socket is owed before anything else: a detached
+	// stream's HTTP response head, sent with its first write, or the rest
+	// of a write that a publisher's step left (try).
+	unsent []byte
+	// try is set while a publisher's goroutine runs a step of the stream
+	// (eventStream.stepHere): it writes what the socket takes at once and
+	// leaves the rest in unsent for the stream's goroutine, as a publisher
+	// must never wait for a client.
+	try *tryWriter
 	// deadline is the write deadline last set on the connection.
 	deadline time.Time
 
@@ -360,27 +366,11 @@ func (s *stream) step(ctx context.Context) (reason string, wrote bool) {
 		// credentials replays it.
 		return s.endSession(ReasonExpired), false
 	}
-	wrote = len(q) > 0
-	if wrote {
-		err := s.appendQueued(q)
-		if err == nil {
-			err = s.write()
-		}
-		clear(q) // let written frames be collected
-		if errors.Is(err, errCursor) {
-			h.cfg.Logger.Warn("sse: stream ended", "err", err)
-			return s.endWithRetry(ReasonBroker), false
-		}
-		if err != nil {
-			return ReasonWriteError, false
-		}
-		s.lastWrite = time.Now()
+	if reason := s.writeQueued(q); reason != "" {
+		return reason, false
 	}
-	// Even when empty: q is the queue's old array, and the queue now has
-	// spare's.
-	s.spare = q[:0]
 	if !ticked {
-		return "", wrote
+		return "", len(q) > 0
 	}
 	now := time.Now()
 	if !s.rotateAt.IsZero() && !now.Before(s.rotateAt) {
@@ -403,7 +393,51 @@ func (s *stream) step(ctx context.Context) (reason string, wrote bool) {
 	if s.timer != nil { // none when nothing is scheduled: a RecheckSessions woke it
 		s.timer.Reset(s.next(now))
 	}
-	return "", wrote
+	return "", len(q) > 0
+}
+
+// writeQueued writes q, taken from the queue, after whatever is unsent,
+// in one write; it returns why the stream ends, or "".
+func (s *stream) writeQueued(q []*queuedEvent) string {
+	if len(q) > 0 || s.unsent != nil {
+		err := s.appendQueued(q)
+		if err == nil {
+			err = s.write()
+		}
+		clear(q) // let written frames be collected
+		if errors.Is(err, errCursor) {
+			s.hub.cfg.Logger.Warn("sse: stream ended", "err", err)
+			return s.endWithRetry(ReasonBroker)
+		}
+		if err != nil {
+			return ReasonWriteError
+		}
+		s.lastWrite = time.Now()
+	}
+	// Even when empty: q is the queue's old array, and the queue now has
+	// spare's.
+	s.spare = q[:0]
+	return ""
+}
+
+// idsFit reports whether each id that writing q gives the stream fits in
+// an event id without a cursor: a step on a publisher's goroutine may not
+// save one (CursorStore.SaveCursor can be a broker's round trip, and a
+// delivery never waits). An upper bound: each component at the longest
+// of the stream's present position and q's. The caller holds s.c.mu.
+func (s *stream) idsFit(q []*queuedEvent) bool {
+	if s.cursor != "" {
+		return false
+	}
+	n := len(s.pos) - 1 // the dots
+	for k, ch := range s.c.channels {
+		l := len(s.pos[k])
+		for _, e := range q {
+			l = max(l, len(e.positionIn(ch)))
+		}
+		n += len(s.c.tags[k]) + l
+	}
+	return n <= maxIDLen
 }
 
 // endSession ends a stream whose credentials expired or whose session
@@ -612,7 +646,7 @@ var errWrite = errors.New("sse: write to client failed")
 // write sends the gathered frames in one write and one flush and empties
 // the buffer; one larger than a replay's batch is let go.
 func (s *stream) write() error {
-	if len(s.buf) == 0 {
+	if len(s.buf) == 0 && s.unsent == nil {
 		return nil
 	}
 	err := s.writeBytes(s.buf)
@@ -643,9 +677,19 @@ func (s *stream) writeBytes(p []byte) error {
 		s.deadline = time.Now().Add(endGrace)
 		_ = s.rc.SetWriteDeadline(s.deadline)
 	}
-	if s.head != nil {
-		p = append(s.head, p...)
-		s.head = nil
+	if s.unsent != nil {
+		p = append(s.unsent, p...)
+		s.unsent = nil
+	}
+	if s.try != nil {
+		n, err := s.try.write(p)
+		if err != nil {
+			return errors.Join(errWrite, err)
+		}
+		if n < len(p) {
+			s.unsent = append([]byte(nil), p[n:]...) // p may be s.buf, which is reused
+		}
+		return nil
 	}
 	_, err := s.w.Write(p)
 	if err == nil {

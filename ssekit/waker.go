@@ -16,7 +16,8 @@ import (
 // arrived since its last write into one write, and a publish only appends
 // to queues. A quiet stream pays no latency for it: only a busy stream,
 // one that wrote twice within about WriteDelay (follower.busy), waits for
-// a round; an event for any other wakes it at once (follower.enqueue), so
+// a round; an event for any other is written at once (follower.enqueue),
+// on the publisher's goroutine when it can be (follower.writeHere), so
 // one event to one user goes out as it comes however busy the hub is.
 type waker struct {
 	delay time.Duration

@@ -9,7 +9,8 @@
 //	                         -publish-control plans them (control.go)
 //
 // Every event is published with type "bench". -impl picks the library:
-// ssekit, naive (a seed-style hub), r3labs, tmaxmax, alexandrevicenzi.
+// ssekit, naive (a seed-style hub), r3labs, tmaxmax, alexandrevicenzi, and
+// floor, which delivers nothing: what net/http alone costs per publish.
 package main
 
 import (
@@ -60,6 +61,7 @@ var adapters = map[string]func(params) (adapter, error){
 	"r3labs":           newR3labs,
 	"tmaxmax":          newTmaxmax,
 	"alexandrevicenzi": newAlexandrevicenzi,
+	"floor":            newFloor,
 }
 
 func main() {
@@ -71,7 +73,7 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("peerserver", flag.ContinueOnError)
-	impl := fs.String("impl", "ssekit", "library: ssekit, naive, r3labs, tmaxmax, alexandrevicenzi")
+	impl := fs.String("impl", "ssekit", "library: ssekit, naive, r3labs, tmaxmax, alexandrevicenzi, floor (delivers nothing)")
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
 	var p params
 	fs.IntVar(&p.buffer, "buffer", 10, "per-connection buffer, where the library has one (the seed's default: 10)")
