@@ -65,10 +65,11 @@ type Message struct {
 	// Time is when the broker accepted the message; set by Publish.
 	Time time.Time
 
-	// writes is set by the Hub's Publish: the streams its deliveries leave
-	// for the publisher to write once the broker's Publish has returned
-	// (see Hub.deliver). A broker passes it along as it is, and keeps no
-	// message with it (the memory broker drops it from its history).
+	// writes is set by the Hub's Publish: where the deliveries that run
+	// inside that Publish leave the quiet streams for the publisher to
+	// write once the broker's lock is released (see publisherWrites). A
+	// broker passes it along as it is; the memory broker writes them as
+	// it returns, and keeps none in its history.
 	writes *publisherWrites
 }
 

@@ -147,7 +147,8 @@ type Config struct {
 	// write buffers, the handler's stack — is freed, and on Linux an idle
 	// stream holds no goroutine either (the hub watches the sockets for
 	// hang-ups with one epoll set, and a stream's writes run on a
-	// goroutine started when it has something to do): an idle stream
+	// goroutine started when it has something to do, or, for an event to
+	// a quiet stream, on the publisher's goroutine): an idle stream
 	// costs a few KiB instead of tens (docs/PERFORMANCE.md). Middleware
 	// then sees the handler return at once, and http.Server.Shutdown no
 	// longer waits for the streams: close the hub, which ends and waits

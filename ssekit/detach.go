@@ -140,10 +140,13 @@ type eventStream struct {
 	// first parks and dropped when it returns; busyAt is when the stream
 	// last wrote events (monotonic). Only the stream's goroutine touches
 	// them, but for wake, which sends on park once it has seen stepParked.
+	// (stepHere runs only on an idle stream, which has neither.)
 	park   chan struct{}
 	busyAt int64
 	// try writes to the socket without waiting (stepHere); set by the
-	// hang-up watch, which has the socket's descriptor.
+	// hang-up watch for a plain TCP connection (a net.Conn of another
+	// type may do its own work in Write, which a write to the descriptor
+	// would bypass).
 	try *tryWriter
 	// ended is why a step that stepHere ran ended the stream, which the
 	// stream's goroutine then finishes (steps).
@@ -261,20 +264,18 @@ func (es *eventStream) steps() {
 
 // stepHere runs a step of the stream on the caller's goroutine, a
 // publisher's that has just queued an event for it, when the stream is
-// quiet: no goroutine is stepping it (it idles, or its goroutine is
-// parked), and its step is only to write what is queued. Handing the
-// event to another goroutine, to write one frame, would cost more than
-// the write: a wake-up, often of an idle core's thread, and a switch.
-// The step writes what the socket takes at once (stream.try), so that
-// the publisher never waits for a client; whatever is left to do — the
-// rest of the write, a wake-up that came meanwhile, or anything but
-// writing events (its timer, a recheck, its end, a cursor to save) —
-// the stream's goroutine does, started or unparked as wake would. It
-// reports false, having done nothing, when a goroutine is stepping the
-// stream: the caller signals it then.
+// idle (no goroutine: a stream whose goroutine is parked is busy, and its
+// goroutine steps it as before) and its step is only to write what is
+// queued. Handing the event to a new goroutine, to write one frame, would
+// cost more than the write. The step writes what the socket takes at once
+// (stream.try), so that the publisher never waits for a client; whatever
+// is left to do — the rest of the write, a wake-up that came meanwhile,
+// or anything but writing events (its timer, a recheck, its end, a cursor
+// to save) — a goroutine started as wake would start it does. It reports
+// false, having done nothing, when the stream is not idle or has no
+// socket to write to so (try): the caller signals it then.
 func (es *eventStream) stepHere() bool {
-	from := es.state.Load()
-	if es.try == nil || (from != stepIdle && from != stepParked) || !es.state.CompareAndSwap(from, stepRunning) {
+	if es.try == nil || !es.state.CompareAndSwap(stepIdle, stepRunning) {
 		return false
 	}
 	s := es.s
@@ -287,17 +288,13 @@ func (es *eventStream) stepHere() bool {
 			done = es.ended == "" && s.unsent == nil
 		}
 	}
-	if done && es.state.CompareAndSwap(stepRunning, from) {
+	if done && es.state.CompareAndSwap(stepRunning, stepIdle) {
 		return true
 	}
-	// The stream's goroutine takes it from here: it was stepRunning, or
-	// stepAgain, which the goroutine's next step covers as well.
+	// It was stepAgain, or there is more to do: the goroutine's steps
+	// cover both.
 	es.state.Store(stepRunning)
-	if from == stepParked {
-		es.park <- struct{}{} // capacity 1, and only the holder of stepRunning sends
-	} else {
-		go es.steps()
-	}
+	go es.steps()
 	return true
 }
 

@@ -62,13 +62,15 @@
 //     while one runs makes it step again. While the stream is busy (it
 //     wrote events less than stepBusy ago) that goroutine stays, parked on
 //     a channel of the stream's between steps, until a step comes later
-//     than that (its timer's at the latest). A wake-up for an event to a
-//     quiet stream that no goroutine is stepping is not handed over at
-//     all: the publisher's goroutine runs that step itself, after deliver
-//     let go of the registry's lock, for up to maxHere streams per event
-//     (eventStream.stepHere), writing only what the socket takes at once
-//     and leaving the rest, and anything but writing events, to the
-//     stream's goroutine. One goroutine per hub, while it
+//     than that (its timer's at the latest). An event that Publish
+//     queues to an idle, quiet stream on a plain TCP socket is not handed
+//     over at all: the publisher's goroutine runs that step itself once
+//     the broker has released its lock (publisherWrites, for up to
+//     maxHere streams per event; eventStream.stepHere), writing only what
+//     the socket takes at once and leaving the rest, and anything but
+//     writing events, to a goroutine started for it. Deliveries that come
+//     on a broker's own goroutines (redisbroker) wake the stream instead.
+//     One goroutine per hub, while it
 //     has detached streams, waits in epoll_wait for their clients to hang
 //     up (hangups, eventloop_linux.go). Elsewhere, or for a connection
 //     with no socket of its own (TLS), a detached stream has a goroutine
@@ -126,9 +128,9 @@
 // follower.mu, then waker.mu. Nothing takes them the other way: a stream's
 // writer calls the broker (Follow, Head, Read) holding none of them, and
 // ending a stream takes its follower.mu, then registry.mu, one after the
-// other, not nested. No lock is held across a write to a socket that may
-// wait for the client, and deliver never blocks: the steps it runs
-// itself (stepHere) run under the broker's lock only, take the
-// follower's as a stream's writer does, write without waiting and save
-// no cursor.
+// other, not nested. No lock is held across a write to a socket, and
+// deliver never blocks: it writes nothing itself, and the steps a
+// publisher runs (stepHere) run after the broker's Publish has released
+// its lock, take the follower's as a stream's writer does, write without
+// waiting and save no cursor.
 package ssekit

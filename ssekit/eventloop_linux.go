@@ -2,6 +2,7 @@ package ssekit
 
 import (
 	"fmt"
+	"net"
 	"sync"
 	"syscall"
 
@@ -68,7 +69,10 @@ func (hs *hangups) watch(es *eventStream, wg *sync.WaitGroup) bool {
 		hs.kickIfEmpty()
 		return false
 	}
-	es.key, es.try = key, newTryWriter(raw)
+	es.key = key
+	if _, plain := es.conn.(*net.TCPConn); plain {
+		es.try = newTryWriter(raw)
+	}
 	hs.watched[key] = es
 	return true
 }

@@ -185,22 +185,24 @@ func (c *follower) followsAny(sorted []string) bool {
 	return false
 }
 
-// wakeup is when a stream that enqueue queued an event to is to write it.
+// wakeup is what enqueue asks of its caller for the stream it queued to.
 type wakeup int
 
 const (
-	wakeNone    wakeup = iota // a wake-up is owed already: the event rides on it
-	wakeNow                   // now: the caller writes it (follower.writeHere) or signals
-	wakeInRound               // in the next round of its hub's waker: it is busy
+	wakeNone    wakeup = iota // nothing: a wake-up is on its way, or nothing was queued
+	wakeQuiet                 // the stream is quiet: write it now (on the publisher's goroutine, if it can: writeHere), or signal it
+	wakeNow                   // signal it now: its queue is half full
+	wakeInRound               // it is busy: wake it in the next round of its hub's waker
 )
 
 // enqueue offers e, which reached c through its channel k at position pos
 // (k -1 and pos "" for an event addressed to c by id), without ever
-// blocking the publisher, and says when the stream is to write it. A quiet
-// stream (not busy, for busySince = now - WriteDelay and delay =
-// WriteDelay) writes at once; a busy one waits for the waker's round, and
-// gathers what else arrives until then into the same write. Only the
-// enqueue that finds no wake-up owed asks for one.
+// blocking the publisher, and says what the caller is to do to have the
+// stream write it. A quiet stream (not busy, for busySince = now -
+// WriteDelay and delay = WriteDelay) writes at once; a busy one waits for
+// the waker's round, and gathers what else arrives until then into the
+// same write. Only the enqueue that finds no wake-up on its way asks for
+// one, but for a queue half full, which is signalled every time.
 func (c *follower) enqueue(e *queuedEvent, k int, pos string, policy OverflowPolicy, busySince, delay int64) (enqueueResult, wakeup) {
 	c.mu.Lock()
 	floor := ""
@@ -243,22 +245,31 @@ func (c *follower) enqueue(e *queuedEvent, k int, pos string, policy OverflowPol
 	// overflow means the client cannot keep up, not that the hub held
 	// its events back. Quiet: nothing would gather, so the round could
 	// only add its delay.
+	when := wakeInRound
 	switch {
-	case len(c.queue) > c.limit/2 || (!owed && !c.busy(busySince, delay)):
-		c.mu.Unlock()
-		return queued, wakeNow
+	case !owed && !c.busy(busySince, delay):
+		when = wakeQuiet
+	case len(c.queue) > c.limit/2:
+		when = wakeNow
 	case owed:
-		c.mu.Unlock()
-		return queued, wakeNone
+		when = wakeNone
 	}
 	c.mu.Unlock()
-	return queued, wakeInRound
+	return queued, when
 }
 
-// writeHere has the stream write what is queued: on the caller's
-// goroutine when it is a detached stream that no goroutine is stepping
-// (eventStream.stepHere), else by a wake-up. deliver calls it, after it
-// queued an event to the stream, for a few quiet streams per event.
+// writesHere reports whether the stream's step can run on a publisher's
+// goroutine (writeHere): a detached stream served by wake-ups, on a
+// socket it may write to without waiting.
+func (c *follower) writesHere() bool {
+	es := c.steps.Load()
+	return es != nil && es.try != nil
+}
+
+// writeHere has the quiet stream write what is queued, on the caller's
+// goroutine when no goroutine is stepping it (eventStream.stepHere), and
+// otherwise by a wake-up. A publisher calls it once the broker has let go
+// of its lock (publisherWrites).
 func (c *follower) writeHere() {
 	if es := c.steps.Load(); es != nil && es.stepHere() {
 		return
@@ -355,7 +366,12 @@ func (c *follower) swapQueue(spare []*queuedEvent, now int64) []*queuedEvent {
 func (c *follower) takeIf(spare []*queuedEvent, now int64, fits func([]*queuedEvent) bool) ([]*queuedEvent, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.reason != "" || c.ticked || c.recheck || !fits(c.queue) {
+	switch {
+	case len(c.queue) == 0:
+		// Taken by the step that ran meanwhile: no take to record, or
+		// the stream would look busy to its next event.
+		return spare[:0], true
+	case c.reason != "" || c.ticked || c.recheck || !fits(c.queue):
 		return nil, false
 	}
 	return c.swapQueue(spare, now), true

@@ -159,6 +159,15 @@ func New(cfg Config) (*Hub, error) {
 	return h, nil
 }
 
+// publishToBroker hands m to the broker, then writes the quiet streams
+// its delivery left to the publisher (publisherWrites), unless the broker
+// did: even when the broker panics, so that no stream waits for a
+// wake-up that never comes.
+func (h *Hub) publishToBroker(ctx context.Context, m Message) (string, error) {
+	defer m.writes.run()
+	return h.broker.Publish(ctx, m)
+}
+
 // followTimeout bounds a Follow: the broadcast channel's in New, and a
 // stream's own channels' when it opens (past it, the stream is sent away
 // with a retry hint, as when the broker cannot give its position).
@@ -219,10 +228,7 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishO
 		return "", err
 	}
 	m := Message{Channels: to.channels(), Clients: sortedSet(to.Clients), Key: o.key, Type: p.typ, Data: p.data, writes: new(publisherWrites)}
-	id, err := h.broker.Publish(ctx, m)
-	for _, c := range m.writes.finish() {
-		c.writeHere()
-	}
+	id, err := h.publishToBroker(ctx, m)
 	switch {
 	case errors.Is(err, ErrReplayed) && id != "":
 		if o.replayed != nil {
@@ -365,10 +371,10 @@ func (h *Hub) deliver(m Message) {
 	var e *queuedEvent // framed at the first recipient: none, no framing
 	n := 0
 	wakes := h.waker.batch()
-	// The quiet streams this delivery writes itself, once it let go of
-	// the registry's lock: a publish to one user's few connections writes
-	// them without handing them to another goroutine; past maxHere (a
-	// broadcast), the others are signalled.
+	// Quiet streams that the publisher, if this delivery runs inside its
+	// Publish, is to write itself once the broker's lock is released
+	// (publisherWrites); past maxHere (a broadcast), and for the others,
+	// a wake-up.
 	var here [maxHere]*follower
 	nHere := 0
 	busySince := monotonic() - int64(h.cfg.WriteDelay) // see follower.enqueue
@@ -384,10 +390,10 @@ func (h *Hub) deliver(m Message) {
 		switch {
 		case when == wakeInRound:
 			wakes.add(c)
-		case when == wakeNow && nHere < maxHere:
+		case when == wakeQuiet && nHere < maxHere && m.writes != nil && c.writesHere():
 			here[nHere] = c
 			nHere++
-		case when == wakeNow:
+		case when == wakeQuiet || when == wakeNow:
 			c.signal()
 		}
 		switch res {
@@ -402,19 +408,22 @@ func (h *Hub) deliver(m Message) {
 	wakes.schedule()
 	if !m.writes.add(here[:nHere]) {
 		for _, c := range here[:nHere] {
-			c.writeHere()
+			c.signal()
 		}
 	}
 	h.stats.delivered(m.Type, n)
 }
 
-// publisherWrites hands the quiet streams that deliver would write on its
-// own goroutine over to the Hub's Publish, when deliver runs inside it
-// (the memory broker calls its subscribers there), so that the writes run
-// after the broker has let go of its lock: under it, every publisher
-// would wait for each other's system calls. A delivery that comes after
-// that Publish returned (a broker that delivers on its own goroutines,
-// which would carry the message along) writes them itself.
+// publisherWrites is what lets a publisher write the event it published
+// to a quiet stream itself, as a system call on its own goroutine,
+// instead of waking another goroutine to make it: a wake-up, often of an
+// idle core's thread, costs more than the write. The memory broker calls
+// deliver inside Publish, under its lock, where every publisher would wait
+// for each other's system calls: so deliver only gathers the streams
+// here, and the broker (MemoryBroker.Publish), or failing that the Hub's
+// Publish, writes them once the lock is released (run). A delivery that
+// comes after that Publish has returned (a broker that carries the message
+// to another goroutine) wakes its streams instead.
 type publisherWrites struct {
 	mu      sync.Mutex
 	done    bool
@@ -422,8 +431,7 @@ type publisherWrites struct {
 }
 
 // add leaves cs to the publisher; it reports false, keeping none, when
-// there is no publisher waiting for them (w is nil, or its Publish is
-// done).
+// there is no publisher to write them (w is nil, or its Publish is done).
 func (w *publisherWrites) add(cs []*follower) bool {
 	if w == nil || len(cs) == 0 {
 		return false
@@ -437,21 +445,27 @@ func (w *publisherWrites) add(cs []*follower) bool {
 	return true
 }
 
-// finish ends the publish's part and returns the streams left to it.
-func (w *publisherWrites) finish() []*follower {
+// run writes the streams left to the publisher, once: the first call ends
+// the publish's part, and later ones find nothing. w may be nil.
+func (w *publisherWrites) run() {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.done = true
 	cs := w.streams
 	w.streams = nil
-	return cs
+	w.mu.Unlock()
+	for _, c := range cs {
+		c.writeHere()
+	}
 }
 
-// maxHere bounds the quiet streams one delivery writes on its own
-// goroutine (follower.writeHere): each is a system call on the
-// publisher's time, which spread over the streams' goroutines would run
-// on every core, and a broadcast should not make its publisher write to
-// thousands of sockets in turn.
+// maxHere bounds the quiet streams one delivery leaves to its publisher
+// (publisherWrites): each is a system call on the publisher's time, which
+// spread over the streams' goroutines would run on every core, and a
+// broadcast should not make its publisher write to thousands of sockets
+// in turn.
 const maxHere = 8
 
 // GetConnectedUsers returns the users with at least one connection whose

@@ -183,6 +183,11 @@ func (b *MemoryBroker) Publish(ctx context.Context, m Message) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	// After the unlock (deferred calls run last in, first out): the quiet
+	// streams the hub's delivery left to the publisher are written as soon
+	// as the next publisher may go on, and before a broker wrapped around
+	// this one does its own work.
+	defer m.writes.run()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {

@@ -53,10 +53,13 @@ func TestPublisherWritesAQuietDetachedStream(t *testing.T) {
 		t.Fatalf("after the publisher's step, state %d; want idle (no goroutine)", state)
 	}
 
-	// A stream whose goroutine steps it: the publisher only queues.
-	es.state.Store(stepRunning)
-	if es.stepHere() {
-		t.Fatal("stepHere ran a step while a goroutine was stepping the stream")
+	// A stream whose goroutine steps it, or is parked (the stream is
+	// busy): the publisher only queues, and that goroutine writes.
+	for _, state := range []uint32{stepRunning, stepAgain, stepParked, stepDone} {
+		es.state.Store(state)
+		if es.stepHere() {
+			t.Fatalf("stepHere ran a step in state %d", state)
+		}
 	}
 	es.state.Store(stepIdle)
 }
