@@ -23,7 +23,9 @@
 #   SERVERS    ssekit ssehub naive r3labs tmaxmax alexandrevicenzi centrifugo
 #              (ssehub only if cmd/ssehub exists); also, for a before/after,
 #              ssekit-http (streams left on net/http) and ssekit-nodelay
-#              (that, and WriteDelay off); ssekit-before with BEFORE
+#              (that, and WriteDelay off); ssekit-before with BEFORE;
+#              floor (no library: what net/http costs per publish, with
+#              nothing delivered: every event counts as lost)
 #   BEFORE     a checkout of an earlier tree (git worktree add): its
 #              library, built into its own peer server, runs as
 #              ssekit-before, set up as ssekit is, for a before/after
