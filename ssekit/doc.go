@@ -70,9 +70,8 @@
 //     the socket takes at once and leaving the rest, and anything but
 //     writing events, to a goroutine started for it. Deliveries that come
 //     on a broker's own goroutines (redisbroker) wake the stream instead.
-//     One goroutine per hub, while it
-//     has detached streams, waits in epoll_wait for their clients to hang
-//     up (hangups, eventloop_linux.go). Elsewhere, or for a connection
+//     One goroutine per hub, while it has detached streams, waits in
+//     epoll_wait for their clients to hang up (hangups, eventloop_linux.go). Elsewhere, or for a connection
 //     with no socket of its own (TLS), a detached stream has a goroutine
 //     that writes it as the request's would, plus a second one blocked in
 //     Read on it (watch, detach.go), which notices the client leaving. All
