@@ -94,7 +94,9 @@ func (s *staging) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 func TestWhichWritersCanStream(t *testing.T) {
 	t.Parallel()
 	rec := func() http.ResponseWriter { return httptest.NewRecorder() }
-	var buf bytes.Buffer
+	// A buffer of each case's own: the cases run in parallel, and a
+	// refusal writes its body through the chain.
+	buf := func() *bytes.Buffer { return new(bytes.Buffer) }
 	var sb strings.Builder
 	const noFlush, copies = "cannot flush", "copies the body into memory"
 	cases := []struct {
@@ -109,10 +111,10 @@ func TestWhichWritersCanStream(t *testing.T) {
 		{name: "Unwrap without Flush over one that can", w: &unwrapOnly{rec()}},
 		{name: "Unwrap to nil without Flush", w: &hiding{rec()}, wantWriter: "*ssekit_test.hiding", wantWhy: noFlush},
 		{name: "unwraps to itself", w: &selfWrapping{rec()}},
-		{name: "tee into a bytes.Buffer", w: &wrapper{ResponseWriter: rec(), w: io.MultiWriter(io.Discard, &buf)}, wantWriter: "*ssekit_test.wrapper", wantWhy: copies},
+		{name: "tee into a bytes.Buffer", w: &wrapper{ResponseWriter: rec(), w: io.MultiWriter(io.Discard, buf())}, wantWriter: "*ssekit_test.wrapper", wantWhy: copies},
 		{name: "tee into a strings.Builder", w: &wrapper{ResponseWriter: rec(), w: io.MultiWriter(io.Discard, &sb)}, wantWriter: "*ssekit_test.wrapper", wantWhy: copies},
-		{name: "capped copy", w: &unwrapOnly{&wrapper{ResponseWriter: rec(), w: &capped{rw: rec(), buf: &buf, limit: 5 << 20}}}, wantWriter: "*ssekit_test.wrapper", wantWhy: copies},
-		{name: "a tee deeper in the chain", w: &wrapper{ResponseWriter: &wrapper{ResponseWriter: rec(), w: io.MultiWriter(io.Discard, &buf)}}, wantWriter: "*ssekit_test.wrapper", wantWhy: copies},
+		{name: "capped copy", w: &unwrapOnly{&wrapper{ResponseWriter: rec(), w: &capped{rw: rec(), buf: buf(), limit: 5 << 20}}}, wantWriter: "*ssekit_test.wrapper", wantWhy: copies},
+		{name: "a tee deeper in the chain", w: &wrapper{ResponseWriter: &wrapper{ResponseWriter: rec(), w: io.MultiWriter(io.Discard, buf())}}, wantWriter: "*ssekit_test.wrapper", wantWhy: copies},
 		{name: "staging buffer and gzip", w: func() http.ResponseWriter {
 			r := rec()
 			return &staging{Writer: gzip.NewWriter(r), ResponseWriter: r, buffer: new(bytes.Buffer)}
@@ -120,7 +122,7 @@ func TestWhichWritersCanStream(t *testing.T) {
 		{name: "bufio", w: func() http.ResponseWriter { r := rec(); return &wrapper{ResponseWriter: r, w: bufio.NewWriter(r)} }()},
 		// chi's WrapResponseWriter.Tee(&buf): the buffer itself in a
 		// writer field, where Gzip's is declared as a buffer.
-		{name: "a buffer as a writer field", w: &wrapper{ResponseWriter: rec(), w: &buf}, wantWriter: "*ssekit_test.wrapper", wantWhy: copies},
+		{name: "a buffer as a writer field", w: &wrapper{ResponseWriter: rec(), w: buf()}, wantWriter: "*ssekit_test.wrapper", wantWhy: copies},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
