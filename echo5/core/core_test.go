@@ -113,11 +113,11 @@ func TestRoutesMiddlewareAndPrefix(t *testing.T) {
 
 func TestMountErrors(t *testing.T) {
 	t.Parallel()
-	var log []string
+	// A log of each case's own: the cases run in parallel.
 	for name, m := range map[string]core.Module{
-		"bad method":    &mod{name: "a", log: &log, routes: []core.Route{{Method: "BREW", Path: "/x", Handler: ok}}},
-		"missing":       &mod{name: "a", log: &log, deps: []string{"ghost"}},
-		"route refused": &mod{name: "a", log: &log, routes: []core.Route{{Method: http.MethodGet, Path: "/refused", Handler: ok}}},
+		"bad method":    &mod{name: "a", log: new([]string), routes: []core.Route{{Method: "BREW", Path: "/x", Handler: ok}}},
+		"missing":       &mod{name: "a", log: new([]string), deps: []string{"ghost"}},
+		"route refused": &mod{name: "a", log: new([]string), routes: []core.Route{{Method: http.MethodGet, Path: "/refused", Handler: ok}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
