@@ -9,42 +9,17 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/ssekit/sse/internal/benchwire"
 )
 
 // The in-process publisher: library users call SendToUser from inside
 // their server, so that is what -publish-control measures. ssebench posts
-// a plan (controlPlan) to the server's control URL; the server publishes
+// a plan (benchwire.Plan) to the server's control URL; the server publishes
 // the events itself, with the payloads ssebench would have sent, and
-// answers when done with what it did (controlReport); the streams are
+// answers when done with what it did (benchwire.Report); the streams are
 // then drained and accounted exactly as in an HTTP-published run.
-// peerserver's POST /control/publish speaks this protocol (its
-// control.go mirrors these types).
-
-// controlPlan is the body of the control request.
-type controlPlan struct {
-	Users       []string      `json:"users"` // ids of the connected users, the addressees
-	Index       []uint64      `json:"index"` // their indices, the payloads' u, in the same order
-	Rate        float64       `json:"rate"`  // events/s over all publishers; 0: as fast as accepted
-	Count       int           `json:"count"` // 0: until Duration
-	Duration    time.Duration `json:"duration_ns"`
-	Concurrency int           `json:"concurrency"` // publishing goroutines
-	PayloadSize int           `json:"payload_size"`
-}
-
-// controlReport is the answer: counts, the events numbered for each user
-// and the failed ones, and the publish call's duration as a histogram
-// (sparse [bucket, count] pairs of hist.go's buckets, microseconds).
-type controlReport struct {
-	Attempted int64       `json:"attempted"`
-	Accepted  int64       `json:"accepted"`
-	Failed    int64       `json:"failed"`
-	Errors    []string    `json:"errors,omitempty"`
-	StartNs   int64       `json:"start_ns"`
-	EndNs     int64       `json:"end_ns"`
-	Assigned  []uint64    `json:"assigned"`            // by entry of Users: n ran 1..Assigned
-	FailedTo  [][2]uint64 `json:"failed_to,omitempty"` // (index, n) of failed publishes
-	CallHist  [][2]uint64 `json:"call_hist"`
-}
+// peerserver's POST /control/publish speaks this protocol.
 
 // publishInProcess has the server publish the run's events.
 func publishInProcess(ctx context.Context, cfg publishConfig, connUsers []uint64) (*pubResult, error) {
@@ -52,7 +27,7 @@ func publishInProcess(ctx context.Context, cfg publishConfig, connUsers []uint64
 	if len(addr.users) == 0 {
 		return nil, errors.New("targeted: no connected user to address")
 	}
-	plan := controlPlan{
+	plan := benchwire.Plan{
 		Index: addr.users, Rate: cfg.Rate, Count: cfg.Count, Duration: cfg.Duration,
 		Concurrency: max(cfg.Concurrency, 1), PayloadSize: cfg.PayloadSize,
 	}
@@ -89,15 +64,15 @@ func publishInProcess(ctx context.Context, cfg publishConfig, connUsers []uint64
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("control: status %s: %.200s", resp.Status, b)
 	}
-	var rep controlReport
+	var rep benchwire.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	return rep.result(addr.users)
+	return reportResult(&rep, addr.users)
 }
 
-// result turns the server's report into the publishers' result.
-func (rep *controlReport) result(index []uint64) (*pubResult, error) {
+// reportResult turns the server's report into the publishers' result.
+func reportResult(rep *benchwire.Report, index []uint64) (*pubResult, error) {
 	if len(rep.Assigned) != len(index) {
 		return nil, fmt.Errorf("control: %d counts for %d users", len(rep.Assigned), len(index))
 	}

@@ -1,46 +1,30 @@
 package main
 
 import (
-	"math/bits"
 	"sync/atomic"
+
+	"github.com/ssekit/sse/internal/benchwire"
 )
-
-// subBits sets the histogram's precision: 2^subBits buckets per power of
-// two, so a bucket is at most 1/32 (3 %) wide relative to its values.
-const subBits = 5
-
-// nBuckets covers every uint64 value.
-const nBuckets = (64 - subBits) << subBits
 
 // hist is a log-linear histogram of microsecond values, in the manner of
 // HdrHistogram but fixed-size and lock-free: record is one atomic add, so
 // connection goroutines can share one without a mutex.
 type hist struct {
-	counts [nBuckets]uint64
-}
-
-// bucketOf maps v to its bucket: values below 2^subBits have their own
-// bucket, larger ones share a power-of-two range split 2^subBits ways.
-func bucketOf(v uint64) int {
-	if v < 1<<subBits {
-		return int(v)
-	}
-	shift := bits.Len64(v) - subBits - 1
-	return (shift+1)<<subBits + int(v>>shift) - 1<<subBits
+	counts [benchwire.NBuckets]uint64
 }
 
 // bucketMid returns a representative value of bucket i: its midpoint.
 func bucketMid(i int) uint64 {
-	if i < 1<<subBits {
+	if i < 1<<benchwire.SubBits {
 		return uint64(i)
 	}
-	shift := i>>subBits - 1
-	low := uint64(i&(1<<subBits-1)+1<<subBits) << shift
+	shift := i>>benchwire.SubBits - 1
+	low := uint64(i&(1<<benchwire.SubBits-1)+1<<benchwire.SubBits) << shift
 	return low + (uint64(1)<<shift)/2
 }
 
 // record adds one value; safe for concurrent use.
-func (h *hist) record(v uint64) { atomic.AddUint64(&h.counts[bucketOf(v)], 1) }
+func (h *hist) record(v uint64) { atomic.AddUint64(&h.counts[benchwire.Bucket(v)], 1) }
 
 // merge adds o's counts into h; not concurrent with record on h.
 func (h *hist) merge(o *hist) {
@@ -103,7 +87,7 @@ func (h *hist) sparse() [][2]uint64 {
 // addSparse adds counts received in the sparse form.
 func (h *hist) addSparse(s [][2]uint64) {
 	for _, p := range s {
-		if p[0] < nBuckets {
+		if p[0] < benchwire.NBuckets {
 			h.counts[p[0]] += p[1]
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/ssekit/sse/internal/benchwire"
 )
 
 type event struct{ typ, data string }
@@ -99,7 +101,7 @@ func TestHist(t *testing.T) {
 		}
 	}
 	for _, v := range []uint64{0, 31, 32, 33, 1 << 20, 1<<60 + 5} {
-		if i := bucketOf(v); i >= nBuckets || bucketMid(i) > v+v/16+1 || bucketMid(i)+bucketMid(i)/16+1 < v {
+		if i := benchwire.Bucket(v); i >= benchwire.NBuckets || bucketMid(i) > v+v/16+1 || bucketMid(i)+bucketMid(i)/16+1 < v {
 			t.Errorf("bucket of %d: %d (mid %d)", v, i, bucketMid(i))
 		}
 	}

@@ -2,7 +2,8 @@ package main
 
 import (
 	"bytes"
-	"strconv"
+
+	"github.com/ssekit/sse/internal/benchwire"
 )
 
 // A payload identifies one published event: g is its global sequence
@@ -28,32 +29,10 @@ type payload struct {
 // targeted reports whether pl is addressed to one user.
 func (pl payload) targeted() bool { return pl.n > 0 }
 
-// appendPayload appends the JSON of pl, padded with an "x" field so that
-// the whole is at least size bytes.
+// appendPayload appends the JSON of pl (benchwire.AppendPayload), padded
+// so that the whole is at least size bytes.
 func appendPayload(b []byte, pl payload, size int) []byte {
-	start := len(b)
-	b = append(b, `{"g":`...)
-	b = strconv.AppendUint(b, pl.g, 10)
-	b = append(b, `,"p":`...)
-	b = strconv.AppendUint(b, pl.p, 10)
-	b = append(b, `,"s":`...)
-	b = strconv.AppendUint(b, pl.s, 10)
-	b = append(b, `,"t":`...)
-	b = strconv.AppendInt(b, pl.t, 10)
-	if pl.targeted() {
-		b = append(b, `,"u":`...)
-		b = strconv.AppendUint(b, pl.u, 10)
-		b = append(b, `,"n":`...)
-		b = strconv.AppendUint(b, pl.n, 10)
-	}
-	if pad := size - (len(b) - start) - len(`,"x":""}`); pad > 0 {
-		b = append(b, `,"x":"`...)
-		for range pad {
-			b = append(b, 'x')
-		}
-		b = append(b, '"')
-	}
-	return append(b, '}')
+	return benchwire.AppendPayload(b, pl.g, pl.p, pl.s, pl.t, pl.u, pl.n, size)
 }
 
 // parsePayload finds the fields of a payload in data without allocating.

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ssekit/sse/internal/benchwire"
 )
 
 // publishConfig says what to publish, where, and how fast.
@@ -239,7 +241,7 @@ func publish(ctx context.Context, cfg publishConfig, connUsers []uint64) (*pubRe
 				var due time.Time
 				if cfg.Rate > 0 {
 					due = res.Start.Add(time.Duration(float64(last-1) / cfg.Rate * 1e9))
-					if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
+					if d := time.Until(due); d > 0 && !benchwire.SleepCtx(ctx, d) {
 						return
 					}
 				}
@@ -306,16 +308,4 @@ func publish(ctx context.Context, cfg publishConfig, connUsers []uint64) (*pubRe
 		res.Expect = addr.expectation()
 	}
 	return res, nil
-}
-
-// sleepCtx sleeps for d; it reports false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

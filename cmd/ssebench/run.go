@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ssekit/sse/internal/benchwire"
 )
 
 // run parses args, runs the benchmark and writes the reports.
@@ -109,7 +111,7 @@ func bench(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	fmt.Fprintf(log, "ssebench: connected in %.1fs\n", res.Connect.Seconds)
 
 	// Idle.
-	if !sleepCtx(ctx, cfg.IdleWait) {
+	if !benchwire.SleepCtx(ctx, cfg.IdleWait) {
 		return nil, ctx.Err()
 	}
 	if cfg.PID > 0 {
@@ -240,7 +242,7 @@ func waitReady(ctx context.Context, rawURL string, d time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("server not ready: %w", err)
 		}
-		if !sleepCtx(ctx, 50*time.Millisecond) {
+		if !benchwire.SleepCtx(ctx, 50*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -3,46 +3,22 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"math/bits"
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ssekit/sse/internal/benchwire"
 )
 
 // POST /control/publish is the in-process publisher: ssebench's
 // -publish-control posts a plan, and the server publishes targeted events
 // from inside its own process, through the adapter's publish (for ssekit
 // that is Hub.Publish with Target{Users: …}, what SendToUser does), then
-// answers with what it did. The types and the payload mirror
-// cmd/ssebench's control.go and payload.go: change them together.
-
-// controlPlan is ssebench's controlPlan.
-type controlPlan struct {
-	Users       []string      `json:"users"`
-	Index       []uint64      `json:"index"`
-	Rate        float64       `json:"rate"`
-	Count       int           `json:"count"`
-	Duration    time.Duration `json:"duration_ns"`
-	Concurrency int           `json:"concurrency"`
-	PayloadSize int           `json:"payload_size"`
-}
-
-// controlReport is ssebench's controlReport.
-type controlReport struct {
-	Attempted int64       `json:"attempted"`
-	Accepted  int64       `json:"accepted"`
-	Failed    int64       `json:"failed"`
-	Errors    []string    `json:"errors,omitempty"`
-	StartNs   int64       `json:"start_ns"`
-	EndNs     int64       `json:"end_ns"`
-	Assigned  []uint64    `json:"assigned"`
-	FailedTo  [][2]uint64 `json:"failed_to,omitempty"`
-	CallHist  [][2]uint64 `json:"call_hist"`
-}
+// answers with what it did. The protocol and the payload are
+// internal/benchwire's, which ssebench uses too.
 
 // maxPlan bounds a plan's body: an id and an index per user.
 const maxPlan = 16 << 20
@@ -51,7 +27,7 @@ const maxPlan = 16 << 20
 // context bounds the run: ssebench giving up stops the publishers.
 func controlHandler(a adapter) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var plan controlPlan
+		var plan benchwire.Plan
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxPlan))
 		if err := dec.Decode(&plan); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -75,7 +51,7 @@ func controlHandler(a adapter) http.HandlerFunc {
 // schedule (event g is due at start + (g-1)/Rate) as ssebench's
 // publishers do, each event to a random user of the plan, numbered among
 // that user's events.
-func runPlan(ctx context.Context, a adapter, plan controlPlan) *controlReport {
+func runPlan(ctx context.Context, a adapter, plan benchwire.Plan) *benchwire.Report {
 	conc := max(plan.Concurrency, 1)
 	seq := make([]atomic.Uint64, len(plan.Users))
 	var calls callHist
@@ -101,7 +77,7 @@ func runPlan(ctx context.Context, a adapter, plan controlPlan) *controlReport {
 				var due time.Time
 				if plan.Rate > 0 {
 					due = start.Add(time.Duration(float64(g-1) / plan.Rate * 1e9))
-					if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
+					if d := time.Until(due); d > 0 && !benchwire.SleepCtx(ctx, d) {
 						return
 					}
 				}
@@ -118,7 +94,7 @@ func runPlan(ctx context.Context, a adapter, plan controlPlan) *controlReport {
 				n := seq[i].Add(1)
 				// The hub keeps the data it is given (json.RawMessage):
 				// each event gets a buffer of its own.
-				buf = appendPayload(make([]byte, 0, len(buf)), g, uint64(p), s, sent.UnixNano(), plan.Index[i], n, plan.PayloadSize)
+				buf = benchwire.AppendPayload(make([]byte, 0, len(buf)), g, uint64(p), s, sent.UnixNano(), plan.Index[i], n, plan.PayloadSize)
 				err := a.publish(ctx, plan.Users[i], buf)
 				calls.record(uint64(time.Since(now).Microseconds()))
 				attempted.Add(1)
@@ -137,7 +113,7 @@ func runPlan(ctx context.Context, a adapter, plan controlPlan) *controlReport {
 		}()
 	}
 	wg.Wait()
-	rep := &controlReport{
+	rep := &benchwire.Report{
 		Attempted: attempted.Load(), Accepted: accepted.Load(), Failed: failedN.Load(), Errors: errs,
 		StartNs: start.UnixNano(), EndNs: time.Now().UnixNano(), FailedTo: failed, CallHist: calls.sparse(),
 		Assigned: make([]uint64, len(seq)),
@@ -148,45 +124,14 @@ func runPlan(ctx context.Context, a adapter, plan controlPlan) *controlReport {
 	return rep
 }
 
-// appendPayload writes ssebench's targeted payload (its payload.go):
-//
-//	{"g":18,"p":2,"s":6,"t":1764190000123466789,"u":4711,"n":3}
-func appendPayload(b []byte, g, p, s uint64, t int64, u, n uint64, size int) []byte {
-	start := len(b)
-	b = append(b, `{"g":`...)
-	b = strconv.AppendUint(b, g, 10)
-	b = append(b, `,"p":`...)
-	b = strconv.AppendUint(b, p, 10)
-	b = append(b, `,"s":`...)
-	b = strconv.AppendUint(b, s, 10)
-	b = append(b, `,"t":`...)
-	b = strconv.AppendInt(b, t, 10)
-	b = append(b, `,"u":`...)
-	b = strconv.AppendUint(b, u, 10)
-	b = append(b, `,"n":`...)
-	b = strconv.AppendUint(b, n, 10)
-	if pad := size - (len(b) - start) - len(`,"x":""}`); pad > 0 {
-		b = append(b, `,"x":"`...)
-		for range pad {
-			b = append(b, 'x')
-		}
-		b = append(b, '"')
-	}
-	return append(b, '}')
+// callHist counts the publish call's durations in ssebench's histogram
+// buckets (benchwire.Bucket), so that the report's buckets add into its
+// own.
+type callHist struct {
+	counts [benchwire.NBuckets]atomic.Uint64
 }
 
-// callHist is ssebench's histogram (hist.go: log-linear, 2^5 buckets per
-// power of two), so that the report's buckets add into its own.
-type callHist struct{ counts [(64 - 5) << 5]atomic.Uint64 }
-
-func (h *callHist) record(v uint64) {
-	i := int(v)
-	if v >= 1<<5 {
-		shift := bits.Len64(v) - 5 - 1
-		i = (shift+1)<<5 + int(v>>shift) - 1<<5
-	}
-	h.counts[i].Add(1)
-}
+func (h *callHist) record(v uint64) { h.counts[benchwire.Bucket(v)].Add(1) }
 
 func (h *callHist) sparse() [][2]uint64 {
 	var out [][2]uint64
@@ -196,16 +141,4 @@ func (h *callHist) sparse() [][2]uint64 {
 		}
 	}
 	return out
-}
-
-// sleepCtx sleeps for d; it reports false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

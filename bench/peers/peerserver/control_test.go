@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ssekit/sse/internal/benchwire"
 )
 
 // countingAdapter records what the in-process publisher sends, and fails
@@ -35,7 +37,7 @@ func (a *countingAdapter) publish(_ context.Context, user string, data []byte) e
 func TestRunPlan(t *testing.T) {
 	t.Parallel()
 	a := &countingAdapter{sent: map[string][]string{}}
-	plan := controlPlan{Users: []string{"a", "b", "bad"}, Index: []uint64{4, 7, 9}, Count: 300, Concurrency: 3}
+	plan := benchwire.Plan{Users: []string{"a", "b", "bad"}, Index: []uint64{4, 7, 9}, Count: 300, Concurrency: 3}
 	rep := runPlan(t.Context(), a, plan)
 	if rep.Attempted != 300 || rep.Accepted+rep.Failed != 300 || int64(len(rep.FailedTo)) != rep.Failed {
 		t.Fatalf("attempted %d accepted %d failed %d (%d listed); want 300 in all", rep.Attempted, rep.Accepted, rep.Failed, len(rep.FailedTo))
