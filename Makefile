@@ -39,7 +39,7 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## bench-peers: ssekit and ssehub side by side with r3labs, tmaxmax, alexandrevicenzi and a seed-style hub (~30 min); see docs/PERFORMANCE.md
+## bench-peers: ssekit and ssehub side by side with Centrifugo, r3labs, tmaxmax, alexandrevicenzi and a seed-style hub (about an hour); see docs/PERFORMANCE.md
 bench-peers:
 	bash scripts/bench-peers.sh
 

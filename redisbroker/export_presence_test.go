@@ -9,7 +9,6 @@ type ManualPresence struct{ p *presence }
 // NewManualPresence returns the presence of src on b, not yet refreshed.
 func NewManualPresence(b *Broker, src PresenceSource) *ManualPresence {
 	p := newPresence(b, src)
-	p.init()
 	return &ManualPresence{p: p}
 }
 

@@ -2,7 +2,6 @@ package redisbroker
 
 import (
 	"context"
-	"time"
 
 	"github.com/ssekit/sse/ssekit"
 )
@@ -26,8 +25,7 @@ func PublishUnannounced(ctx context.Context, b *Broker, channel, typ string) (st
 // RefreshPresenceOnce writes src's presence once, with no goroutine to
 // refresh or remove it: a node that dies right after.
 func RefreshPresenceOnce(ctx context.Context, b *Broker, src PresenceSource) error {
-	p := &presence{b: b, src: src, started: time.Now()}
-	return p.refresh(ctx)
+	return newPresence(b, src).refresh(ctx)
 }
 
 // Followed returns the channels a subscription holds (followed or

@@ -278,8 +278,8 @@ func TestPresenceNodeStartsLongAfterDeath(t *testing.T) {
 			if n, err := dead.OnlineUsers(t.Context()); err != nil || n != 1 {
 				t.Fatalf("OnlineUsers = %d, %v after the node held carol: want 1", n, err)
 			}
-			// The old state's life was 2*200ms + 100ms: wait past it, with
-			// no node alive (waiting, not measuring).
+			// Wait well past the dead nodes' leases (200 ms), with no node
+			// alive (waiting, not measuring).
 			time.Sleep(1500 * time.Millisecond)
 			var log changes
 			live := presenceNode(t, be, prefix, "live", 100*time.Millisecond, &log)

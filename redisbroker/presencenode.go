@@ -45,7 +45,8 @@ type presence struct {
 
 func newPresence(b *Broker, src PresenceSource) *presence {
 	p := &presence{b: b, src: src, started: time.Now(), kick: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}),
+		held: make(map[string]string), pending: make(map[string]time.Time)}
 	p.node, _ = src.(ssekit.PresenceNode)
 	return p
 }
@@ -61,14 +62,6 @@ func (p *presence) userChanged(user, tenant string) {
 	select {
 	case p.kick <- struct{}{}:
 	default:
-	}
-}
-
-// init makes the goroutine's maps; refresh calls it, for the tests that
-// refresh a presence without running it.
-func (p *presence) init() {
-	if p.held == nil {
-		p.held, p.pending = make(map[string]string), make(map[string]time.Time)
 	}
 }
 
@@ -97,7 +90,6 @@ func (p *presence) keep() time.Duration { return max(p.b.opts.PositionTTL, prese
 
 func (p *presence) run(ctx context.Context) {
 	defer close(p.done)
-	p.init()
 	b := p.b
 	// The calls run to their end, even once ctx is done or StopPresence
 	// was called: a reply cut by the stop would lose the change it
@@ -208,7 +200,6 @@ func (p *presence) apply(ctx context.Context) error {
 // its lease lapses no earlier than theirs; then it reports its counts and
 // finishes the users of nodes whose lease lapsed.
 func (p *presence) refresh(ctx context.Context) error {
-	p.init()
 	b := p.b
 	// The changes first, so that a user they bring has its stream's
 	// tenant, not the refresh's "".

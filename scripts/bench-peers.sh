@@ -59,7 +59,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 SVG=${SVG:-$OUT}
 RUNS=${RUNS:-2}
-SCENARIOS=${SCENARIOS:-"idle10k idle18k fan5 fan50 sat10k sat1k rate1k tgt10k-1k tgt10k-10k tgt10k-sat tgt18k-1k tgt18k-10k tgt18k-sat inproc10k-100k inproc10k-sat"}
+SCENARIOS=${SCENARIOS:-"idle10k idle18k fan5 fan50 sat10k sat1k rate1k tgt2k-10k tgt2k-sat tgt10k-1k tgt10k-10k tgt10k-sat tgt18k-1k tgt18k-10k tgt18k-sat inproc10k-100k inproc10k-sat"}
 INPROC_RATE=${INPROC_RATE:-100000}
 INPROC_PUBLISHERS=${INPROC_PUBLISHERS:-2}
 FAN5_COUNT=${FAN5_COUNT:-200}
@@ -186,7 +186,9 @@ start_server() {
 			# The batch publish of issue 15: ssebench's -batch wraps the
 			# same per-event bodies; only the URL and template are ssehub's.
 			if ((${BATCH:-1} > 1)); then
-				target_args+=(-publish-url "${SSEHUB_BATCH_URL:-$base/sse/publish}" -batch "$BATCH" -batch-body "${SSEHUB_BATCH_BODY:-[{events\}]}")
+				# A refused event is in the 200's results: the batch failed.
+				target_args+=(-publish-url "${SSEHUB_BATCH_URL:-$base/sse/publish}" -batch "$BATCH" -batch-body "${SSEHUB_BATCH_BODY:-[{events\}]}"
+					-publish-fail-on '"error"')
 			fi
 		else
 			target_args+=(-publish-body '{"all":true,"type":"bench","data":{payload}}')

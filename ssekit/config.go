@@ -129,7 +129,8 @@ type Config struct {
 
 	// WriteDelay bounds how long a queued event may wait for a busy
 	// stream to be woken. A stream is busy when it wrote twice within
-	// about WriteDelay, the last time less than WriteDelay ago: its events
+	// about WriteDelay, the last time less than WriteDelay ago, or its
+	// last write carried more than one event: its events
 	// wait until its last write is WriteDelay old, so that it gathers what
 	// arrives meanwhile into one write — the write system call is most of
 	// what a delivery costs — and a publish only appends to queues. An

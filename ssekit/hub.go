@@ -227,7 +227,10 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishO
 	if err != nil {
 		return "", err
 	}
-	m := Message{Channels: to.channels(), Clients: sortedSet(to.Clients), Key: o.key, Type: p.typ, Data: p.data, writes: new(publisherWrites)}
+	m := Message{Channels: to.channels(), Clients: sortedSet(to.Clients), Key: o.key, Type: p.typ, Data: p.data}
+	if h.cfg.DetachStreams { // only a detached stream is written by its publisher
+		m.writes = new(publisherWrites)
+	}
 	id, err := h.publishToBroker(ctx, m)
 	switch {
 	case errors.Is(err, ErrReplayed) && id != "":
@@ -235,7 +238,7 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishO
 			*o.replayed = true
 		}
 		if o.recipients != nil {
-			h.countRecipients(ctx, o.recipients, &m, to.Users, false)
+			h.countRecipients(ctx, o.recipients, nil, to.Users)
 		}
 		return id, nil
 	case errors.Is(err, ErrBrokerClosed):
@@ -247,7 +250,7 @@ func (h *Hub) Publish(ctx context.Context, to Target, ev Event, opts ...PublishO
 	}
 	h.stats.published(p.typ)
 	if o.recipients != nil {
-		h.countRecipients(ctx, o.recipients, &m, to.Users, true)
+		h.countRecipients(ctx, o.recipients, &m, to.Users)
 	}
 	return id, nil
 }

@@ -3,6 +3,7 @@ package ssekit
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -139,7 +140,7 @@ func newPresence(h *Hub) *presence {
 // changed notes that c's user gained or lost a stream here; c is
 // registered, or was just removed.
 func (p *presence) changed(c *follower) {
-	if c.user == "" {
+	if c.user == "" || (p.store == nil && p.h.cfg.OnPresence == nil) {
 		return
 	}
 	tenant := c.tenant()
@@ -247,7 +248,8 @@ func (h *Hub) guard(hook, who string, fn func()) {
 	fn()
 }
 
-// connected calls Config.OnConnect for c's stream, on its goroutine.
+// connected calls Config.OnConnect for the stream of info, on the
+// goroutine that registered it.
 func (h *Hub) connected(info ConnInfo) {
 	if fn := h.cfg.OnConnect; fn != nil {
 		h.guard("OnConnect", info.ClientID, func() { fn(info) })
@@ -264,7 +266,14 @@ func (h *Hub) disconnected(c *follower, info ConnInfo) {
 }
 
 // tenant returns the tenant whose channel c follows, "" for none.
-func (c *follower) tenant() string { return c.identity().Tenant }
+func (c *follower) tenant() string {
+	for _, ch := range c.channels {
+		if t, ok := strings.CutPrefix(ch, tenantPrefix); ok {
+			return t
+		}
+	}
+	return ""
+}
 
 // IsOnline reports whether user has a stream on any node of the cluster.
 // A user with a stream on this node is online with no round trip; for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -295,7 +296,7 @@ func TestRecipients(t *testing.T) {
 		if _, err := h.Publish(t.Context(), tc.to, ssekit.Event{Type: "x"}, ssekit.CountRecipients(&r)); err != nil {
 			t.Fatal(err)
 		}
-		if r.Connections != tc.conns || !maps(r.Online, tc.online) || r.PresenceErr != nil {
+		if r.Connections != tc.conns || !maps.Equal(r.Online, tc.online) || r.PresenceErr != nil {
 			t.Errorf("%s: %+v, want %d connections, online %v", tc.name, r, tc.conns, tc.online)
 		}
 	}
@@ -310,19 +311,6 @@ func TestRecipients(t *testing.T) {
 	if r.Connections != 0 || !r.Online["alice"] {
 		t.Fatalf("replayed publish: %+v, want 0 connections, alice online", r)
 	}
-}
-
-// maps reports whether a and b hold the same entries (nil and empty alike).
-func maps(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // storeBroker is a memory broker that is a PresenceStore too: a cluster
@@ -375,7 +363,7 @@ func TestPresenceStore(t *testing.T) {
 	c := h.dial(t, "local", "")
 	c.Connected()
 	got, err := h.UsersOnline(t.Context(), []string{"local", "remote", "nobody", "remote"})
-	if err != nil || !maps(got, map[string]bool{"local": true, "remote": true, "nobody": false}) {
+	if err != nil || !maps.Equal(got, map[string]bool{"local": true, "remote": true, "nobody": false}) {
 		t.Fatalf("UsersOnline = %v, %v", got, err)
 	}
 	if asked := sb.takeAsked(); !slices.Equal(asked, []string{"nobody", "remote"}) {

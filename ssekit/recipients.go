@@ -1,6 +1,9 @@
 package ssekit
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // Recipients is what a Publish with CountRecipients reports about whom
 // its event was for: "was anyone there?", to push or e-mail the users
@@ -30,10 +33,14 @@ func CountRecipients(r *Recipients) PublishOption {
 }
 
 // countRecipients fills r for the publish m to users, after it was
-// published (or replayed, when sent is false).
-func (h *Hub) countRecipients(ctx context.Context, r *Recipients, m *Message, users []string, sent bool) {
+// published; m is nil for a replayed one, which reached no stream.
+func (h *Hub) countRecipients(ctx context.Context, r *Recipients, m *Message, users []string) {
 	*r = Recipients{}
-	if sent {
+	switch {
+	case m != nil && slices.Contains(m.Channels, BroadcastChannel):
+		// Every stream follows it: no walk over all of them again.
+		r.Connections, _ = h.reg.counts()
+	case m != nil:
 		// The registry's own walk of a delivery, over positions that are
 		// only placeholders: every addressed stream once.
 		walk := Message{Channels: m.Channels, Positions: make([]string, len(m.Channels)), Clients: m.Clients}

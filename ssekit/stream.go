@@ -79,7 +79,9 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, who Identity, extra 
 		h.endStream(c, ReasonShutdown)
 	}
 	// Registered: from here on, whatever ends the stream, its
-	// OnDisconnect follows its OnConnect, both on this stream's goroutine.
+	// OnDisconnect follows its OnConnect: both on this request's
+	// goroutine, or for a detached stream OnDisconnect on the goroutine
+	// that ended it (see detached).
 	info := ConnInfo{ClientID: c.id, Identity: who, Connected: time.Now()}
 	h.presence.changed(c)
 	h.connected(info)
@@ -147,7 +149,8 @@ func lastEventID(r *http.Request) string {
 
 // stream is one connection's writer, the only thing that touches w: it
 // runs on the request's goroutine, or for a detached stream on the hub's
-// goroutines, one at a time (see detached).
+// goroutines or a publisher's (eventStream.stepHere), one at a time (see
+// detached).
 type stream struct {
 	hub *Hub
 	c   *follower

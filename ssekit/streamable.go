@@ -90,8 +90,7 @@ func unstreamable(w http.ResponseWriter) (writer, why string) {
 		}
 		w = inner
 	}
-	switch w.(type) {
-	case http.Flusher, interface{ FlushError() error }:
+	if flushes(w) { // w is the innermost: the first rule's check alone
 		return "", ""
 	}
 	return fmt.Sprintf("%T", w), whyNoFlush

@@ -15,7 +15,8 @@ import (
 // publish waits behind them. Woken in rounds, a busy stream gathers what
 // arrived since its last write into one write, and a publish only appends
 // to queues. A quiet stream pays no latency for it: only a busy stream,
-// one that wrote twice within about WriteDelay (follower.busy), waits for
+// one that wrote twice within about WriteDelay or whose last write
+// carried several events (follower.busy), waits for
 // a round; an event for any other is written at once (follower.enqueue),
 // on the publisher's goroutine when it can be (follower.writeHere), so
 // one event to one user goes out as it comes however busy the hub is.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -50,8 +51,8 @@ func TestBatchPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := res.Requests, int64(3); got != want {
-		t.Errorf("requests %d, want %d (sizes %v)", got, want, sizes)
+	if got, want := res.Requests, int64(3); got != want || !slices.Equal(sizes, []int{4, 4, 2}) {
+		t.Errorf("requests %d of %v events, want %d of [4 4 2]", got, sizes, want)
 	}
 	if res.Accepted != 10 || res.Failed != 0 {
 		t.Errorf("accepted %d, failed %d; want 10, 0 (errors %v)", res.Accepted, res.Failed, res.Errors)

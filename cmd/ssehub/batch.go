@@ -69,12 +69,12 @@ func (p *publishHandler) serveBatch(w http.ResponseWriter, r *http.Request, body
 	pubs := make([]ssekit.Publication, 0, len(items))
 	at := make([]int, 0, len(items)) // the item each publication is
 	fail := func(i, status int, err error) {
-		p.metrics.publishRejected.WithLabelValues(fmt.Sprint(status)).Inc()
+		p.rejected(status)
 		resp.Results[i] = batchResult{Status: status, Error: errorCode(status, err), Message: fmt.Sprintf("events[%d]: %v", i, err)}
 		resp.Failed++
 	}
 	for i, raw := range items {
-		req, err := decodePublish(raw, batchFields)
+		req, err := decodeFields(raw, batchFields) // valid: the array was decoded
 		if err != nil {
 			fail(i, http.StatusBadRequest, err)
 			continue

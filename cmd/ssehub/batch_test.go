@@ -108,11 +108,25 @@ func TestBatchPublishLimits(t *testing.T) {
 		t.Fatalf("%d published by refused batches", n)
 	}
 	// A batch may be larger than one publish may (--max-publish-bytes);
-	// its events may not.
+	// each of its events is held to --max-event-size (64 KiB) alone.
 	big := `{"all":true,"type":"n","data":"` + strings.Repeat("x", 40000) + `"}`
 	status, out := batchOf(t, ta.srv.URL, "["+strings.Repeat(big+",", 29)+big+"]")
 	if status != http.StatusOK || out.Published != 30 {
 		t.Fatalf("a 1.2 MB batch of 40 kB events: %d, %d published", status, out.Published)
+	}
+	huge := `{"all":true,"type":"n","data":"` + strings.Repeat("x", 70000) + `"}`
+	status, out = batchOf(t, ta.srv.URL, "["+one+","+huge+","+one+"]")
+	if status != http.StatusOK || out.Published != 2 || out.Results[1].Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a batch with one event over --max-event-size: %d %+v, want 200, that event 413 and the others published", status, out)
+	}
+	// --max-batch-bytes holds even below --max-publish-bytes.
+	small := newTestApp(t, testConfig(t, "--max-batch-bytes", "1000"), nil)
+	mid := `{"all":true,"type":"n","data":"` + strings.Repeat("x", 2000) + `"}`
+	if status, out := publish(t, small.srv.URL, testKey, "["+mid+"]"); status != http.StatusRequestEntityTooLarge || out["error"] != "payload_too_large" {
+		t.Fatalf("a 2 kB batch over --max-batch-bytes 1000: %d %v, want 413", status, out)
+	}
+	if status, _ := publish(t, small.srv.URL, testKey, mid); status != http.StatusOK {
+		t.Fatalf("a 2 kB single publish under --max-publish-bytes: %d, want 200", status)
 	}
 	req, _ := http.NewRequest(http.MethodPost, ta.srv.URL+"/sse/publish", strings.NewReader("["+one+"]"))
 	req.Header.Set("Content-Type", "application/json")

@@ -595,18 +595,10 @@ func (c *config) checkWebhook() error {
 	case len(c.WebhookSecret) < minWebhookSecretLen:
 		return badSetting("webhook-secret", "too short: %d bytes, need at least %d", len(c.WebhookSecret), minWebhookSecretLen)
 	}
-	u, err := url.Parse(c.WebhookURL)
-	switch {
-	case err != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "":
-		return badSetting("webhook-url", "%q is not a URL like https://app.example.com/hooks/presence", redact(c.WebhookURL))
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && loopbackIP(u.Hostname()):
-		return nil
-	case u.Scheme == "http":
-		return badSetting("webhook-url", "%q is plain http to a host that is not loopback: use https://, since the webhooks say who is online", redact(c.WebhookURL))
+	if _, err := checkSecureURL(c.WebhookURL, "https://app.example.com/hooks/presence", "the webhooks say who is online"); err != nil {
+		return badSetting("webhook-url", "%v", err)
 	}
-	return badSetting("webhook-url", "%q is not an https:// URL (http:// only to a loopback host)", redact(c.WebhookURL))
+	return nil
 }
 
 // minJWKSInterval is the shortest --jwks-refresh and
@@ -648,21 +640,27 @@ func (c *config) checkJWKS() error {
 // test), which no one else is on the way to. A JWK Set is public, so
 // credentials in the URL are a mistake: refused, and never echoed.
 func checkJWKSURL(raw string) error {
+	u, err := checkSecureURL(raw, "https://idp.example.com/.well-known/jwks.json", "whoever can change the keys on the way can sign tokens for any user")
+	if err == nil && u.User != nil {
+		err = fmt.Errorf("%q has credentials: a JWK Set is public, give its URL without them", redact(raw))
+	}
+	return err
+}
+
+// checkSecureURL checks that raw is an https:// URL, or http:// to a
+// loopback host, and returns it parsed: example shows a good one, and why
+// says what plain http to another host would give away.
+func checkSecureURL(raw, example, why string) (*url.URL, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
-		return fmt.Errorf("%q is not a URL like https://idp.example.com/.well-known/jwks.json", redact(raw))
-	}
 	switch {
-	case u.User != nil:
-		return fmt.Errorf("%q has credentials: a JWK Set is public, give its URL without them", redact(raw))
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && loopbackIP(u.Hostname()):
-		return nil
+	case err != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "":
+		return nil, fmt.Errorf("%q is not a URL like %s", redact(raw), example)
+	case u.Scheme == "https", u.Scheme == "http" && loopbackIP(u.Hostname()):
+		return u, nil
 	case u.Scheme == "http":
-		return fmt.Errorf("%q is plain http to a host that is not loopback: use https://, since whoever can change the keys on the way can sign tokens for any user", raw)
+		return nil, fmt.Errorf("%q is plain http to a host that is not loopback: use https://, since %s", redact(raw), why)
 	}
-	return fmt.Errorf("%q is not an https:// URL (http:// only to a loopback host)", raw)
+	return nil, fmt.Errorf("%q is not an https:// URL (http:// only to a loopback host)", redact(raw))
 }
 
 // loopbackIP reports whether host, from a URL, is this machine: localhost,

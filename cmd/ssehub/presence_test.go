@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -77,5 +78,17 @@ func TestPresenceRoute(t *testing.T) {
 	online, _ := body["online"].(map[string]any)
 	if status != http.StatusOK || body["connections"] != 2.0 || online[alice] != true || online[bob] != false {
 		t.Fatalf("publish: %d %v, want 2 connections, alice online and bob not", status, body)
+	}
+	// Past 100 users the answer leaves the counts out (/presence is there).
+	users := []string{alice}
+	for range 100 {
+		users = append(users, uuid.NewString())
+	}
+	usersJSON, _ := json.Marshal(users)
+	status, body = publish(t, ta.srv.URL, testKey, fmt.Sprintf(`{"users":%s,"type":"x","data":1}`, usersJSON))
+	_, conns := body["connections"]
+	_, on := body["online"]
+	if status != http.StatusOK || body["id"] == nil || conns || on {
+		t.Fatalf("a publish to 101 users: %d %v, want 200 with its id and no counts", status, body)
 	}
 }

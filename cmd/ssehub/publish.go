@@ -128,6 +128,10 @@ func (p *publishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isBatch(body) {
+		if int64(len(body)) > p.maxBatch {
+			p.refuse(w, http.StatusRequestEntityTooLarge, fmt.Errorf("batch body over %d bytes (--max-batch-bytes)", p.maxBatch))
+			return
+		}
 		if idemKey != "" {
 			p.refuse(w, http.StatusBadRequest, fmt.Errorf("%s on a batch: give each event its own key in its %q field", idempotencyHeader, "idempotency_key"))
 			return
@@ -224,11 +228,21 @@ func (p *publishHandler) failure(err error, key, typ string) (int, error) {
 // refuse answers a publish that failed: a 4xx for input the publisher
 // must fix, a 503 to retry.
 func (p *publishHandler) refuse(w http.ResponseWriter, status int, err error) {
-	if status != http.StatusServiceUnavailable {
-		p.metrics.publishRejected.WithLabelValues(fmt.Sprint(status)).Inc()
+	if p.rejected(status) {
 		p.log.Info("publish refused", "status", status, "err", err)
 	}
 	writeError(w, status, errorCode(status, err), err.Error())
+}
+
+// rejected counts a publish, or a batch's event, refused for its input,
+// and reports whether it was: a 503 (the hub or its broker could not take
+// it) is not the input's fault.
+func (p *publishHandler) rejected(status int) bool {
+	if status == http.StatusServiceUnavailable {
+		return false
+	}
+	p.metrics.publishRejected.WithLabelValues(fmt.Sprint(status)).Inc()
+	return true
 }
 
 // errorCode is the error code of a failed publish's answer.
@@ -268,8 +282,9 @@ func idempotencyKey(h http.Header) (string, error) {
 	return values[0], nil
 }
 
-// readBody reads a JSON body of at most maxBatch bytes: one publish
-// (which ServeHTTP then holds to maxBody) or a batch.
+// readBody reads a JSON body of at most the larger of maxBatch and
+// maxBody bytes: one publish or a batch, which ServeHTTP then holds to
+// its own limit.
 func (p *publishHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
 	switch ct := r.Header.Get("Content-Type"); {
 	case ct == "":
@@ -297,12 +312,18 @@ func (p *publishHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byt
 // once everyone. One pass: the object's keys are read as tokens, and each
 // value is typed by its field alone.
 func decodePublish(body []byte, fields []string) (publishItem, error) {
-	var req publishItem
 	if !json.Valid(body) {
 		var v any
 		err := json.Unmarshal(body, &v) // for the reason
-		return req, fmt.Errorf("malformed JSON body: %w", err)
+		return publishItem{}, fmt.Errorf("malformed JSON body: %w", err)
 	}
+	return decodeFields(body, fields)
+}
+
+// decodeFields is decodePublish for a body known to be valid JSON (an
+// element of a batch, which was decoded as a whole).
+func decodeFields(body []byte, fields []string) (publishItem, error) {
+	var req publishItem
 	var seen uint16 // a bit per index in fields
 	err := eachField(body, func(key string, value json.RawMessage) error {
 		k := slices.Index(fields, key)
