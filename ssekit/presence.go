@@ -148,9 +148,6 @@ func (p *presence) changed(c *follower) {
 		p.store.UserChanged(c.user, tenant)
 		return
 	}
-	if p.h.cfg.OnPresence == nil {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
